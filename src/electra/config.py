@@ -1,0 +1,277 @@
+"""Typed configuration: the single source of truth for shapes and training settings.
+
+Every config is a dataclass. ``from_dict`` rejects unknown keys (a typo is an error, not a silent
+default), presets hold only what differs from the defaults, and derived values (the generator's
+shape from ``generator_fraction``) are computed in exactly one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+@dataclass
+class EncoderConfig:
+    """Shape of one transformer encoder (BERT-style, post-LayerNorm, GELU)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    ffn_size: int = 1024
+    embedding_size: int = 128
+    """Width of the (shared) embedding block; projected to ``hidden_size`` by a dense layer when different."""
+    max_position: int = 512
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise UserError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "embedding_size", "max_position"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+@dataclass
+class ModelConfig:
+    """The discriminator's shape plus how much narrower the generator is (depth is not scaled)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    ffn_size: int = 1024
+    embedding_size: int = 128
+    max_position: int = 512
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    generator_fraction: float = 0.25
+    """Generator hidden size, heads and FFN are the discriminator's times this (paper: 1/4 to 1/2)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.generator_fraction <= 1:
+            raise UserError(f"model.generator_fraction must be in (0, 1], got {self.generator_fraction}")
+        self.discriminator()  # validates the shape
+
+    def discriminator(self) -> EncoderConfig:
+        return EncoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EncoderConfig)})
+
+    def generator(self) -> EncoderConfig:
+        """The generator's encoder: width scaled by ``generator_fraction``, same depth and embeddings."""
+        f = self.generator_fraction
+        heads = max(1, round(self.num_heads * f))
+        hidden = max(heads, round(self.hidden_size * f))
+        return dataclasses.replace(
+            self.discriminator(), hidden_size=hidden, num_heads=heads, ffn_size=max(1, round(self.ffn_size * f))
+        )
+
+
+#: Model presets: only what differs from ``ModelConfig`` defaults (which are ELECTRA-Small).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "debug": dict(hidden_size=64, num_layers=2, num_heads=2, ffn_size=256, embedding_size=64,
+                  max_position=128, generator_fraction=0.5),
+    "small": dict(),
+    "base": dict(hidden_size=768, num_heads=12, ffn_size=3072, embedding_size=768, generator_fraction=1 / 3),
+    "large": dict(hidden_size=1024, num_layers=24, num_heads=16, ffn_size=4096, embedding_size=1024),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Pretraining objective, optimizer, schedule, budget and bookkeeping."""
+
+    objective: str = "electra"
+    """``electra`` (replaced token detection) or ``mlm`` (BERT masked-LM baseline, same discriminator shape)."""
+    mask_prob: float = 0.15
+    """Fraction of non-pad tokens chosen per sequence (0.25 for large)."""
+    # Fractions of chosen positions replaced by [MASK] / a random token; the rest keep their token.
+    # ELECTRA: 85% [MASK], 15% kept, 0% random. BERT MLM: 80/10/10.
+    mask_token_prob: float | None = None
+    random_token_prob: float | None = None
+    generator_weight: float = 1.0
+    discriminator_weight: float = 50.0
+    temperature: float = 1.0
+    learning_rate: float = 5e-4
+    warmup_steps: int = 10_000
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-6
+    clip_grad_norm: float = 1.0
+    batch_size: int = 128
+    """Sequences per optimizer step (across all ranks and accumulation micro-steps)."""
+    grad_accum: int = 1
+    max_steps: int = 1_000_000
+    max_tokens: int | None = None
+    """If set, the step budget is ``max_tokens / (batch_size * max_length)`` (overrides max_steps)."""
+    max_minutes: float | None = None
+    """If set, stop after this many wall-clock minutes; the LR schedule then follows elapsed time."""
+    log_every: int = 100
+    eval_every: int = 1000
+    eval_batches: int = 20
+    save_every: int = 5000
+    seed: int = 0
+    precision: str = "auto"
+    """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""
+    device: str = "auto"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("electra", "mlm"):
+            raise UserError(f"train.objective must be 'electra' or 'mlm', got {self.objective!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.mask_token_prob is None:
+            self.mask_token_prob = 0.85 if self.objective == "electra" else 0.8
+        if self.random_token_prob is None:
+            self.random_token_prob = 0.0 if self.objective == "electra" else 0.1
+        if self.mask_token_prob + self.random_token_prob > 1 + 1e-9:
+            raise UserError("train.mask_token_prob + train.random_token_prob must be <= 1")
+        if not 0 < self.mask_prob < 1:
+            raise UserError(f"train.mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.batch_size % self.grad_accum:
+            raise UserError(f"train.batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+        for name in ("batch_size", "grad_accum", "max_steps", "log_every", "eval_every", "save_every"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"train.{name} must be positive, got {getattr(self, name)}")
+
+    def max_predictions(self, max_length: int) -> int:
+        """Static number of prediction slots per sequence (as the original: (p + 0.005) * length)."""
+        return max(1, int((self.mask_prob + 0.005) * max_length))
+
+    def total_steps(self, max_length: int) -> int:
+        if self.max_tokens is not None:
+            return max(1, math.ceil(self.max_tokens / (self.batch_size * max_length)))
+        return self.max_steps
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "debug": dict(learning_rate=2e-3, warmup_steps=100, batch_size=32, max_steps=1000, log_every=10,
+                  eval_every=200, eval_batches=5, save_every=200),
+    "small": dict(),
+    "base": dict(learning_rate=2e-4, batch_size=256, max_steps=766_000),
+    "large": dict(learning_rate=2e-4, batch_size=2048, max_steps=400_000, mask_prob=0.25),
+}
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run needs; saved as ``config.json`` in every checkpoint."""
+
+    preset: str = "small"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Construct dataclass ``cls`` from ``values``; unknown keys and wrong types are UserErrors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"unknown config key{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(where + k for k in unknown)}; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise UserError(f"config key {where}{key} must be a mapping")
+            kwargs[key] = _build(hint, value, f"{where}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hint, where + key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Accept JSON values (and ``key=value`` strings from the CLI) for int/float/bool/str fields."""
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if isinstance(value, str) and base is not str:
+        text = value.strip()
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        if base is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise UserError(f"config key {name} expects true/false, got {value!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise UserError(f"config key {name} expects {base.__name__}, got {value!r}") from None
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, base) or (base is not bool and isinstance(value, bool)):
+        raise UserError(f"config key {name} expects {base.__name__}, got {value!r}")
+    return value
+
+
+def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["train.learning_rate=1e-3", "model.num_layers=4"]`` -> nested dict (values parsed later)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"override {pair!r} is not of the form section.key=value")
+        key, value = pair.split("=", 1)
+        parts = key.strip().split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(preset: str = "small", file: Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    """Resolve a config: preset, then a JSON file, then ``section.key=value`` overrides."""
+    if preset not in MODEL_PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    values: dict[str, Any] = {"preset": preset, "model": dict(MODEL_PRESETS[preset]), "train": dict(TRAIN_PRESETS[preset])}
+    if file is not None:
+        try:
+            values = _deep_update(values, json.loads(Path(file).read_text()))
+        except FileNotFoundError:
+            raise UserError(f"config file {file} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"config file {file} is not valid JSON: {e}") from None
+    if overrides:
+        values = _deep_update(values, overrides)
+    return _build(PretrainConfig, values, "")
+
+
+def config_from_dict(values: dict[str, Any]) -> PretrainConfig:
+    """Rebuild a saved config exactly (no preset applied)."""
+    return _build(PretrainConfig, values, "")

@@ -1,0 +1,176 @@
+"""Raw-text corpora: find the files, stream them as documents, reject bad input early.
+
+A corpus is one ``.txt`` / ``.txt.gz`` file or a folder of them (searched recursively). Inside a
+file, blank lines separate documents and every other line is one unit of text (a sentence or a
+wrapped line of a paragraph). Files are streamed line by line with a bounded read size, so a
+100 MB file, or a 1 GB file with no newline in it, never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from electra.errors import UserError
+
+#: Longest line accepted by default, in characters; longer ones almost always mean a file that
+#: is not line-oriented text (minified JSON, a base64 blob), which would stall tokenization.
+DEFAULT_MAX_LINE_CHARS = 100_000
+
+
+def is_text_file(path: Path) -> bool:
+    """True for names ending in ``.txt`` or ``.txt.gz`` (case-insensitive)."""
+    name = path.name.lower()
+    return name.endswith(".txt") or name.endswith(".txt.gz")
+
+
+def _has_content(path: Path) -> bool:
+    """False only for a file that certainly holds no bytes of text (size 0, or an empty gzip)."""
+    if path.stat().st_size == 0:
+        return False
+    if path.name.lower().endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as f:
+                return f.read(1) != b""
+        except (OSError, EOFError, zlib.error):
+            return True  # corrupt: let iter_documents report it with the full reason
+    return True
+
+
+def find_text_files(path: Path) -> list[Path]:
+    """The corpus files under ``path``, sorted so every run reads them in the same order.
+
+    Args:
+        path: a ``.txt`` or ``.txt.gz`` file, or a folder searched recursively for them.
+
+    Returns:
+        list[Path], sorted by path; empty files are kept out.
+
+    Raises:
+        UserError: the path does not exist, is a file of another type, is a folder with no text
+            files, or every file found is empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: corpus path does not exist")
+    if path.is_file():
+        if not is_text_file(path):
+            raise UserError(f"{path}: not a .txt or .txt.gz file")
+        files = [path]
+    else:
+        files = sorted(p for p in path.rglob("*") if p.is_file() and is_text_file(p))
+        if not files:
+            raise UserError(f"{path}: folder holds no .txt or .txt.gz files")
+    nonempty = [p for p in files if _has_content(p)]
+    if not nonempty:
+        what = "file is empty" if len(files) == 1 else f"all {len(files)} text files are empty"
+        raise UserError(f"{path}: {what}")
+    return nonempty
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _measure_long_line(f: BinaryIO, head: bytes, chunk: int) -> int:
+    """Characters in an over-long line whose first bytes are ``head``, read on in chunks.
+
+    Only used to write a precise error message; reads at most ``chunk`` bytes at a time.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    n = len(decoder.decode(head))
+    while True:
+        part = f.readline(chunk)
+        if not part:
+            break
+        done = part.endswith(b"\n")
+        n += len(decoder.decode(part.rstrip(b"\r\n") if done else part))
+        if done:
+            break
+    return n + len(decoder.decode(b"", final=True))
+
+
+def iter_lines(path: Path, max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[str]:
+    """Each line of one file, decoded and stripped (blank lines come out as ``""``).
+
+    Raises:
+        UserError naming the file: NUL bytes (binary content), invalid UTF-8 (with the line
+        number), a line longer than ``max_line_chars`` (with line number and length), a corrupt
+        or truncated gzip stream, or an unreadable file.
+    """
+    # A UTF-8 character is at most 4 bytes, so a line that fills this many bytes without a newline
+    # certainly has more than max_line_chars characters (+2 leaves room for "\r\n").
+    read_limit = 4 * max_line_chars + 2
+    lineno = 0
+    try:
+        with _open_binary(path) as f:
+            while True:
+                raw = f.readline(read_limit)
+                if not raw:
+                    return
+                lineno += 1
+                if len(raw) == read_limit and not raw.endswith(b"\n"):
+                    n = _measure_long_line(f, raw, read_limit)
+                    raise UserError(
+                        f"{path}:{lineno}: line has {n:,} characters, more than the limit of "
+                        f"{max_line_chars:,} (is this really line-oriented text? if so, raise "
+                        f"the limit with max_line_chars / --max-line-chars)"
+                    )
+                if b"\x00" in raw:
+                    raise UserError(f"{path}:{lineno}: NUL byte found; this looks like a binary file, not text")
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise UserError(
+                        f"{path}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
+                        f"{e.start + 1}); convert the file to UTF-8"
+                    ) from None
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]  # byte-order mark written by some Windows editors
+                if len(line) > max_line_chars:
+                    n = len(line.rstrip("\r\n"))
+                    if n > max_line_chars:
+                        raise UserError(
+                            f"{path}:{lineno}: line has {n:,} characters, more than the limit of "
+                            f"{max_line_chars:,} (is this really line-oriented text? if so, raise "
+                            f"the limit with max_line_chars / --max-line-chars)"
+                        )
+                yield line.strip()
+    except (EOFError, zlib.error) as e:
+        raise UserError(f"{path}: corrupt or truncated gzip file near line {lineno + 1} ({e})") from None
+    except gzip.BadGzipFile as e:
+        raise UserError(f"{path}: corrupt gzip file ({e})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read file ({e})") from None
+
+
+def iter_documents(
+    files: Sequence[Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS
+) -> Iterator[list[str]]:
+    """Stream every document of every file, in file order.
+
+    Blank (or whitespace-only) lines separate documents, and the end of a file ends the document
+    in progress, so no document spans two files.
+
+    Yields:
+        list[str]: one document, its stripped non-empty lines in order (never empty).
+
+    Raises:
+        UserError naming the file on bad input; see :func:`iter_lines`.
+    """
+    for path in files:
+        doc: list[str] = []
+        for line in iter_lines(Path(path), max_line_chars):
+            if line:
+                doc.append(line)
+            elif doc:
+                yield doc
+                doc = []
+        if doc:
+            yield doc

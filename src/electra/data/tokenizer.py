@@ -1,0 +1,307 @@
+"""The WordPiece tokenizer: train one BERT-uncased style, load one, save one, fingerprint it.
+
+Every tokenizer this project uses has the same pipeline as BERT's: ``BertNormalizer`` (clean
+text, split CJK characters, optional lowercase / accent stripping), ``BertPreTokenizer``
+(whitespace and punctuation), a WordPiece model with ``##`` continuations, and a post-processor
+that writes ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]``. On disk a tokenizer is a directory with
+``tokenizer.json`` (the whole pipeline), ``vocab.txt`` (one token per line in id order, the
+format Google's BERT checkpoints ship) and ``tokenizer_config.json`` (what
+``transformers.BertTokenizerFast.from_pretrained`` reads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tqdm.auto import tqdm
+
+from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
+from electra.errors import UserError
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+#: Trained vocabularies put these at ids 0..4, in this order.
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+#: Longest sequence a saved tokenizer advertises to transformers (BERT's position table).
+MODEL_MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Ids of the special tokens in one vocabulary (BERT's vocab.txt: 0, 100, 101, 102, 103)."""
+
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+
+def special_tokens(tok: Tokenizer) -> SpecialTokens:
+    """Look the five special tokens up by their strings.
+
+    Raises:
+        UserError: one of them is not in the vocabulary.
+    """
+    ids = {}
+    for name, token in zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS):
+        i = tok.token_to_id(token)
+        if i is None:
+            raise UserError(f"tokenizer vocabulary has no {token} token; ELECTRA needs all of {' '.join(SPECIAL_TOKENS)}")
+        ids[name] = i
+    return SpecialTokens(**ids)
+
+
+def vocab_tokens(tok: Tokenizer) -> list[str]:
+    """The vocabulary as a list indexed by id (added tokens included).
+
+    Raises:
+        UserError: the ids are not exactly 0..size-1 (a vocabulary with holes cannot be a
+            vocab.txt, and an embedding table row would mean nothing).
+    """
+    vocab = tok.get_vocab(with_added_tokens=True)
+    tokens = [""] * len(vocab)
+    for token, i in vocab.items():
+        if not 0 <= i < len(tokens) or tokens[i]:
+            raise UserError(f"tokenizer vocabulary ids are not contiguous 0..{len(vocab) - 1} (id {i} for {token!r})")
+        tokens[i] = token
+    return tokens
+
+
+def vocab_fingerprint(tok: Tokenizer) -> str:
+    """sha256 hex digest of the vocabulary in id order: equal digests mean equal id mappings."""
+    h = hashlib.sha256()
+    for token in vocab_tokens(tok):
+        h.update(token.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _assemble(model: models.Model, lowercase: bool, strip_accents: bool | None) -> Tokenizer:
+    """Wrap a WordPiece model in BERT's normalizer, pre-tokenizer and decoder."""
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase
+    )
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return tok
+
+
+def _add_post_processor(tok: Tokenizer) -> None:
+    """``[CLS] A [SEP]`` for one text, ``[CLS] A [SEP] B [SEP]`` (B with type id 1) for a pair."""
+    specials = special_tokens(tok)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{CLS}:0 $A:0 {SEP}:0",
+        pair=f"{CLS}:0 $A:0 {SEP}:0 $B:1 {SEP}:1",
+        special_tokens=[(CLS, specials.cls), (SEP, specials.sep)],
+    )
+
+
+def _normalizer_flags(tok: Tokenizer) -> tuple[bool, bool | None]:
+    """(lowercase, strip_accents) of a BERT normalizer, read from the serialized pipeline."""
+    norm = json.loads(tok.to_str()).get("normalizer") or {}
+    if norm.get("type") != "BertNormalizer":
+        return False, False
+    return bool(norm.get("lowercase", True)), norm.get("strip_accents")
+
+
+def train_tokenizer(
+    files: Sequence[Path],
+    out_dir: Path,
+    vocab_size: int = 30522,
+    lowercase: bool = True,
+    strip_accents: bool = True,
+    min_frequency: int = 2,
+    max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
+    show_progress: bool = True,
+) -> Tokenizer:
+    """Train a BERT-uncased style WordPiece vocabulary on raw text files and save it.
+
+    Args:
+        files: ``.txt`` / ``.txt.gz`` files (see :func:`electra.data.corpus.find_text_files`).
+        out_dir: directory to create; receives tokenizer.json, vocab.txt, tokenizer_config.json.
+            Written to a temporary sibling first and renamed, so a crash leaves nothing that looks
+            like a tokenizer.
+        vocab_size: target vocabulary size including the five specials (BERT uses 30522).
+        lowercase, strip_accents: BertNormalizer settings (uncased BERT: both True).
+        min_frequency: a merge must be seen this often to enter the vocabulary.
+        max_line_chars: longer lines are rejected as not-text (see corpus.iter_lines).
+        show_progress: a progress bar over the input files while reading.
+
+    Returns:
+        The trained tokenizer, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4.
+
+    Raises:
+        UserError: bad input text (naming the file), or vocab_size too small.
+    """
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise UserError(f"vocab_size must be larger than {len(SPECIAL_TOKENS)}, got {vocab_size}")
+    files = [Path(f) for f in files]
+    tok = _assemble(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"), lowercase, strip_accents)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##",
+        show_progress=False,  # our own bar below; the trainer's would interleave with it
+    )
+
+    def batches() -> Iterator[list[str]]:
+        # Documents are handed over in batches of lines so the Rust side can count words on all
+        # cores while Python reads the next files.
+        bar = tqdm(files, desc="tokenizer: reading", unit="file", disable=not show_progress)
+        batch: list[str] = []
+        for path in bar:
+            for doc in iter_documents([path], max_line_chars):
+                batch.extend(doc)
+                if len(batch) >= 10_000:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    try:
+        tok.train_from_iterator(batches(), trainer=trainer)
+    except Exception as e:
+        # tokenizers re-raises Python errors from the iterator wrapped in its own exception
+        # on some versions; surface the user's problem, not the wrapper.
+        cause = e if isinstance(e, UserError) else e.__cause__ or e.__context__
+        if isinstance(cause, UserError):
+            raise cause from None
+        raise
+    _add_post_processor(tok)
+    if vocab_tokens(tok)[: len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
+        raise AssertionError("trainer did not put the special tokens at ids 0..4")
+    save_tokenizer(tok, out_dir)
+    return tok
+
+
+def _config_json(tok: Tokenizer) -> dict:
+    """tokenizer_config.json contents that make transformers rebuild exactly this pipeline."""
+    lowercase, strip_accents = _normalizer_flags(tok)
+    return {
+        "tokenizer_class": "BertTokenizerFast",
+        "do_lower_case": lowercase,
+        "strip_accents": strip_accents,
+        "tokenize_chinese_chars": True,
+        "model_max_length": MODEL_MAX_LENGTH,
+        "pad_token": PAD,
+        "unk_token": UNK,
+        "cls_token": CLS,
+        "sep_token": SEP,
+        "mask_token": MASK,
+    }
+
+
+def save_tokenizer(tok: Tokenizer, out_dir: Path) -> None:
+    """Write tokenizer.json, vocab.txt and tokenizer_config.json into ``out_dir``, atomically.
+
+    The files go to a temporary sibling directory that is renamed onto ``out_dir`` at the end
+    (replacing an existing tokenizer directory), so readers never see a half-written tokenizer.
+    """
+    out_dir = Path(out_dir)
+    special_tokens(tok)  # refuse to save something ELECTRA cannot use
+    tokens = vocab_tokens(tok)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        tok.save(str(tmp / "tokenizer.json"))
+        (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+        (tmp / "tokenizer_config.json").write_text(json.dumps(_config_json(tok), indent=2) + "\n")
+        specials_map = {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
+        (tmp / "special_tokens_map.json").write_text(json.dumps(specials_map, indent=2) + "\n")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a tokenizer directory is ordinary data
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _read_vocab_txt(path: Path) -> dict[str, int]:
+    """vocab.txt (one token per line, id = line index) as a token -> id map, checked."""
+    vocab: dict[str, int] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not valid UTF-8 ({e.reason})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read vocabulary ({e})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        token = line.rstrip("\r\n")
+        if not token.strip():
+            raise UserError(f"{path}:{lineno}: empty token in vocabulary")
+        if token in vocab:
+            raise UserError(f"{path}:{lineno}: duplicate token {token!r} (first on line {vocab[token] + 1})")
+        vocab[token] = lineno - 1
+    if not vocab:
+        raise UserError(f"{path}: vocabulary file is empty")
+    return vocab
+
+
+def load_tokenizer(path: Path, lowercase: bool | None = None) -> Tokenizer:
+    """Load a tokenizer from a directory (tokenizer.json preferred, else vocab.txt) or a vocab.txt.
+
+    Args:
+        path: a directory written by :func:`save_tokenizer` / :func:`train_tokenizer`, a directory
+            holding only a BERT ``vocab.txt``, or the ``vocab.txt`` file itself (e.g. Google's
+            uncased BERT vocabulary).
+        lowercase: for a bare vocab.txt, whether to lowercase and strip accents. None means: use
+            ``do_lower_case`` from a tokenizer_config.json beside it, else True (uncased BERT).
+
+    Returns:
+        A tokenizer with BERT's pipeline and a ``[CLS] A [SEP] B [SEP]`` post-processor.
+
+    Raises:
+        UserError: nothing loadable at ``path``, an invalid file, or a missing special token.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: tokenizer path does not exist")
+    if path.is_dir():
+        if (path / "tokenizer.json").is_file():
+            try:
+                tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+            except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+                raise UserError(f"{path / 'tokenizer.json'}: not a valid tokenizer file ({e})") from None
+            _check_specials(tok, path / "tokenizer.json")
+            return tok
+        vocab_file = path / "vocab.txt"
+        if not vocab_file.is_file():
+            raise UserError(f"{path}: no tokenizer.json or vocab.txt in this directory")
+    else:
+        vocab_file = path
+    if lowercase is None:
+        lowercase = True
+        config = vocab_file.parent / "tokenizer_config.json"
+        if config.is_file():
+            try:
+                lowercase = bool(json.loads(config.read_text()).get("do_lower_case", True))
+            except (ValueError, OSError) as e:
+                raise UserError(f"{config}: not valid JSON ({e})") from None
+    vocab = _read_vocab_txt(vocab_file)
+    # strip_accents=None follows lowercase, which is what BERT's uncased/cased vocabularies expect.
+    tok = _assemble(models.WordPiece(vocab, unk_token=UNK, continuing_subword_prefix="##"), lowercase, None)
+    _check_specials(tok, vocab_file)
+    _add_post_processor(tok)
+    return tok
+
+
+def _check_specials(tok: Tokenizer, where: Path) -> None:
+    try:
+        special_tokens(tok)
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None

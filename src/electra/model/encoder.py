@@ -1,0 +1,133 @@
+"""The transformer encoder shared by generator and discriminator (BERT-style, post-LayerNorm).
+
+Names follow the paper's parts so the HuggingFace key map (``interop/hf_keys.py``) is one table:
+``embeddings.{token,position,segment,norm}``, ``project``, ``layers.i.attn.{q,k,v,o}``,
+``layers.i.attn_norm``, ``layers.i.ffn.{up,down}``, ``layers.i.ffn_norm``.
+
+Dimensions: B batch, T sequence length, E embedding size, H hidden size, nh heads, hs head size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import EncoderConfig
+
+
+class Embeddings(nn.Module):
+    """Token + position + segment embeddings, LayerNorm, dropout. Shared by both networks."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.token = nn.Embedding(cfg.vocab_size, cfg.embedding_size)
+        self.position = nn.Embedding(cfg.max_position, cfg.embedding_size)
+        self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
+        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids, (B, T) segments -> (B, T, E)."""
+        T = input_ids.shape[1]
+        positions = torch.arange(T, device=input_ids.device)
+        x = self.token(input_ids) + self.position(positions)[None] + self.segment(segment_ids)
+        return self.dropout(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention`` (flash/memory-efficient kernels)."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        H = cfg.hidden_size
+        self.num_heads = cfg.num_heads
+        self.q = nn.Linear(H, H)
+        self.k = nn.Linear(H, H)
+        self.v = nn.Linear(H, H)
+        self.o = nn.Linear(H, H)
+        self.dropout_p = cfg.dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, H), attn_mask (B, 1, 1, T) bool (True = attend) -> (B, T, H)."""
+        B, T, H = x.shape
+        nh = self.num_heads
+        q = self.q(x).view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k(x).view(B, T, nh, H // nh).transpose(1, 2)
+        v = self.v(x).view(B, T, nh, H // nh).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout_p if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
+        return self.o(y)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.hidden_size, cfg.ffn_size)
+        self.down = nn.Linear(cfg.ffn_size, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))
+
+
+class TransformerLayer(nn.Module):
+    """Post-LN block as in BERT/ELECTRA: x = LN(x + Drop(Attn(x))); x = LN(x + Drop(FFN(x)))."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.attn = SelfAttention(cfg)
+        self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn = FeedForward(cfg)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attn_norm(x + self.dropout(self.attn(x, attn_mask)))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+
+class Encoder(nn.Module):
+    """Embeddings (possibly shared) -> optional E->H projection -> L transformer layers.
+
+    ``embeddings`` may be passed in so that the generator and the discriminator hold the very same
+    module (the paper shares the whole embedding block); each encoder keeps its own projection.
+    """
+
+    def __init__(self, cfg: EncoderConfig, embeddings: Embeddings | None = None):
+        super().__init__()
+        self.config = cfg
+        self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
+        self.project = nn.Linear(cfg.embedding_size, cfg.hidden_size) if cfg.embedding_size != cfg.hidden_size else None
+        self.layers = nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.num_layers))
+        self.checkpoint_activations = False  # set by the training loop for large shapes; not a model concern
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids, (B, T) segment ids, (B, T) bool mask (True = real token) -> (B, T, H)."""
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, segment_ids)  # (B, T, E)
+        if self.project is not None:
+            x = self.project(x)  # (B, T, H)
+        mask = attention_mask[:, None, None, :].bool() if attention_mask is not None else None  # (B, 1, 1, T)
+        for layer in self.layers:
+            if self.checkpoint_activations and self.training:
+                x = torch.utils.checkpoint.checkpoint(layer, x, mask, use_reentrant=False)
+            else:
+                x = layer(x, mask)
+        return x
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorm."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=std)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

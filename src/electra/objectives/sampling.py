@@ -1,0 +1,16 @@
+"""Sampling replacements from the generator: Gumbel-max, no gradient."""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One sample per row of ``softmax(logits / temperature)``: argmax(logits / t + Gumbel noise).
+
+    logits (..., V) -> token ids (...). The noise comes from ``generator`` so runs are reproducible.
+    """
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-9, 1.0 - 1e-9)))
+    return torch.argmax(logits.float() / temperature + gumbel, dim=-1)
