@@ -125,6 +125,8 @@ class TrainConfig:
     eval_every: int = 1000
     eval_batches: int = 20
     save_every: int = 5000
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep (0 keeps all)."""
     seed: int = 0
     precision: str = "auto"
     """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""

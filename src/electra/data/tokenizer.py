@@ -139,6 +139,12 @@ def train_tokenizer(
     Returns:
         The trained tokenizer, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4.
 
+    Note:
+        Not bit-reproducible: ``tokenizers`` breaks ties between equally frequent merges by ids
+        that depend on hash-map order (huggingface/tokenizers#1794), so two runs on the same text
+        can differ in a few low-frequency tokens. Train once and keep the directory; datasets
+        and checkpoints record :func:`vocab_fingerprint` to catch a mismatch.
+
     Raises:
         UserError: bad input text (naming the file), or vocab_size too small.
     """

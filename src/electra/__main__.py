@@ -1,0 +1,7 @@
+"""``python -m electra`` (and ``torchrun -m electra pretrain ...``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

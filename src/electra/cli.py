@@ -1,0 +1,160 @@
+"""The ``electra`` command: a thin argparse layer over plain functions that the tests call directly.
+
+    electra tokenizer CORPUS OUT            train a WordPiece vocabulary
+    electra prepare CORPUS TOKENIZER OUT    pack text into memory-mapped shards
+    electra pretrain DATA RUN               ELECTRA (or --objective mlm) pretraining
+    electra demo [OUT]                      the whole pipeline on a built-in corpus, in minutes on a CPU
+    electra export RUN OUT                  HuggingFace transformers directories
+    electra finetune / evaluate             GLUE and SQuAD
+
+User errors print one line ``error: ...`` and exit with code 2; SIGINT/SIGTERM during pretraining
+save a checkpoint and exit with 130/143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _add_tokenizer(sub) -> None:
+    p = sub.add_parser("tokenizer", help="train a WordPiece vocabulary (BERT uncased style) on a corpus")
+    p.add_argument("corpus", type=Path, help=".txt / .txt.gz file or a folder of them")
+    p.add_argument("out", type=Path, help="output folder (tokenizer.json, vocab.txt)")
+    p.add_argument("--vocab-size", type=int, default=30522)
+    p.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case, strip accents)")
+    p.add_argument("--min-frequency", type=int, default=2)
+    p.add_argument("--max-line-chars", type=int, default=100_000, help="reject lines longer than this")
+    p.set_defaults(func=_run_tokenizer)
+
+
+def _run_tokenizer(a) -> int:
+    from .data.corpus import find_text_files
+    from .data.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(find_text_files(a.corpus), a.out, vocab_size=a.vocab_size, lowercase=not a.cased,
+                          strip_accents=not a.cased, min_frequency=a.min_frequency, max_line_chars=a.max_line_chars)
+    print(f"wrote {a.out}/tokenizer.json and vocab.txt ({tok.get_vocab_size():,} tokens)")
+    return 0
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="tokenize and pack a corpus into memory-mapped shards")
+    p.add_argument("corpus", type=Path)
+    p.add_argument("tokenizer", type=Path, help="folder with tokenizer.json / vocab.txt, or a vocab.txt file")
+    p.add_argument("out", type=Path)
+    p.add_argument("--max-length", type=int, default=128, help="128 for small, 512 for base/large")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heldout-fraction", type=float, default=0.01, help="fraction of documents held out")
+    p.add_argument("--examples-per-shard", type=int, default=100_000)
+    p.add_argument("--max-line-chars", type=int, default=100_000)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(a) -> int:
+    from .data.prepare import prepare_corpus
+
+    s = prepare_corpus(a.corpus, a.tokenizer, a.out, max_length=a.max_length, seed=a.seed,
+                       heldout_fraction=a.heldout_fraction, examples_per_shard=a.examples_per_shard,
+                       max_line_chars=a.max_line_chars, overwrite=a.overwrite)
+    print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train + {s.heldout_examples:,} "
+          f"held-out examples of {s.max_length}; padding {s.padding_fraction:.1%}; "
+          f"{s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s)")
+    return 0
+
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="pretrain ELECTRA (or the MLM baseline) on a prepared dataset")
+    p.add_argument("data", type=Path, help="output of `electra prepare`")
+    p.add_argument("run", type=Path, help="run directory (checkpoints, metrics.jsonl, tb/, final/)")
+    p.add_argument("--preset", default="small", help="debug | small | base | large")
+    p.add_argument("--config", type=Path, help="JSON file with {'model': {...}, 'train': {...}} overrides")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value, e.g. --set train.learning_rate=1e-3 (repeatable)")
+    p.add_argument("--objective", choices=["electra", "mlm"], help="shortcut for --set train.objective=...")
+    p.add_argument("--steps", type=int, help="shortcut for --set train.max_steps=N")
+    p.add_argument("--tokens", type=int, help="budget in training tokens (sets train.max_tokens)")
+    p.add_argument("--minutes", type=float, help="budget in wall-clock minutes (sets train.max_minutes)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN")
+    p.add_argument("--init-from", type=Path, help="start from a checkpoint/run of ours or a HuggingFace ELECTRA dir")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(a) -> int:
+    import os
+
+    from .config import load_config, parse_overrides
+    from .train.loop import pretrain
+
+    pairs = list(a.overrides)
+    for flag, key in ((a.objective, "train.objective"), (a.steps, "train.max_steps"), (a.tokens, "train.max_tokens"),
+                      (a.minutes, "train.max_minutes")):
+        if flag is not None:
+            pairs.append(f"{key}={flag}")
+    cfg = load_config(a.preset, a.config, parse_overrides(pairs))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
+        from .train.distributed import init_distributed
+
+        cfg.train.device = init_distributed(cfg.train.device)
+    pretrain(cfg, a.data, a.run, resume=a.resume, init_from=a.init_from, show_progress=not a.no_progress)
+    print(f"done: the encoder for fine-tuning is in {a.run / 'final'}")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="tokenizer + preparation + a few minutes of pretraining + report, on a built-in corpus")
+    p.add_argument("out", type=Path, nargs="?", default=Path("demo_run"))
+    p.add_argument("--minutes", type=float, default=3.0, help="pretraining budget")
+    p.add_argument("--corpus", type=Path, help="use this corpus instead of the built-in one")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(a) -> int:
+    from .demo import run_demo
+
+    run_demo(a.out, minutes=a.minutes, corpus=a.corpus, overwrite=a.overwrite)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="electra", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_tokenizer(sub)
+    _add_prepare(sub)
+    _add_pretrain(sub)
+    _add_demo(sub)
+    for module, fn in (("electra.interop.cli", "add_export_parser"), ("electra.finetune.cli", "add_finetune_parsers")):
+        try:
+            getattr(__import__(module, fromlist=[fn]), fn)(sub)
+        except (ImportError, AttributeError):  # optional parts not installed/built
+            pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # log lines reach a redirected file as they happen
+    from .train.loop import Interrupted
+
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""``electra demo``: the whole pretraining pipeline in a few minutes on a laptop CPU.
+
+The default corpus is text that every Python installation carries: the reference-manual topics of
+``pydoc_data.topics`` plus the docstrings of the standard library's modules, read with ``ast``
+(nothing is imported or downloaded, and no text is stored in this repository).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import sysconfig
+import time
+from pathlib import Path
+
+from .config import load_config, parse_overrides
+from .errors import UserError
+
+#: Cap on the built-in corpus so the demo's preparation stays a few seconds.
+DEMO_CORPUS_CHARS = 3_000_000
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Blank-line separated paragraphs of ``text``, each joined onto one line."""
+    paras, cur = [], []
+    for line in text.splitlines():
+        if line.strip():
+            cur.append(line.strip())
+        elif cur:
+            paras.append(" ".join(cur))
+            cur = []
+    if cur:
+        paras.append(" ".join(cur))
+    return paras
+
+
+def builtin_documents(max_chars: int = DEMO_CORPUS_CHARS) -> list[list[str]]:
+    """Documents (lists of paragraph lines) from Python's own documentation and docstrings."""
+    import pydoc_data.topics
+
+    docs = [_paragraphs(text) for _, text in sorted(pydoc_data.topics.topics.items())]
+    total = sum(len(p) for d in docs for p in d)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.glob("*.py")) + sorted(stdlib.glob("*/*.py")):
+        if total >= max_chars or "test" in path.parts[-2:-1] or path.name.startswith("test"):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        doc: list[str] = []
+        for node in [tree, *ast.walk(tree)]:
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                text = ast.get_docstring(node)
+                if text and len(text) > 80:
+                    doc.extend(_paragraphs(text))
+        if doc:
+            docs.append(doc)
+            total += sum(len(p) for p in doc)
+    return [d for d in docs if d]
+
+
+def write_builtin_corpus(path: Path) -> Path:
+    docs = builtin_documents()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join("\n".join(d) for d in docs) + "\n", encoding="utf-8")
+    return path
+
+
+def run_demo(out: Path, minutes: float = 3.0, corpus: Path | None = None, overwrite: bool = False,
+             vocab_size: int = 4096, overrides: list[str] | None = None, show_progress: bool = True) -> dict:
+    """Tokenizer -> preparation -> ``debug`` ELECTRA pretraining for ``minutes`` -> held-out eval -> report."""
+    from .data.corpus import find_text_files
+    from .data.prepare import prepare_corpus
+    from .data.tokenizer import train_tokenizer
+    from .report import plot_run, summarize
+    from .train.logger import read_metrics
+    from .train.loop import pretrain
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+
+    print("== 1/5 corpus")
+    if corpus is None:
+        corpus = write_builtin_corpus(out / "corpus" / "python_docs.txt")
+        print(f"built-in corpus: Python's reference topics + standard-library docstrings -> {corpus} "
+              f"({corpus.stat().st_size / 1e6:.1f} MB)")
+    files = find_text_files(corpus)
+
+    print(f"== 2/5 tokenizer (WordPiece, {vocab_size} tokens)")
+    tok = train_tokenizer(files, out / "tokenizer", vocab_size=vocab_size, show_progress=show_progress)
+
+    print("== 3/5 preparation (packing into 128-token examples)")
+    s = prepare_corpus(corpus, out / "tokenizer", out / "data", max_length=128, heldout_fraction=0.05,
+                       show_progress=show_progress)
+    print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train / {s.heldout_examples:,} "
+          f"held-out examples; padding {s.padding_fraction:.1%}; {s.tokens_per_second:,.0f} tokens/s")
+
+    print(f"== 4/5 pretraining: debug-size ELECTRA for {minutes:g} minutes")
+    pairs = [f"model.vocab_size={tok.get_vocab_size()}", f"train.max_minutes={minutes}", "train.max_steps=100000",
+             "train.warmup_steps=100", "train.log_every=25", "train.eval_every=250", "train.eval_batches=8",
+             "train.save_every=250", "train.keep_checkpoints=1", *(overrides or [])]
+    cfg = load_config("debug", overrides=parse_overrides(pairs))
+    result = pretrain(cfg, out / "data", out / "run", show_progress=show_progress)
+
+    print("== 5/5 report")
+    evals = [r for r in read_metrics(out / "run") if r.get("split") == "heldout"]
+    text, learned = summarize(result.final_eval, evals[0] if len(evals) > 1 else None)
+    png = plot_run(out / "run", out / "report.png")
+    (out / "report.txt").write_text(text + "\n")
+    summary = {"learned": learned, "heldout": result.final_eval, "train": result.final_train, "steps": result.steps,
+               "prepare": s.__dict__, "seconds": time.time() - t0}
+    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    print(text)
+    print(f"plot: {png}\nencoder for fine-tuning: {out / 'run' / 'final'}\ntotal {time.time() - t0:.0f} s")
+    return summary

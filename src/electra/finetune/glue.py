@@ -1,0 +1,455 @@
+"""GLUE fine-tuning: [CLS] classifier, one training loop, seeds, dev scores, test predictions.
+
+``finetune_glue`` takes any encoder ``load_encoder`` accepts, fine-tunes it on each requested task
+for N seeds (restarting from the same pretrained weights each time), scores every seed on the dev
+set(s), writes ``results.json`` with each seed, the median and the spread, the GLUE score over the
+tasks present, the leaderboard files of the median seed, and one saved model per task and seed
+that ``evaluate_glue`` can score again without retraining.
+
+Output layout::
+
+    OUT/results.json                  per task: seeds, median, spread; the GLUE(-n) score
+    OUT/<TASK>/seed<k>/               model.safetensors, finetune.json, tokenizer/, test predictions
+    OUT/submission/<NAME>.tsv         leaderboard files (index<TAB>prediction) of each task's median seed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import EncoderConfig
+from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
+from ..errors import UserError
+from ..model.encoder import Encoder
+from ..paths import data_dir
+from ..train.encoder_io import atomic_dir, commit_dir, load_encoder
+from . import metrics as M
+from .batching import Features, cached_features, eval_batches, train_batches
+from .glue_tasks import TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files, task_available
+from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
+
+FINETUNE_CONFIG = "finetune.json"
+RESULTS = "results.json"
+DEFAULT_MAX_LENGTH = 128
+#: Environment variable for the tokenized-feature cache (default ``~/.cache/electra/glue_features``).
+CACHE_ENV = "ELECTRA_CACHE"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return (Path(env) if env else Path.home() / ".cache" / "electra") / "glue_features"
+
+
+class GlueClassifier(nn.Module):
+    """Encoder -> [CLS] vector -> dropout -> linear: class logits, or one score for regression."""
+
+    def __init__(self, encoder: Encoder, num_outputs: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_outputs)
+        nn.init.normal_(self.classifier.weight, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
+        h = self.encoder(input_ids, segment_ids, attention_mask)  # (B, T, H)
+        return self.classifier(self.dropout(h[:, 0]))  # (B, C)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, precision: str):
+    """bf16 autocast on GPU by default; fp32 on CPU unless bf16 is asked for."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if task.is_regression:
+        return F.mse_loss(logits[:, 0].float(), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
+@torch.no_grad()
+def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: int, pad_id: int,
+            device: torch.device, precision: str = "auto") -> np.ndarray:
+    """Class ids (int64) or scores (float32) for every example, in the split's order."""
+    model.eval()
+    out = np.empty(len(feats), dtype=np.float32 if task.is_regression else np.int64)
+    for index, batch in eval_batches(feats, batch_size, pad_id):
+        with _autocast(device, precision):
+            logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
+                           batch["attention_mask"].to(device))
+        logits = logits.float().cpu()
+        out[index] = logits[:, 0].numpy() if task.is_regression else logits.argmax(-1).numpy()
+    return out
+
+
+def score_dev(task: GlueTask, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return M.compute(task.metrics, preds, labels)
+
+
+def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: FinetuneHParams, seed: int,
+                pad_id: int, device: torch.device, show_progress: bool = True, desc: str = "") -> list[float]:
+    """Fine-tune ``model`` in place for ``hp.epochs`` epochs; returns the mean loss of each epoch."""
+    epochs = hp.epochs if hp.epochs is not None else task.epochs
+    steps_per_epoch = math.ceil(len(train) / hp.batch_size)
+    total_steps = max(1, round(steps_per_epoch * epochs))
+    optimizer, scheduler = build_finetune_optimizer(model.encoder, [model.classifier], hp.learning_rate,
+                                                    hp.layer_decay, hp.weight_decay, total_steps, hp.warmup_frac,
+                                                    eps=hp.adam_eps)
+    rng = np.random.default_rng(seed)
+    step, epoch_losses = 0, []
+    model.train()
+    for epoch in range(math.ceil(epochs)):
+        bar = tqdm(total=min(steps_per_epoch, total_steps - step), desc=f"{desc} epoch {epoch + 1}/{math.ceil(epochs)}",
+                   disable=not show_progress, leave=False, unit="step")
+        t0, seen, loss_sum, n = time.perf_counter(), 0, 0.0, 0
+        for batch in train_batches(train, hp.batch_size, pad_id, rng):
+            if step >= total_steps:
+                break
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with _autocast(device, hp.precision):
+                logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
+            loss = loss_fn(task, logits, batch["labels"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if hp.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum, n, seen = loss_sum + loss.item(), n + 1, seen + len(batch["labels"])
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / n:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        if n:
+            epoch_losses.append(loss_sum / n)
+    return epoch_losses
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving and loading a fine-tuned model
+
+
+def save_finetuned(model: GlueClassifier, tok, task: GlueTask, hp: FinetuneHParams, seed: int,
+                   dev: dict, out_dir: Path) -> None:
+    tmp = atomic_dir(out_dir)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "electra-glue"})
+    meta = {"task": task.name, "seed": seed, "hparams": dataclasses.asdict(hp),
+            "encoder": dataclasses.asdict(model.encoder.config), "num_outputs": task.num_outputs,
+            "labels": list(task.labels) if task.labels else None,
+            "vocab_fingerprint": vocab_fingerprint(tok), "dev": dev}
+    (tmp / FINETUNE_CONFIG).write_text(json.dumps(meta, indent=2))
+    save_tokenizer(tok, tmp / "tokenizer")
+    commit_dir(tmp, out_dir)
+
+
+def load_finetuned(path: Path) -> tuple[GlueClassifier, object, GlueTask, FinetuneHParams, dict]:
+    """A model saved by ``save_finetuned``: (classifier, tokenizer, task, hparams, metadata)."""
+    path = Path(path)
+    meta_path = path / FINETUNE_CONFIG
+    if not meta_path.is_file():
+        raise UserError(f"{path} is not a fine-tuned GLUE model (no {FINETUNE_CONFIG})")
+    meta = json.loads(meta_path.read_text())
+    task = get_task(meta["task"])
+    hp = FinetuneHParams(**meta["hparams"])
+    model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
+    state = load_file(str(path / "model.safetensors"))
+    missing = set(model.state_dict()) - set(state)
+    if missing:
+        raise UserError(f"{path}/model.safetensors lacks {len(missing)} tensors of the classifier, e.g. {sorted(missing)[0]}")
+    model.load_state_dict(state)
+    tok = load_tokenizer(path / "tokenizer")
+    if vocab_fingerprint(tok) != meta["vocab_fingerprint"]:
+        raise UserError(f"{path}: the tokenizer files do not match the vocabulary the model was fine-tuned with")
+    return model, tok, task, hp, meta
+
+
+def _check_vocab(encoder: Encoder, tok, where) -> None:
+    if tok.get_vocab_size() != encoder.config.vocab_size:
+        raise UserError(f"{where}: tokenizer has {tok.get_vocab_size()} tokens but the model's vocabulary has "
+                        f"{encoder.config.vocab_size}; they must come from the same checkpoint")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results: seeds, median, spread, GLUE score, table
+
+
+def summarize_seeds(task: GlueTask, runs: list[dict]) -> dict:
+    """Median of every metric over seeds, and the spread of the task's score."""
+    scores = np.array([r["score"] for r in runs])
+    median = {}
+    for dev_name in runs[0]["dev"]:
+        median[dev_name] = {m: float(np.median([r["dev"][dev_name][m] for r in runs])) for m in task.metrics}
+    # The seed whose score is the median (the lower middle for an even count) supplies the test files.
+    order = np.argsort(scores, kind="stable")
+    median_seed = runs[int(order[(len(runs) - 1) // 2])]["seed"]
+    return {"score_metric": f"{task.dev_sets[0].name} {task.score_metric}",
+            "score_median": float(np.median(scores)),
+            "spread": {"min": float(scores.min()), "max": float(scores.max()),
+                       "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0},
+            "median": median, "median_seed": median_seed, "paper_electra_small": task.paper_small}
+
+
+def glue_score(task_results: dict[str, dict]) -> dict | None:
+    """The paper's average (CoLA MCC, STS-B Spearman, MNLI-m acc, others acc) over the tasks present.
+
+    Named ``GLUE`` when all eight are there, else ``GLUE-n`` with the tasks it covers.
+    """
+    names = [t.name for t in TASKS.values() if t.in_glue_score and t.name in task_results]
+    if not names:
+        return None
+    ours = [task_results[n]["score_median"] for n in names]
+    paper = [TASKS[n].paper_small for n in names]
+    label = "GLUE" if len(names) == 8 else f"GLUE-{len(names)}"
+    return {"name": label, "tasks": names, "score": float(np.mean(ours)),
+            "paper_electra_small": float(np.mean(paper))}
+
+
+def format_table(results: dict) -> str:
+    """Our dev medians beside the paper's ELECTRA-Small numbers, as fixed-width text."""
+    rows = [("task", "metric", "ours (median)", "seeds", "min-max", "paper small")]
+    for name, r in results["tasks"].items():
+        task = TASKS[name]
+        n = len(r["seeds"])
+        for i, (dev_name, values) in enumerate(r["median"].items()):
+            main = 100 * values[task.score_metric]
+            others = ", ".join(f"{m} {100 * v:.1f}" for m, v in values.items() if m != task.score_metric)
+            spread = f"{100 * r['spread']['min']:.1f}-{100 * r['spread']['max']:.1f}" if i == 0 else ""
+            paper = f"{task.paper_small:.1f}" if task.paper_small is not None and i == 0 else ""
+            rows.append((dev_name if dev_name != "dev" else name, task.score_metric,
+                         f"{main:.1f}" + (f" ({others})" if others else ""), str(n) if i == 0 else "", spread, paper))
+    g = results.get("glue_score")
+    if g:
+        rows.append((g["name"], "avg", f"{100 * g['score']:.1f}", "", "", f"{g['paper_electra_small']:.1f}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if g and g["name"] != "GLUE":
+        lines.append(f"{g['name']} covers {', '.join(g['tasks'])} (the paper's GLUE score averages 8 tasks)")
+    return "\n".join(lines)
+
+
+def write_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.ndarray) -> None:
+    """``index<TAB>prediction`` with the leaderboard's label strings (scores with 3 decimals for STS-B)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("index\tprediction\n")
+        for idx, p in zip(split.ids, preds):
+            value = f"{min(5.0, max(0.0, float(p))):.3f}" if task.is_regression else task.labels[int(p)]
+            f.write(f"{idx}\t{value}\n")
+
+
+def _load_results(out_dir: Path, model_name: str) -> dict:
+    path = out_dir / RESULTS
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("model") != model_name:
+            raise UserError(f"{path} holds results for model {old.get('model')!r}, not {model_name!r}; "
+                            f"choose another --out directory")
+        return old
+    return {"model": model_name, "tasks": {}}
+
+
+def _write_results(out_dir: Path, results: dict) -> None:
+    order = [n for n in TASKS if n in results["tasks"]]
+    results["tasks"] = {n: results["tasks"][n] for n in order}
+    results["glue_score"] = glue_score(results["tasks"])
+    tmp = out_dir / f".{RESULTS}.tmp"
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out_dir / RESULTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def resolve_tasks(names: list[str] | str, glue_dir: Path) -> list[GlueTask]:
+    """``all`` = every task whose train and dev files are present; named tasks must be present."""
+    names = [names] if isinstance(names, str) else list(names)
+    if any(n.lower() == "all" for n in names):
+        found = [t for t in TASKS.values() if task_available(t, glue_dir)]
+        if not found:
+            raise UserError(f"no GLUE task found under {glue_dir} (expected e.g. {glue_dir}/CoLA/train.tsv)")
+        return found
+    tasks = [get_task(n) for n in names]
+    for t in tasks:
+        missing = missing_files(t, glue_dir)
+        if missing:
+            raise UserError(f"{t.name}: missing {', '.join(str(p) for p in missing)}")
+    return tasks
+
+
+def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *, glue_dir: Path | None = None,
+                  seeds: int = 1, device: str = "auto", overrides: dict[str, str] | None = None,
+                  show_progress: bool = True, cache_dir: Path | None = None, use_cache: bool = True, max_train_examples: int | None = None,
+                  max_eval_examples: int | None = None, save_models: bool = True, predict_test: bool = True,
+                  log=print) -> dict:
+    """Fine-tune the encoder at ``model`` on GLUE tasks for ``seeds`` seeds each; returns results.json's content.
+
+    Args:
+        model: anything ``load_encoder`` accepts (encoder dir, pretraining checkpoint or run, HF dir).
+        out_dir: where results.json, the per-seed models and the leaderboard files go. Results of
+            earlier calls with the same model are kept and the GLUE score recomputed over all.
+        tasks: task names or ``"all"`` (every task whose data is present).
+        glue_dir: the GLUE folder (default ``data_dir()/glue``).
+        overrides: ``--set key=value`` strings for ``FinetuneHParams`` (unknown keys are errors).
+        cache_dir: tokenized-feature cache (default ``default_cache_dir()``); ``use_cache=False`` disables it.
+        max_train_examples, max_eval_examples: use only the first N rows (quick runs, tests).
+        save_models: write each seed's model (needed by ``evaluate_glue``).
+        predict_test: write leaderboard predictions for the test sets that are present.
+    """
+    glue_dir = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
+    out_dir = Path(out_dir)
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    task_list = resolve_tasks(tasks, glue_dir)
+    cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
+    encoder, tok = load_encoder(Path(model))
+    _check_vocab(encoder, tok, model)
+    pad_id = special_tokens(tok).pad
+    base_hp = default_hparams(encoder.config.hidden_size, overrides)
+    dev = resolve_device(device)
+    pristine = {k: v.clone() for k, v in encoder.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = _load_results(out_dir, str(model))
+    log(f"fine-tuning {model} (hidden {encoder.config.hidden_size}, {encoder.config.num_layers} layers) on "
+        f"{', '.join(t.name for t in task_list)} x {seeds} seed(s), device {dev}")
+
+    for task in task_list:
+        hp = dataclasses.replace(base_hp, max_length=base_hp.max_length or DEFAULT_MAX_LENGTH,
+                                 epochs=base_hp.epochs if base_hp.epochs is not None else task.epochs,
+                                 swap_augment=base_hp.swap_augment if base_hp.swap_augment is not None else task.swap_augment)
+        train_split = load_train(task, glue_dir)
+        dev_splits = load_dev(task, glue_dir)
+        test_splits = load_tests(task, glue_dir) if predict_test else {}
+        if max_train_examples:
+            train_split = train_split.head(max_train_examples)
+        if max_eval_examples:
+            dev_splits = {k: v.head(max_eval_examples) for k, v in dev_splits.items()}
+        skipped = {"train": train_split.skipped, **{k: v.skipped for k, v in dev_splits.items()}}
+        for where, counts in skipped.items():
+            for reason, n in counts.items():
+                log(f"{task.name} {where}: skipped {n} row(s): {reason} (known noise in the official files)")
+        train_feats = cached_features(train_split, tok, hp.max_length, cache_dir)
+        if hp.swap_augment and train_split.text_b is not None:
+            train_feats = train_feats.concat(cached_features(train_split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
+        dev_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in dev_splits.items()}
+        test_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in test_splits.items()}
+        log(f"{task.name}: {len(train_split)} train examples ({len(train_feats)} with augmentation), "
+            f"dev {', '.join(f'{k} {len(v)}' for k, v in dev_splits.items())}; lr {hp.learning_rate:g}, "
+            f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
+
+        runs = []
+        for k in range(seeds):
+            seed = hp.seed + k
+            torch.manual_seed(seed)
+            encoder.load_state_dict(pristine)
+            clf = GlueClassifier(encoder, task.num_outputs, hp.dropout).to(dev)
+            t0 = time.perf_counter()
+            losses = train_model(clf, task, train_feats, hp, seed, pad_id, dev, show_progress, desc=f"{task.name} seed {seed}")
+            train_s = time.perf_counter() - t0
+            dev_scores = {name: score_dev(task, predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision),
+                                          dev_splits[name].labels) for name, f in dev_feats.items()}
+            score = dev_scores[task.dev_sets[0].name][task.score_metric]
+            seed_dir = out_dir / task.name / f"seed{seed}"
+            if save_models:
+                save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
+            for name, f in test_feats.items():
+                preds = predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision)
+                write_predictions(seed_dir / "test" / f"{name}.tsv", task, test_splits[name], preds)
+            runs.append({"seed": seed, "dev": dev_scores, "score": score, "epoch_losses": losses,
+                         "train_seconds": round(train_s, 2),
+                         "train_examples_per_s": round(len(train_feats) * hp.epochs / max(train_s, 1e-9), 1)})
+            shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in dev_scores.items() for m, v in ms.items())
+            log(f"{task.name} seed {seed}: {shown} (train {train_s:.1f} s, final loss {losses[-1]:.4f})")
+        clf.to("cpu")
+
+        summary = summarize_seeds(task, runs)
+        if test_feats:
+            src = out_dir / task.name / f"seed{summary['median_seed']}" / "test"
+            for name in test_feats:
+                (out_dir / "submission").mkdir(exist_ok=True)
+                shutil.copyfile(src / f"{name}.tsv", out_dir / "submission" / f"{name}.tsv")
+        results["tasks"][task.name] = {"hparams": dataclasses.asdict(hp), "train_examples": len(train_split),
+                                       "skipped_rows": skipped, "seeds": runs, **summary}
+        _write_results(out_dir, results)
+    results = json.loads((out_dir / RESULTS).read_text())
+    log(format_table(results))
+    return results
+
+
+def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_dir: Path | None = None,
+                  out_dir: Path | None = None, device: str = "auto", cache_dir: Path | None = None,
+                  use_cache: bool = True, max_eval_examples: int | None = None, log=print) -> dict:
+    """Score saved fine-tuned models on their dev sets without retraining.
+
+    ``finetuned_dir`` may be one seed directory, a task directory or a whole ``finetune`` output;
+    every model below it (filtered by ``tasks``) is scored, seeds are summarized as in
+    ``finetune_glue``, and the result is written to ``out_dir/eval_results.json`` (default: inside
+    ``finetuned_dir``).
+    """
+    finetuned_dir = Path(finetuned_dir)
+    glue_dir = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
+    if not finetuned_dir.exists():
+        raise UserError(f"{finetuned_dir} does not exist")
+    wanted = None if tasks == "all" or (not isinstance(tasks, str) and "all" in [t.lower() for t in tasks]) \
+        else {get_task(t).name for t in ([tasks] if isinstance(tasks, str) else tasks)}
+    metas = sorted(finetuned_dir.rglob(FINETUNE_CONFIG))
+    if not metas:
+        raise UserError(f"no fine-tuned GLUE model ({FINETUNE_CONFIG}) under {finetuned_dir}")
+    cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
+    dev = resolve_device(device)
+    by_task: dict[str, list[dict]] = {}
+    for meta_path in metas:
+        model, tok, task, hp, meta = load_finetuned(meta_path.parent)
+        if wanted is not None and task.name not in wanted:
+            continue
+        if not task_available(task, glue_dir):
+            raise UserError(f"{task.name}: dev data missing under {glue_dir}")
+        pad_id = special_tokens(tok).pad
+        model.to(dev)
+        dev_splits = load_dev(task, glue_dir)
+        if max_eval_examples:
+            dev_splits = {k: v.head(max_eval_examples) for k, v in dev_splits.items()}
+        scores = {name: score_dev(task, predict(model, task, cached_features(s, tok, hp.max_length or DEFAULT_MAX_LENGTH, cache_dir),
+                                                hp.eval_batch_size, pad_id, dev, hp.precision), s.labels)
+                  for name, s in dev_splits.items()}
+        by_task.setdefault(task.name, []).append(
+            {"seed": meta["seed"], "dev": scores, "score": scores[task.dev_sets[0].name][task.score_metric],
+             "path": str(meta_path.parent)})
+        shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in scores.items() for m, v in ms.items())
+        log(f"{task.name} seed {meta['seed']} ({meta_path.parent}): {shown}")
+    if not by_task:
+        raise UserError(f"no fine-tuned model for task(s) {', '.join(sorted(wanted))} under {finetuned_dir}")
+    results = {"model": str(finetuned_dir), "tasks": {n: {"seeds": runs, **summarize_seeds(TASKS[n], runs)}
+                                                      for n, runs in by_task.items()}}
+    out_dir = Path(out_dir) if out_dir is not None else finetuned_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results["tasks"] = {n: results["tasks"][n] for n in TASKS if n in results["tasks"]}
+    results["glue_score"] = glue_score(results["tasks"])
+    (out_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
+    log(format_table(results))
+    return results

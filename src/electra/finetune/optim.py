@@ -1,0 +1,192 @@
+"""Fine-tuning hyperparameters and the optimizer the recipe asks for.
+
+Layer-wise learning-rate decay: the task head on top learns at ``lr``, the transformer layer at
+depth ``d`` from the top at ``lr * decay**d`` (the top layer has ``d = 0``), and the embeddings
+with their projection at the lowest rate, ``lr * decay**num_layers``. AdamW, linear warmup over
+the first ``warmup_frac`` of the steps, then linear decay to zero. (Google's reference code counts
+depth with two extra levels, so its top layer gets ``decay**2``; we keep the simpler count.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..model.encoder import Encoder
+
+
+@dataclass
+class FinetuneHParams:
+    """Every knob of one fine-tuning run; the per-size defaults below fill it."""
+
+    learning_rate: float = 3e-4
+    layer_decay: float = 0.8
+    """Layer-wise learning-rate decay factor (1.0 = off)."""
+    warmup_frac: float = 0.1
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_length: int | None = None
+    """Tokens per example; None = the task's default (GLUE 128, SQuAD 512)."""
+    epochs: float | None = None
+    """None = the task's default (GLUE 3, RTE and STS-B 10, SQuAD 2)."""
+    dropout: float = 0.1
+    """Dropout on the head's input (the encoder keeps its own configured dropout)."""
+    adam_eps: float = 1e-6
+    clip_grad_norm: float = 1.0
+    swap_augment: bool | None = None
+    """Also train on (B, A) for pair tasks; None = the task's default (MRPC and STS-B)."""
+    eval_batch_size: int = 128
+    precision: str = "auto"
+    """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""
+    seed: int = 0
+    """First fine-tuning seed; seed ``k`` of ``--seeds N`` is ``seed + k``."""
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise UserError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 < self.layer_decay <= 1:
+            raise UserError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if not 0 <= self.warmup_frac < 1:
+            raise UserError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("batch_size", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_length is not None and self.max_length < 8:
+            raise UserError(f"max_length must be at least 8, got {self.max_length}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise UserError(f"epochs must be positive, got {self.epochs}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UserError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+    def with_overrides(self, overrides: dict[str, str] | None) -> FinetuneHParams:
+        """A copy with ``key=value`` strings applied (as from ``--set``); unknown keys are errors."""
+        if not overrides:
+            return dataclasses.replace(self)
+        hints = typing.get_type_hints(FinetuneHParams)
+        known = {f.name for f in dataclasses.fields(self)}
+        changes = {}
+        for key, raw in overrides.items():
+            if key not in known:
+                raise UserError(f"unknown fine-tuning setting {key!r}; known: {', '.join(sorted(known))}")
+            changes[key] = _parse_value(key, raw, hints[key])
+        return dataclasses.replace(self, **changes)
+
+
+#: The recipe's per-size defaults: only what differs from the dataclass defaults (= small).
+FINETUNE_DEFAULTS: dict[str, dict[str, typing.Any]] = {
+    "small": dict(learning_rate=3e-4, layer_decay=0.8),
+    "base": dict(learning_rate=1e-4, layer_decay=0.8),
+    "large": dict(learning_rate=5e-5, layer_decay=0.9),
+}
+_SIZE_BY_HIDDEN = {256: "small", 768: "base", 1024: "large"}
+
+
+def model_size(hidden_size: int) -> str:
+    """``small`` / ``base`` / ``large``: the size whose hidden width is nearest (debug -> small)."""
+    nearest = min(_SIZE_BY_HIDDEN, key=lambda h: abs(h - hidden_size))
+    return _SIZE_BY_HIDDEN[nearest]
+
+
+def default_hparams(hidden_size: int, overrides: dict[str, str] | None = None) -> FinetuneHParams:
+    """The recipe's defaults for an encoder of this width, then the user's overrides."""
+    return FinetuneHParams(**FINETUNE_DEFAULTS[model_size(hidden_size)]).with_overrides(overrides)
+
+
+def _parse_value(key: str, raw: typing.Any, hint: typing.Any) -> typing.Any:
+    """Turn a ``--set`` string into the field's type (``none`` clears an optional field)."""
+    if not isinstance(raw, str):
+        return raw
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    text = raw.strip()
+    if optional and text.lower() in ("none", "null", ""):
+        return None
+    try:
+        if base is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+        return text
+    except ValueError:
+        raise UserError(f"fine-tuning setting {key}={raw!r}: expected {getattr(base, '__name__', base)}") from None
+
+
+def _no_weight_decay(name: str, param: nn.Parameter) -> bool:
+    # Biases and LayerNorm gains/shifts are 1-D; decaying them toward zero only hurts.
+    return param.ndim < 2
+
+
+def layerwise_lr_groups(encoder: Encoder, head_modules: list[nn.Module], lr: float, decay: float,
+                        weight_decay: float = 0.0) -> list[dict]:
+    """Parameter groups for ``torch.optim.AdamW`` with layer-wise learning-rate decay.
+
+    Returns one group per depth (and, with weight decay, a decayed and an undecayed one), each a
+    dict ``{"params", "lr", "weight_decay", "name"}``. Every trainable parameter of the encoder
+    and the heads appears in exactly one group.
+    """
+    L = encoder.config.num_layers
+    buckets: dict[tuple[str, float, bool], list[nn.Parameter]] = {}
+    seen: set[int] = set()
+
+    def add(group: str, group_lr: float, name: str, p: nn.Parameter) -> None:
+        if not p.requires_grad or id(p) in seen:
+            return
+        seen.add(id(p))
+        no_wd = weight_decay > 0 and _no_weight_decay(name, p)
+        buckets.setdefault((group, group_lr, no_wd), []).append(p)
+
+    for name, p in encoder.named_parameters():
+        top = name.split(".")[0]
+        if top == "layers":
+            i = int(name.split(".")[1])
+            add(f"layers.{i}", lr * decay ** (L - 1 - i), name, p)
+        elif top in ("embeddings", "project"):
+            add("embeddings", lr * decay ** L, name, p)
+        else:  # a parameter we do not know where to place: treat as lowest rather than guess
+            add("embeddings", lr * decay ** L, name, p)
+    for k, head in enumerate(head_modules):
+        for name, p in head.named_parameters():
+            add("head", lr, name, p)
+
+    groups = []
+    for (group, group_lr, no_wd), params in buckets.items():
+        groups.append({"params": params, "lr": group_lr, "weight_decay": 0.0 if no_wd else weight_decay,
+                       "name": group + (".no_decay" if no_wd else "")})
+    return groups
+
+
+def warmup_linear_decay(total_steps: int, warmup_frac: float):
+    """lr multiplier for step s: ramps up over ``warmup_frac * total_steps``, then down to 0 at the end."""
+    total = max(1, int(total_steps))
+    warmup = int(warmup_frac * total)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def build_finetune_optimizer(encoder: Encoder, heads: list[nn.Module], lr: float, layer_decay: float,
+                             weight_decay: float, total_steps: int, warmup_frac: float,
+                             eps: float = 1e-6) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``layerwise_lr_groups`` and its warmup-then-linear-decay schedule (step it once per update)."""
+    groups = layerwise_lr_groups(encoder, heads, lr, layer_decay, weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total_steps, warmup_frac))
+    return optimizer, scheduler

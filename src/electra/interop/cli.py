@@ -1,0 +1,34 @@
+"""``electra export SRC OUT_DIR``: write a run, checkpoint or encoder in HuggingFace layout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``export`` on the main CLI's sub-parsers; the handler is set as ``func``."""
+    p = subparsers.add_parser(
+        "export",
+        help="write a model in HuggingFace transformers layout",
+        description="Write SRC (a run directory, a pretraining checkpoint or an encoder directory) as "
+                    "OUT_DIR/discriminator (ElectraForPreTraining) and OUT_DIR/generator (ElectraForMaskedLM), "
+                    "each loadable with transformers' from_pretrained.",
+    )
+    p.add_argument("src", type=Path, metavar="SRC", help="run directory, checkpoint directory or encoder directory")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new (or previously exported) output directory")
+    p.set_defaults(func=run_export)
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .hf import export_hf, resolve_export_source  # torch import deferred until the command runs
+
+    source = resolve_export_source(args.src)
+    main, generator = export_hf(source, args.out_dir)
+    print(f"exported {source}")
+    for d in (main, generator):
+        if d is not None:
+            print(f"  {d}  ({json.loads((d / 'config.json').read_text())['architectures'][0]})")
+    return 0

@@ -1,0 +1,109 @@
+"""Pretraining checkpoints: a directory per save, written atomically.
+
+``RUN/checkpoints/step-0001000/``:
+    model.safetensors      weights (shared embedding tensors stored once)
+    optimizer.safetensors  Adam moments, keyed by parameter name (no pickle anywhere)
+    config.json            the resolved PretrainConfig
+    state.json             step, data position, RNG states, elapsed time, tokens, FLOPs
+    tokenizer/             tokenizer.json, vocab.txt, tokenizer_config.json
+
+A directory appears under its final name only once complete (``encoder_io.commit_dir``), so a
+crash mid-write leaves at most a hidden ``.step-*.tmp-PID`` folder that is never mistaken for a
+checkpoint and is cleaned up by the next save.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from ..config import PretrainConfig
+from ..errors import UserError
+from .encoder_io import atomic_dir, commit_dir
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def is_checkpoint(path: Path) -> bool:
+    path = Path(path)
+    return all((path / f).is_file() for f in ("model.safetensors", "config.json", "state.json"))
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and is_checkpoint(p)]
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The latest complete checkpoint of a run directory, or None."""
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def rng_to_str(state: torch.Tensor) -> str:
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode("ascii")
+
+
+def rng_from_str(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8).clone()
+
+
+def optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Optimizer state as ``{"<param name>::<slot>": tensor}`` (``named_parameters`` lists a shared tensor once)."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return {f"{names[id(p)]}::{slot}": value.detach().contiguous().cpu()
+            for p, st in optimizer.state.items() for slot, value in st.items() if torch.is_tensor(value)}
+
+
+def load_optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    for key, value in tensors.items():
+        name, slot = key.split("::", 1)
+        if name not in params:
+            raise UserError(f"optimizer state names parameter {name!r}, which the model does not have")
+        optimizer.state[params[name]][slot] = value.to(params[name].device)
+
+
+def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    cfg: PretrainConfig, state: dict[str, Any], tokenizer_dir: Path, keep_last: int = 3) -> Path:
+    """Write ``RUN/checkpoints/step-N`` atomically and prune all but the newest ``keep_last``."""
+    final = Path(run_dir) / "checkpoints" / f"step-{step:07d}"
+    for stale in final.parent.glob(".step-*.tmp-*"):  # leftovers of a crashed save
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = atomic_dir(final)
+    save_model(model, str(tmp / "model.safetensors"))
+    save_file(optimizer_tensors(model, optimizer), str(tmp / "optimizer.safetensors"))
+    (tmp / "config.json").write_text(cfg.to_json())
+    shutil.copytree(tokenizer_dir, tmp / "tokenizer")
+    (tmp / "state.json").write_text(json.dumps(state, indent=2))  # last: marks the directory complete
+    commit_dir(tmp, final)
+    if keep_last > 0:
+        for old in list_checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    """Load weights (and optimizer moments) into ``model``; return the loop state."""
+    path = Path(path)
+    if not is_checkpoint(path):
+        raise UserError(f"{path} is not a complete checkpoint (needs model.safetensors, config.json, state.json)")
+    missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
+    if unexpected or missing:
+        raise UserError(f"checkpoint {path} does not fit the model: missing {sorted(missing)[:5]}, "
+                        f"unexpected {sorted(unexpected)[:5]}")
+    if optimizer is not None and (path / "optimizer.safetensors").exists():
+        load_optimizer_tensors(model, optimizer, load_file(str(path / "optimizer.safetensors")))
+    return json.loads((path / "state.json").read_text())

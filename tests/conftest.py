@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny synthetic corpus, tokenizer and prepared dataset (built once per session)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+SUBJECTS = ["the cat", "a dog", "my friend", "the old man", "a small bird", "the teacher", "our neighbour", "the child"]
+VERBS = ["sees", "likes", "finds", "follows", "watches", "paints", "remembers", "calls"]
+OBJECTS = ["the red ball", "a green tree", "the river", "an open door", "the tall tower", "a quiet garden",
+           "the blue sky", "a wooden boat"]
+ENDINGS = ["in the morning", "after dinner", "every day", "near the house", "with great care", "once again"]
+
+
+def synthetic_corpus(n_docs: int = 120, seed: int = 0) -> str:
+    """Documents of templated sentences: enough structure for MLM/RTD to learn in a few dozen steps."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(n_docs):
+        lines = [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(ENDINGS)} ."
+                 for _ in range(rng.randint(3, 12))]
+        docs.append("\n".join(lines))
+    return "\n\n".join(docs) + "\n"
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text(synthetic_corpus())
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_corpus, tmp_path_factory) -> Path:
+    from electra.data.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("tok") / "tokenizer"
+    train_tokenizer([tiny_corpus], out, vocab_size=200, min_frequency=1, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_corpus, tiny_tokenizer, tmp_path_factory) -> Path:
+    from electra.data.prepare import prepare_corpus
+
+    out = tmp_path_factory.mktemp("data") / "prepared"
+    prepare_corpus(tiny_corpus, tiny_tokenizer, out, max_length=32, heldout_fraction=0.1, show_progress=False)
+    return out
+
+
+def tiny_overrides(**extra) -> dict:
+    """Config overrides for a fast CPU run on ``tiny_data`` (debug preset, shrunk further)."""
+    train = dict(batch_size=16, max_steps=30, warmup_steps=5, learning_rate=2e-3, log_every=1, eval_every=10,
+                 eval_batches=2, save_every=10, keep_checkpoints=0, device="cpu")
+    model = dict(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64, embedding_size=32, max_position=64)
+    for k, v in extra.items():
+        section, key = k.split("__")
+        (train if section == "train" else model)[key] = v
+    return {"train": train, "model": model}

@@ -1,0 +1,81 @@
+import torch
+
+from electra.objectives.masking import apply_mask, choose_positions, special_token_mask
+from electra.objectives.sampling import gumbel_sample
+
+CLS, SEP, PAD, MASK = 2, 3, 0, 4
+
+
+def batch(lengths, T=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(10, 200, (len(lengths), T), generator=g)
+    am = torch.zeros(len(lengths), T, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        ids[i, n:] = PAD
+        ids[i, 0] = CLS
+        ids[i, n - 1] = SEP
+        ids[i, n // 2] = SEP
+        am[i, :n] = True
+    return ids, am
+
+
+def test_count_per_sequence_and_specials_never_chosen():
+    ids, am = batch([40, 21, 7, 4, 3])
+    special = special_token_mask(ids, (CLS, SEP, PAD))
+    positions, weights = choose_positions(am, special, 0.15, num_slots=6, generator=torch.Generator().manual_seed(1))
+    # max(1, round(0.15 * non-pad)), capped by eligible tokens: 40 -> 6, 21 -> 3, 7 -> 1, 4 -> 1 (one eligible),
+    # 3 -> 0 ([CLS] [SEP] [SEP]: nothing eligible)
+    assert weights.sum(1).tolist() == [6, 3, 1, 1, 0]
+    chosen = torch.gather(ids, 1, positions)[weights]
+    assert not torch.isin(chosen, torch.tensor([CLS, SEP, PAD])).any()
+    for row in range(5):  # distinct positions per row
+        p = positions[row][weights[row]]
+        assert len(set(p.tolist())) == len(p)
+
+
+def test_positions_are_uniform_over_eligible_tokens():
+    ids, am = batch([20] * 4000)
+    special = special_token_mask(ids, (CLS, SEP, PAD))
+    positions, weights = choose_positions(am, special, 0.15, 3, torch.Generator().manual_seed(0))
+    hist = torch.bincount(positions[weights], minlength=20).float()
+    eligible = hist[~special[0, :20]]
+    assert hist[special[0, :20]].sum() == 0
+    assert (eligible / eligible.mean() - 1).abs().max() < 0.1
+
+
+def test_electra_85_15_0_and_bert_80_10_10():
+    ids, am = batch([40] * 3000)
+    special = special_token_mask(ids, (CLS, SEP, PAD))
+    g = torch.Generator().manual_seed(0)
+    positions, weights = choose_positions(am, special, 0.15, 6, g)
+    for p_mask, p_rand in ((0.85, 0.0), (0.8, 0.1)):
+        out = apply_mask(ids, positions, weights, MASK, 200, p_mask, p_rand, g)
+        new = torch.gather(out.input_ids, 1, positions)[weights]
+        orig = out.targets[weights]
+        frac_mask = (new == MASK).float().mean().item()
+        frac_kept = (new == orig).float().mean().item()
+        frac_rand = 1 - frac_mask - frac_kept
+        assert abs(frac_mask - p_mask) < 0.01
+        assert abs(frac_rand - p_rand) < 0.01  # a random draw equal to the original counts as kept (rare)
+        # nothing outside the chosen positions changes
+        changed = out.input_ids != ids
+        chosen = torch.zeros_like(ids, dtype=torch.bool).scatter(1, positions, weights)
+        assert not (changed & ~chosen).any()
+
+
+def test_masking_is_a_pure_function_of_the_generator():
+    ids, am = batch([30, 25])
+    special = special_token_mask(ids, (CLS, SEP, PAD))
+    a = choose_positions(am, special, 0.15, 5, torch.Generator().manual_seed(3))
+    b = choose_positions(am, special, 0.15, 5, torch.Generator().manual_seed(3))
+    c = choose_positions(am, special, 0.15, 5, torch.Generator().manual_seed(4))
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
+
+
+def test_gumbel_sample_follows_softmax():
+    logits = torch.log(torch.tensor([0.6, 0.3, 0.1])).expand(20000, 3)
+    s = gumbel_sample(logits, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(s, minlength=3).float() / len(s)
+    torch.testing.assert_close(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.015, rtol=0)
+    hot = gumbel_sample(logits, 0.05, torch.Generator().manual_seed(0))  # low temperature -> argmax
+    assert (hot == 0).float().mean() > 0.99

@@ -1,0 +1,56 @@
+import torch
+
+from electra.config import load_config
+from electra.model.electra import ElectraPair, build_model, count_parameters
+from electra.train.flops import train_flops_per_token
+
+
+def test_parameter_counts_match_paper():
+    counts = {p: count_parameters(ElectraPair(load_config(p).model).discriminator) for p in ("small", "base")}
+    assert 13.0e6 < counts["small"] < 14.5e6  # paper: 14M (HF electra-small-discriminator: 13.5M)
+    assert 108e6 < counts["base"] < 111e6  # paper: 110M
+
+
+def test_embeddings_are_shared_objects():
+    pair = ElectraPair(load_config("debug").model)
+    g, d = pair.generator.encoder.embeddings, pair.discriminator.encoder.embeddings
+    assert g is d
+    for name in ("token", "position", "segment", "norm"):
+        assert getattr(g, name).weight is getattr(d, name).weight
+    # each keeps its own projection when embedding size != hidden size
+    assert pair.generator.encoder.project is not None and pair.discriminator.encoder.project is None
+
+
+def test_generator_output_is_tied_to_token_embeddings():
+    pair = ElectraPair(load_config("debug").model).eval()
+    ids = torch.randint(5, 100, (2, 10))
+    seg = torch.zeros_like(ids)
+    am = torch.ones_like(ids, dtype=torch.bool)
+    logits = pair.generator(ids, seg, am)
+    h = pair.generator.encoder(ids, seg, am)
+    head = pair.generator.head
+    expected = head.norm(torch.nn.functional.gelu(head.dense(h))) @ pair.discriminator.encoder.embeddings.token.weight.T
+    torch.testing.assert_close(logits, expected + head.bias)
+
+
+def test_padding_does_not_change_real_positions():
+    model = ElectraPair(load_config("debug").model).discriminator.eval()
+    ids = torch.randint(5, 100, (1, 8))
+    short = model(ids, torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool))
+    padded_ids = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], 1)
+    mask = torch.cat([torch.ones(1, 8, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.bool)], 1)
+    padded = model(padded_ids, torch.zeros_like(padded_ids), mask)
+    torch.testing.assert_close(padded[:, :8], short, atol=1e-5, rtol=1e-5)
+
+
+def test_mlm_baseline_has_discriminator_shape():
+    cfg = load_config("small").model
+    mlm = build_model(cfg, "mlm")
+    assert mlm.encoder.config.hidden_size == 256 and mlm.encoder.config.num_layers == 12
+
+
+def test_flops_close_to_official_counter():
+    # Official counter: ELECTRA-Small ~7.9e7 training FLOPs per token (it also counts softmaxes, layer norms and
+    # the generator's full-vocabulary output); ours counts matmuls only, with logits at masked positions only.
+    per_token = train_flops_per_token(load_config("small").model, "electra", 128, 0.15)
+    assert 0.8 * 7.9e7 < per_token < 1.05 * 7.9e7
