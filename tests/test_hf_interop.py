@@ -421,3 +421,50 @@ def test_continued_pretraining_starts_from_the_imported_generator(tmp_path, tok_
         random_loss = rtd_forward(fresh, ids, seg, mask, train, special, slots, torch.Generator().manual_seed(7))
     assert random_loss.losses["generator"] > 0.9 * math.log(len(VOCAB))
     assert out.losses["generator"] < 0.3 * random_loss.losses["generator"]
+
+
+def test_init_pair_from_hf_fills_the_configured_model_in_place(tmp_path, tok_dir):
+    from electra.data.tokenizer import vocab_fingerprint
+    from electra.interop.hf import init_pair_from_hf
+
+    disc, gen, disc_dir, gen_dir = hf_pair(tmp_path, tok_dir, "debug")
+    fingerprint = vocab_fingerprint(load_tokenizer(tok_dir))
+    # Export-style directory with both networks: everything comes from the files.
+    both = tmp_path / "both"
+    shutil.copytree(disc_dir, both / "discriminator")
+    shutil.copytree(gen_dir, both / "generator")
+    cfg = model_config("debug")
+    model = build_model(cfg.model)
+    report = init_pair_from_hf(model, both, cfg, fingerprint)
+    assert not report.fresh
+    _, reference, _, _ = load_hf_pair(both)
+    for k, v in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+    # Discriminator only: the configured generator keeps its own initialisation.
+    model = build_model(cfg.model)
+    before = {k: v.clone() for k, v in model.generator.state_dict().items()}
+    init_pair_from_hf(model, disc_dir, cfg, fingerprint)
+    assert torch.equal(model.generator.encoder.layers[0].attn.q.weight, before["encoder.layers.0.attn.q.weight"])
+    assert torch.equal(model.discriminator.head.out.weight, disc.discriminator_predictions.dense_prediction.weight)
+
+    # A configured shape that is not the checkpoint's, or another vocabulary: told what to change.
+    with pytest.raises(UserError, match="model.hidden_size=64"):
+        small = model_config("small")
+        init_pair_from_hf(build_model(small.model), both, small, fingerprint)
+    with pytest.raises(UserError, match="model.generator_fraction=0.5"):
+        quarter = model_config("debug", generator_fraction=0.25)
+        init_pair_from_hf(build_model(quarter.model), both, quarter, fingerprint)
+    with pytest.raises(UserError, match="vocabulary"):
+        init_pair_from_hf(build_model(cfg.model), both, cfg, "0" * 64)
+
+    # The MLM baseline starts from an HF masked LM of the discriminator's shape.
+    mlm_hf = transformers.ElectraForMaskedLM(hf_config("debug")).eval()
+    randomize(mlm_hf, 5)
+    mlm_dir = save_hf(mlm_hf, tmp_path / "mlm", tok_dir)
+    mlm_cfg = dataclasses.replace(cfg, train=TrainConfig(objective="mlm"))
+    mlm = build_model(mlm_cfg.model, "mlm").eval()
+    init_pair_from_hf(mlm, mlm_dir, mlm_cfg, fingerprint)
+    ids, seg, mask = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(mlm(ids, seg, mask), hf_forward(mlm_hf, ids, seg, mask).logits, **TIGHT)

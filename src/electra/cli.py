@@ -112,13 +112,15 @@ def _add_demo(sub) -> None:
     p.add_argument("--minutes", type=float, default=3.0, help="pretraining budget")
     p.add_argument("--corpus", type=Path, help="use this corpus instead of the built-in one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override the demo's pretraining config (repeatable)")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(a) -> int:
     from .demo import run_demo
 
-    run_demo(a.out, minutes=a.minutes, corpus=a.corpus, overwrite=a.overwrite)
+    run_demo(a.out, minutes=a.minutes, corpus=a.corpus, overwrite=a.overwrite, overrides=a.overrides)
     return 0
 
 

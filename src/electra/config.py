@@ -163,7 +163,7 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "debug": dict(learning_rate=2e-3, warmup_steps=100, batch_size=32, max_steps=1000, log_every=10,
+    "debug": dict(learning_rate=1e-3, warmup_steps=100, batch_size=32, max_steps=1000, log_every=10,
                   eval_every=200, eval_batches=5, save_every=200),
     "small": dict(),
     "base": dict(learning_rate=2e-4, batch_size=256, max_steps=766_000),

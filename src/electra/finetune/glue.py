@@ -304,9 +304,9 @@ def resolve_tasks(names: list[str] | str, glue_dir: Path) -> list[GlueTask]:
 
 def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *, glue_dir: Path | None = None,
                   seeds: int = 1, device: str = "auto", overrides: dict[str, str] | None = None,
-                  show_progress: bool = True, cache_dir: Path | None = None, use_cache: bool = True, max_train_examples: int | None = None,
-                  max_eval_examples: int | None = None, save_models: bool = True, predict_test: bool = True,
-                  log=print) -> dict:
+                  show_progress: bool = True, cache_dir: Path | None = None, use_cache: bool = True,
+                  max_train_examples: int | None = None, max_eval_examples: int | None = None,
+                  save_models: bool = True, predict_test: bool = True, log=print) -> dict:
     """Fine-tune the encoder at ``model`` on GLUE tasks for ``seeds`` seeds each; returns results.json's content.
 
     Args:
@@ -434,9 +434,11 @@ def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_d
         dev_splits = load_dev(task, glue_dir)
         if max_eval_examples:
             dev_splits = {k: v.head(max_eval_examples) for k, v in dev_splits.items()}
-        scores = {name: score_dev(task, predict(model, task, cached_features(s, tok, hp.max_length or DEFAULT_MAX_LENGTH, cache_dir),
-                                                hp.eval_batch_size, pad_id, dev, hp.precision), s.labels)
-                  for name, s in dev_splits.items()}
+        scores = {}
+        for name, split in dev_splits.items():
+            feats = cached_features(split, tok, hp.max_length or DEFAULT_MAX_LENGTH, cache_dir)
+            preds = predict(model, task, feats, hp.eval_batch_size, pad_id, dev, hp.precision)
+            scores[name] = score_dev(task, preds, split.labels)
         by_task.setdefault(task.name, []).append(
             {"seed": meta["seed"], "dev": scores, "score": scores[task.dev_sets[0].name][task.score_metric],
              "path": str(meta_path.parent)})

@@ -85,7 +85,6 @@ class GlueTask:
 
 _BINARY = ("0", "1")
 _NLI2 = ("entailment", "not_entailment")
-_MNLI_COLUMNS_TEST = "index promptID pairID genre sentence1_binary_parse sentence2_binary_parse sentence1_parse sentence2_parse sentence1 sentence2"
 
 #: The table. Order is the paper's.
 TASKS: dict[str, GlueTask] = {t.name: t for t in [

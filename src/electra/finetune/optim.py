@@ -158,7 +158,7 @@ def layerwise_lr_groups(encoder: Encoder, head_modules: list[nn.Module], lr: flo
             add("embeddings", lr * decay ** L, name, p)
         else:  # a parameter we do not know where to place: treat as lowest rather than guess
             add("embeddings", lr * decay ** L, name, p)
-    for k, head in enumerate(head_modules):
+    for head in head_modules:
         for name, p in head.named_parameters():
             add("head", lr, name, p)
 

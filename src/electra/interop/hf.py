@@ -34,10 +34,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import EncoderConfig, ModelConfig, _coerce, config_from_dict
+from ..config import EncoderConfig, ModelConfig, PretrainConfig, _coerce, config_from_dict
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
-from ..model.electra import ElectraPair, build_model
+from ..model.electra import ElectraPair, Generator, build_model
 from ..model.encoder import Encoder
 from ..train.checkpoint import find_checkpoint, is_checkpoint, load_checkpoint
 from ..train.encoder_io import ENCODER_CONFIG, atomic_dir, commit_dir, load_encoder
@@ -343,63 +343,127 @@ def load_hf_pair(disc_dir: Path, gen_dir: Path | None = None, overrides: Mapping
     discriminator's, the discriminator's are used for both and the report says so.
     Fresh tensors are drawn from the global torch RNG (seed it first).
     """
-    disc_dir, found_gen = resolve_hf_dirs(disc_dir)
-    gen_dir = Path(gen_dir) if gen_dir is not None else found_gen
-    disc = _read_hf_model(disc_dir)
-    gen = _read_hf_model(gen_dir) if gen_dir is not None else None
-    if gen is not None and gen.generator_head is None:
-        raise UserError(f"{gen_dir}: no generator head (generator_predictions.*, generator_lm_head.bias); "
-                        f"pass an ElectraForMaskedLM directory as the generator")
-    cfg = hf_pair_config(disc.config, gen.config if gen else None, overrides, where=str(disc_dir / "config.json"))
-    report = ImportReport(disc_dir, gen_dir, dropped=[f"{disc_dir.name}/{d}" for d in disc.dropped])
-
+    source = _HFPair.read(disc_dir, gen_dir)
+    cfg = source.model_config(overrides)
     pair = ElectraPair(cfg)
-    disc_state = {"encoder." + k: v for k, v in disc.encoder.items()} | (disc.discriminator_head or {})
-    _load_exact(pair.discriminator, disc_state, "discriminator", disc_dir,
-                skip=() if disc.discriminator_head is not None else ("head.",))
-    report.loaded += len(disc_state)
-    if disc.discriminator_head is None:
-        report.fresh += [f"discriminator.head.{k}" for k in pair.discriminator.head.state_dict()]
-        report.notes.append(f"{disc_dir} has no discriminator head (discriminator_predictions.*): it starts fresh")
-    if disc.generator_head is not None:
-        report.dropped += [f"{disc_dir.name}/{hf_keys.hf_name(k, 'generator')} "
-                           f"(MLM head of the discriminator directory)" for k in disc.generator_head]
+    return cfg, pair, source.tokenizer(), source.fill(pair)
 
-    if gen is None:
-        report.fresh += [f"generator.{k}" for k in pair.generator.state_dict() if not k.startswith("encoder.embeddings.")]
-        g = cfg.generator()
-        report.notes.append(f"fresh generator at generator_fraction={cfg.generator_fraction:g} (hidden {g.hidden_size}, "
-                            f"{g.num_heads} heads, FFN {g.ffn_size}) sharing the imported embeddings")
-    else:
+
+def init_pair_from_hf(model: nn.Module, path: Path, cfg: PretrainConfig, fingerprint: str | None = None) -> ImportReport:
+    """``pretrain --init-from HF_DIR``: copy HF weights into the freshly built ``model`` in place.
+
+    ``model`` is an ``ElectraPair`` (objective electra) or the MLM baseline's ``Generator``, built
+    from ``cfg.model``; its shape must be the checkpoint's (the error lists the ``model.*`` settings
+    that make it so). ``fingerprint``: the prepared data's vocabulary, which must be the checkpoint's.
+    Tensors the HF directories lack (a generator, a head) keep ``model``'s own initialisation.
+    """
+    disc_dir, gen_dir = resolve_hf_dirs(path)
+    source = _HFPair.read(disc_dir, gen_dir)
+    if isinstance(model, ElectraPair):
+        overrides: dict[str, Any] = {"dropout": cfg.model.dropout}
+        if source.gen is None:
+            overrides["generator_fraction"] = cfg.model.generator_fraction
+        wanted = source.model_config(overrides)
+    else:  # the MLM baseline: one network of the discriminator's shape
+        wanted = dataclasses.replace(cfg.model, **{f.name: getattr(source.disc.config, f.name)
+                                                   for f in dataclasses.fields(EncoderConfig) if f.name != "dropout"})
+    differ = [f"model.{f.name}={getattr(wanted, f.name)}" for f in dataclasses.fields(ModelConfig)
+              if getattr(wanted, f.name) != getattr(cfg.model, f.name)]
+    if differ:
+        raise UserError(f"--init-from {path}: the configured model has another shape than the checkpoint; "
+                        f"set {' '.join(differ)} (or pick the matching --preset)")
+    tok = source.tokenizer()
+    if fingerprint is not None and vocab_fingerprint(tok) != fingerprint:
+        raise UserError(f"--init-from {path}: its vocabulary differs from the prepared data's; prepare the data "
+                        f"with the checkpoint's tokenizer ({disc_dir})")
+    report = source.fill(model) if isinstance(model, ElectraPair) else source.fill_mlm(model)
+    print(f"initialised from {path}\n{report.summary()}")
+    return report
+
+
+@dataclass
+class _HFPair:
+    """An HF discriminator directory and optional generator directory, read and checked."""
+
+    disc: _HFModel
+    gen: _HFModel | None
+
+    @classmethod
+    def read(cls, disc_dir: Path, gen_dir: Path | None = None) -> _HFPair:
+        disc_dir, found_gen = resolve_hf_dirs(disc_dir)
+        gen_dir = Path(gen_dir) if gen_dir is not None else found_gen
+        gen = _read_hf_model(gen_dir) if gen_dir is not None else None
+        if gen is not None and gen.generator_head is None:
+            raise UserError(f"{gen_dir}: no generator head (generator_predictions.*, generator_lm_head.bias); "
+                            f"pass an ElectraForMaskedLM directory as the generator")
+        return cls(_read_hf_model(disc_dir), gen)
+
+    def model_config(self, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+        return hf_pair_config(self.disc.config, self.gen.config if self.gen else None, overrides,
+                              where=str(self.disc.path / "config.json"))
+
+    def tokenizer(self) -> tokenizers.Tokenizer:
+        tok = _load_hf_tokenizer(self.disc.path, self.disc.config)
+        gen_dir = self.gen.path if self.gen else None
+        if gen_dir is not None and any((gen_dir / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+            if vocab_fingerprint(load_tokenizer(gen_dir)) != vocab_fingerprint(tok):
+                raise UserError(f"{gen_dir}: its tokenizer's vocabulary differs from {self.disc.path}'s")
+        return tok
+
+    def fill(self, pair: ElectraPair) -> ImportReport:
+        """Copy every imported tensor into ``pair`` (built with ``model_config()``'s shape)."""
+        disc, gen = self.disc, self.gen
+        report = ImportReport(disc.path, gen.path if gen else None, dropped=[f"{disc.path.name}/{d}" for d in disc.dropped])
+        disc_state = {"encoder." + k: v for k, v in disc.encoder.items()} | (disc.discriminator_head or {})
+        _load_exact(pair.discriminator, disc_state, "discriminator", disc.path,
+                    skip=() if disc.discriminator_head is not None else ("head.",))
+        report.loaded += len(disc_state)
+        if disc.discriminator_head is None:
+            report.fresh += [f"discriminator.head.{k}" for k in pair.discriminator.head.state_dict()]
+            report.notes.append(f"{disc.path} has no discriminator head (discriminator_predictions.*): it starts fresh")
+        if disc.generator_head is not None:
+            report.dropped += [f"{disc.path.name}/{hf_keys.hf_name(k, 'generator')} "
+                               f"(MLM head of the discriminator directory)" for k in disc.generator_head]
+        if gen is None:
+            report.fresh += [f"generator.{k}" for k in pair.generator.state_dict()
+                             if not k.startswith("encoder.embeddings.")]
+            g = pair.generator.encoder.config
+            report.notes.append(f"fresh generator (hidden {g.hidden_size}, {g.num_heads} heads, FFN {g.ffn_size}) "
+                                f"sharing the imported embeddings")
+            return report
         # Everything but the embeddings, which ours share with the discriminator (compared below).
         gen_state = {"encoder." + k: v for k, v in gen.encoder.items() if not k.startswith("embeddings.")}
         gen_state |= gen.generator_head
-        _load_exact(pair.generator, gen_state, "generator", gen_dir, skip=("encoder.embeddings.",))
+        _load_exact(pair.generator, gen_state, "generator", gen.path, skip=("encoder.embeddings.",))
         report.loaded += len(gen_state)
-        embeddings = {k: v for k, v in gen.encoder.items() if k.startswith("embeddings.")}
-        shared = {"embeddings." + k: v for k, v in pair.discriminator.encoder.embeddings.state_dict().items()}
-        differ = sorted(hf_keys.hf_name(k, "encoder") for k in shared
-                        if k not in embeddings or embeddings[k].shape != shared[k].shape
-                        or not torch.equal(embeddings[k].to(shared[k].dtype), shared[k]))
-        how = "differs" if differ else "equal"
-        report.dropped += [f"{gen_dir.name}/electra.{hf_keys.hf_name(k, 'encoder')} "
-                           f"(generator copy of the shared embeddings, {how})" for k in sorted(embeddings)]
+        theirs = {k: v for k, v in gen.encoder.items() if k.startswith("embeddings.")}
+        ours = {k: v for k, v in disc.encoder.items() if k.startswith("embeddings.")}
+        differ = sorted(hf_keys.hf_name(k, "encoder") for k in ours
+                        if k not in theirs or theirs[k].shape != ours[k].shape or not torch.equal(theirs[k], ours[k]))
+        report.dropped.append(f"{gen.path.name}/electra.embeddings.* ({len(theirs)} tensors: the generator's copy "
+                              f"of the shared embeddings, {'different' if differ else 'equal'})")
         if differ:
             report.notes.append(f"the HF generator's embeddings differ from the discriminator's ({', '.join(differ)}); "
                                 f"using the discriminator's for both, as ours share one embedding block")
-        if gen.config.dropout != cfg.dropout:
-            report.notes.append(f"generator dropout {gen.config.dropout} replaced by {cfg.dropout}")
-        report.dropped += [f"{gen_dir.name}/{d}" for d in gen.dropped]
+        if gen.config.dropout != pair.generator.encoder.config.dropout:
+            report.notes.append(f"generator dropout {gen.config.dropout} replaced by {pair.generator.encoder.config.dropout}")
+        report.dropped += [f"{gen.path.name}/{d}" for d in gen.dropped]
         if gen.discriminator_head is not None:
-            report.dropped.append(f"{gen_dir.name}/discriminator_predictions.* (not a generator tensor)")
+            report.dropped.append(f"{gen.path.name}/discriminator_predictions.* (not a generator tensor)")
+        return report
 
-    tok = _load_hf_tokenizer(disc_dir, disc.config)
-    if gen_dir is not None and any((gen_dir / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
-        if vocab_fingerprint(load_tokenizer(gen_dir)) != vocab_fingerprint(tok):
-            raise UserError(f"{gen_dir}: its tokenizer's vocabulary differs from {disc_dir}'s")
-    if tok.get_vocab_size() < cfg.vocab_size:
-        report.notes.append(f"tokenizer has {tok.get_vocab_size()} tokens, the model {cfg.vocab_size} rows (unused rows stay)")
-    return cfg, pair, tok, report
+    def fill_mlm(self, model: Generator) -> ImportReport:
+        """The MLM baseline: encoder (and MLM head, if the directory has one) from the one directory."""
+        disc = self.disc
+        report = ImportReport(disc.path, None, dropped=[f"{disc.path.name}/{d}" for d in disc.dropped])
+        state = {"encoder." + k: v for k, v in disc.encoder.items()} | (disc.generator_head or {})
+        _load_exact(model, state, "generator", disc.path, skip=() if disc.generator_head is not None else ("head.",))
+        report.loaded += len(state)
+        if disc.generator_head is None:
+            report.fresh += [f"head.{k}" for k in model.head.state_dict()]
+        if disc.discriminator_head is not None:
+            report.dropped.append(f"{disc.path.name}/discriminator_predictions.* (the MLM baseline has no RTD head)")
+        return report
 
 
 # -- export ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +199,9 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     last_train: dict[str, Any] = {}
     last_eval: dict[str, Any] = {}
     session_t0 = time.time()
-    bar = tqdm(total=total_steps, initial=step, disable=not (show_progress and is_main), unit="step", dynamic_ncols=True)
+    # disable=None: a live bar on a terminal, none in a redirected log (the metric lines still print).
+    bar = tqdm(total=total_steps, initial=step, disable=None if (show_progress and is_main) else True, unit="step",
+               dynamic_ncols=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def save(at_step: int) -> Path:
@@ -247,6 +250,8 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                 step += 1
                 tokens_seen += tc.batch_size * T
                 interval_steps += 1
+                if progress:  # wall-clock budget: the bar's total is the step count the time allows
+                    bar.total = min(total_steps, max(step, round(step / progress)))
                 bar.update(1)
 
                 last = step >= total_steps or (tc.max_minutes is not None and
@@ -263,7 +268,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                                       mfu=(tps / (tc.batch_size * T) * flops_per_step / world / peak) if peak else None)
                     if is_main:
                         logger.log(last_train)
-                        bar.write(format_line(last_train))
+                        tqdm.write(format_line(last_train), file=sys.stdout)
                         bar.set_postfix(loss=f"{last_train['loss']:.3f}", tok_s=f"{tps:,.0f}")
                     counts_acc.clear()
                     for v in loss_acc.values():
@@ -275,7 +280,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                     last_eval.update(step=step, split="heldout")
                     if is_main:
                         logger.log(last_eval)
-                        bar.write("eval " + format_line(last_eval))
+                        tqdm.write("eval " + format_line(last_eval), file=sys.stdout)
                     interval_t0 = time.time()  # keep eval time out of training throughput
                 if step % tc.save_every == 0 or last:
                     save(step)

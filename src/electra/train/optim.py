@@ -1,8 +1,9 @@
 """ELECTRA's optimizer and learning-rate schedule.
 
 Written by hand because ``torch.optim.AdamW`` always applies Adam's bias correction, and the
-recipe's optimizer (the original ``AdamWeightDecayOptimizer``) does not: without it the first
-updates are ~10x smaller, which acts as an extra implicit warmup that the recipe's numbers assume.
+recipe's optimizer (the original ``AdamWeightDecayOptimizer``) does not: without it the early
+update m / sqrt(v) is about (1 - b1) / sqrt(1 - b2) ~ 3x the corrected one, relaxing to it over
+~1/(1 - b2) steps, and the recipe's learning rates and warmup were tuned with that behaviour.
 Weight decay is decoupled and scaled by the learning rate, and skipped for LayerNorm and biases.
 The update uses ``torch._foreach_*`` ops so it is a handful of fused kernels, not one per tensor.
 """

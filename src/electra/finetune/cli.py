@@ -1,0 +1,114 @@
+"""``electra finetune`` and ``electra evaluate``: thin argument parsing over ``glue`` and ``squad``.
+
+Wire into the main parser with ``add_finetune_parsers(subparsers)``; each sub-command stores its
+handler as ``args.func(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+SQUAD_TASKS = {"squad": "1.1", "squad1": "1.1", "squad1.1": "1.1", "squad2": "2.0", "squad2.0": "2.0"}
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """``["lr=1e-4", "epochs=2"]`` -> ``{"lr": "1e-4", "epochs": "2"}``; a later key wins."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _split_tasks(values: list[str]) -> tuple[list[str], str | None]:
+    """GLUE task names, and the SQuAD version if a SQuAD task was named (it must be alone)."""
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    if not names:
+        raise UserError("--task is empty")
+    squad = [n for n in names if n.lower() in SQUAD_TASKS]
+    if squad and len(names) > 1:
+        raise UserError("run SQuAD on its own: --task squad or --task squad2, not together with other tasks")
+    return names, SQUAD_TASKS[squad[0].lower()] if squad else None
+
+
+def add_finetune_parsers(subparsers) -> None:
+    ft = subparsers.add_parser(
+        "finetune", help="fine-tune an encoder on GLUE tasks or SQuAD",
+        description="Fine-tune a pretrained discriminator (ours, or a HuggingFace ELECTRA/BERT directory) "
+                    "with the paper's recipe; write results.json, per-seed models and leaderboard files.")
+    ft.add_argument("model", type=Path, help="encoder dir, pretraining checkpoint/run dir, or HuggingFace model dir")
+    ft.add_argument("--task", action="append", required=True,
+                    help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (comma-separated or repeated), "
+                         "'all' (every GLUE task whose data is present), squad or squad2")
+    ft.add_argument("--out", type=Path, required=True, help="output directory")
+    ft.add_argument("--seeds", type=int, default=1, help="fine-tuning seeds per task (reports each, median, spread)")
+    ft.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a fine-tuning setting, e.g. --set learning_rate=1e-4 --set epochs=2")
+    ft.add_argument("--glue-dir", type=Path, help="GLUE folder (default: $ELECTRA_DATA/glue or ../shared/data/glue)")
+    ft.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    ft.add_argument("--cache-dir", type=Path, help="tokenized-feature cache (default ~/.cache/electra/glue_features)")
+    ft.add_argument("--no-cache", action="store_true", help="tokenize every time, write no cache")
+    ft.add_argument("--max-train", type=int, help="GLUE: use only the first N training rows (quick runs)")
+    ft.add_argument("--max-eval", type=int, help="GLUE: score only the first N dev rows (quick runs)")
+    ft.add_argument("--no-save-models", action="store_true", help="GLUE: do not keep the per-seed models")
+    ft.add_argument("--no-test-predictions", action="store_true", help="GLUE: skip the leaderboard test files")
+    ft.add_argument("--train-file", type=Path, help="SQuAD: training JSON")
+    ft.add_argument("--dev-file", type=Path, help="SQuAD: dev JSON")
+    ft.add_argument("--split-dev", action="store_true", help="SQuAD: without a train file, train on part of dev")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    ft.set_defaults(func=run_finetune)
+
+    ev = subparsers.add_parser(
+        "evaluate", help="score fine-tuned models on dev without retraining",
+        description="Score the models a 'finetune' run saved (one seed dir, a task dir, or the whole output) "
+                    "on their dev sets; print the table and write eval_results.json.")
+    ev.add_argument("finetuned", type=Path, help="directory written by 'electra finetune'")
+    ev.add_argument("--task", action="append", default=None, help="restrict to these tasks (default: all found)")
+    ev.add_argument("--glue-dir", type=Path)
+    ev.add_argument("--out", type=Path, help="where eval_results.json goes (default: the fine-tuned dir)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--cache-dir", type=Path)
+    ev.add_argument("--no-cache", action="store_true")
+    ev.add_argument("--max-eval", type=int)
+    ev.add_argument("--dev-file", type=Path, help="SQuAD: dev JSON")
+    ev.set_defaults(func=run_evaluate)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    names, squad_version = _split_tasks(args.task)
+    overrides = parse_sets(args.set)
+    if squad_version is not None:
+        from . import squad  # imported lazily: SQuAD pulls in its own machinery
+
+        squad.finetune_squad(args.model, args.out, version=squad_version, train_file=args.train_file,
+                             dev_file=args.dev_file, split_dev=args.split_dev, seeds=args.seeds,
+                             device=args.device, overrides=overrides, show_progress=not args.quiet,
+                             cache_dir=args.cache_dir)
+        return 0
+    from .glue import finetune_glue
+
+    finetune_glue(args.model, args.out, names, glue_dir=args.glue_dir, seeds=args.seeds, device=args.device,
+                  overrides=overrides, show_progress=not args.quiet, cache_dir=args.cache_dir,
+                  use_cache=not args.no_cache, max_train_examples=args.max_train, max_eval_examples=args.max_eval,
+                  save_models=not args.no_save_models, predict_test=not args.no_test_predictions)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    names, squad_version = _split_tasks(args.task) if args.task else (["all"], None)
+    if squad_version is not None:
+        from . import squad
+
+        squad.evaluate_squad(args.finetuned, args.dev_file, args.out or args.finetuned, device=args.device,
+                             cache_dir=args.cache_dir)
+        return 0
+    from .glue import evaluate_glue
+
+    evaluate_glue(args.finetuned, names, glue_dir=args.glue_dir, out_dir=args.out, device=args.device,
+                  cache_dir=args.cache_dir, use_cache=not args.no_cache, max_eval_examples=args.max_eval)
+    return 0

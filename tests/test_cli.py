@@ -1,0 +1,83 @@
+"""The command line: user errors are one clear line, exit code 2, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import pytest
+
+
+def electra(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "electra", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+
+
+def test_missing_corpus(tmp_path):
+    assert_user_error(electra("tokenizer", tmp_path / "nope", tmp_path / "tok"), "does not exist")
+    assert not (tmp_path / "tok").exists()
+
+
+def test_empty_corpus(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("")
+    assert_user_error(electra("tokenizer", tmp_path / "c", tmp_path / "tok"), "empty")
+    assert not (tmp_path / "tok").exists()
+
+
+@pytest.mark.parametrize("kind", ["binary", "latin1", "giant_line", "bad_gzip"])
+def test_bad_files_in_prepare(kind, tmp_path, tiny_tokenizer):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("a fine line of text\n\nanother document here\n")
+    if kind == "binary":
+        (corpus / "bad.txt").write_bytes(b"text\x00\x01\x02\xff" * 100)
+        frag = "bad.txt"
+    elif kind == "latin1":
+        (corpus / "bad.txt").write_bytes("caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+        frag = "UTF-8"
+    elif kind == "giant_line":
+        (corpus / "bad.txt").write_text("word " * 50_000 + "\n")
+        frag = "--max-line-chars"
+    else:
+        (corpus / "bad.txt.gz").write_bytes(gzip.compress(b"hello world\n" * 1000)[:-30])
+        frag = "bad.txt.gz"
+    proc = electra("prepare", corpus, tiny_tokenizer, tmp_path / "data")
+    assert_user_error(proc, frag)
+    assert not (tmp_path / "data").exists()
+    assert not list(tmp_path.glob("data*"))
+
+
+def test_unknown_config_key(tmp_path, tiny_data):
+    proc = electra("pretrain", tiny_data, tmp_path / "run", "--preset", "debug", "--set", "train.learning_rat=1")
+    assert_user_error(proc, "unknown config key train.learning_rat")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_dataset(tmp_path):
+    assert_user_error(electra("pretrain", tmp_path / "nodata", tmp_path / "run", "--preset", "debug"))
+
+
+def test_help_lists_commands():
+    out = electra("--help").stdout
+    for cmd in ("tokenizer", "prepare", "pretrain", "demo", "export", "finetune", "evaluate"):
+        assert cmd in out
+
+
+def test_tokenizer_and_prepare_commands(tmp_path, tiny_corpus):
+    proc = electra("tokenizer", tiny_corpus, tmp_path / "tok", "--vocab-size", "150", "--min-frequency", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "tok" / "vocab.txt").exists() and (tmp_path / "tok" / "tokenizer.json").exists()
+    proc = electra("prepare", tiny_corpus, tmp_path / "tok", tmp_path / "data", "--max-length", "32")
+    assert proc.returncode == 0, proc.stderr
+    assert "held-out examples" in proc.stdout and (tmp_path / "data" / "meta.json").exists()
