@@ -79,3 +79,13 @@ def test_gumbel_sample_follows_softmax():
     torch.testing.assert_close(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.015, rtol=0)
     hot = gumbel_sample(logits, 0.05, torch.Generator().manual_seed(0))  # low temperature -> argmax
     assert (hot == 0).float().mean() > 0.99
+
+
+def test_roc_auc_against_hand_computed():
+    from electra.objectives.output import roc_auc
+
+    scores = torch.tensor([0.1, 0.4, 0.35, 0.8])
+    labels = torch.tensor([False, False, True, True])
+    assert roc_auc(scores, labels) == 0.75  # pairs (pos, neg): (0.35>0.1), (0.35<0.4), (0.8>0.1), (0.8>0.4)
+    assert roc_auc(torch.zeros(4), labels) == 0.5  # constant scores (the trivial guess): chance
+    assert roc_auc(torch.tensor([1.0, 2.0, 3.0, 4.0]), labels) == 1.0

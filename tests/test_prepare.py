@@ -180,3 +180,24 @@ def test_real_gutenberg_books(tmp_path):
     hf = transformers.BertTokenizerFast.from_pretrained(str(tmp_path / "ds" / "tokenizer"))
     line = "It was the best of times, it was the worst of times; Mrs. Dalloway's naïveté."
     assert hf(line)["input_ids"] == tok.encode(line).ids
+
+
+def test_file_per_document_packs_across_blank_lines(tmp_path):
+    """Books put blank lines between paragraphs; with file_is_document they pack into full examples."""
+    from electra.data.corpus import iter_documents
+    from electra.data.prepare import prepare_corpus
+    from electra.data.shards import PretrainingData
+    from electra.data.tokenizer import train_tokenizer
+
+    book = tmp_path / "book.txt"
+    book.write_text("\n\n".join(f"paragraph {i} has a few words in it" for i in range(200)) + "\n")
+    assert len(list(iter_documents([book]))) == 200
+    assert [len(d) for d in iter_documents([book], file_is_document=True)] == [200]
+    train_tokenizer([book], tmp_path / "tok", vocab_size=100, min_frequency=1, show_progress=False)
+    by_par = prepare_corpus(book, tmp_path / "tok", tmp_path / "a", max_length=64, heldout_fraction=0.0,
+                            show_progress=False)
+    by_file = prepare_corpus(book, tmp_path / "tok", tmp_path / "b", max_length=64, heldout_fraction=0.0,
+                             show_progress=False, file_is_document=True)
+    assert by_file.documents == 1 and by_par.documents == 200
+    assert by_file.padding_fraction < 0.25 < by_par.padding_fraction
+    assert len(PretrainingData(tmp_path / "b")) < by_par.train_examples

@@ -51,6 +51,9 @@ def _add_prepare(sub) -> None:
     p.add_argument("--heldout-fraction", type=float, default=0.01, help="fraction of documents held out")
     p.add_argument("--examples-per-shard", type=int, default=100_000)
     p.add_argument("--max-line-chars", type=int, default=100_000)
+    p.add_argument("--file-per-document", action="store_true",
+                   help="each file is one document and blank lines are paragraph breaks (books); "
+                        "default: blank lines separate documents")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_run_prepare)
 
@@ -60,7 +63,7 @@ def _run_prepare(a) -> int:
 
     s = prepare_corpus(a.corpus, a.tokenizer, a.out, max_length=a.max_length, seed=a.seed,
                        heldout_fraction=a.heldout_fraction, examples_per_shard=a.examples_per_shard,
-                       max_line_chars=a.max_line_chars, overwrite=a.overwrite)
+                       max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document)
     print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train + {s.heldout_examples:,} "
           f"held-out examples of {s.max_length}; padding {s.padding_fraction:.1%}; "
           f"{s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s)")
@@ -109,7 +112,7 @@ def _run_pretrain(a) -> int:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="tokenizer + preparation + a few minutes of pretraining + report, on a built-in corpus")
     p.add_argument("out", type=Path, nargs="?", default=Path("demo_run"))
-    p.add_argument("--minutes", type=float, default=3.0, help="pretraining budget")
+    p.add_argument("--minutes", type=float, default=4.0, help="pretraining budget")
     p.add_argument("--corpus", type=Path, help="use this corpus instead of the built-in one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -131,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_pretrain(sub)
     _add_demo(sub)
-    for module, fn in (("electra.interop.cli", "add_export_parser"), ("electra.finetune.cli", "add_finetune_parsers")):
-        try:
-            getattr(__import__(module, fromlist=[fn]), fn)(sub)
-        except (ImportError, AttributeError):  # optional parts not installed/built
-            pass
+    from .finetune.cli import add_finetune_parsers
+    from .interop.cli import add_export_parser
+
+    add_export_parser(sub)
+    add_finetune_parsers(sub)
     return parser
 
 

@@ -84,7 +84,7 @@ class ModelConfig:
 #: Model presets: only what differs from ``ModelConfig`` defaults (which are ELECTRA-Small).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "debug": dict(hidden_size=64, num_layers=2, num_heads=2, ffn_size=256, embedding_size=64,
-                  max_position=128, generator_fraction=0.5),
+                  max_position=128, generator_fraction=0.25),
     "small": dict(),
     "base": dict(hidden_size=768, num_heads=12, ffn_size=3072, embedding_size=768, generator_fraction=1 / 3),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, ffn_size=4096, embedding_size=1024),
@@ -163,7 +163,9 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "debug": dict(learning_rate=1e-3, warmup_steps=100, batch_size=32, max_steps=1000, log_every=10,
+    # Warmup ~ 1 / (1 - beta2) steps: without bias correction Adam's early updates are up to ~6x
+    # larger, which made the tiny discriminator collapse to "all original" with a short warmup.
+    "debug": dict(learning_rate=1e-3, warmup_steps=800, batch_size=32, max_steps=1000, log_every=10,
                   eval_every=200, eval_batches=5, save_every=200),
     "small": dict(),
     "base": dict(learning_rate=2e-4, batch_size=256, max_steps=766_000),

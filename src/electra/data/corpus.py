@@ -151,12 +151,14 @@ def iter_lines(path: Path, max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iter
 
 
 def iter_documents(
-    files: Sequence[Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS
+    files: Sequence[Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS, file_is_document: bool = False
 ) -> Iterator[list[str]]:
     """Stream every document of every file, in file order.
 
     Blank (or whitespace-only) lines separate documents, and the end of a file ends the document
-    in progress, so no document spans two files.
+    in progress, so no document spans two files. With ``file_is_document`` blank lines are only
+    paragraph breaks and each file is one document: right for books (e.g. Project Gutenberg
+    e-texts), whose blank lines separate paragraphs, not documents.
 
     Yields:
         list[str]: one document, its stripped non-empty lines in order (never empty).
@@ -169,7 +171,7 @@ def iter_documents(
         for line in iter_lines(Path(path), max_line_chars):
             if line:
                 doc.append(line)
-            elif doc:
+            elif doc and not file_is_document:
                 yield doc
                 doc = []
         if doc:

@@ -107,6 +107,7 @@ def prepare_corpus(
     heldout_fraction: float = 0.01,
     examples_per_shard: int = 100_000,
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
+    file_is_document: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
 ) -> PrepareSummary:
@@ -122,6 +123,7 @@ def prepare_corpus(
             positive fraction at least one document is held out.
         examples_per_shard: rows per shard file.
         max_line_chars: longer lines are rejected as not-text.
+        file_is_document: each file is one document and blank lines are paragraph breaks (books).
         show_progress: tqdm bar over input bytes (advanced as each file is finished).
         overwrite: replace an existing non-empty ``out_dir`` (only once the new one is complete).
 
@@ -149,7 +151,8 @@ def prepare_corpus(
     try:
         tmp.mkdir(parents=True)
         summary = _build(
-            files, tok, tmp, max_length, seed, heldout_fraction, examples_per_shard, max_line_chars, show_progress
+            files, tok, tmp, max_length, seed, heldout_fraction, examples_per_shard, max_line_chars, show_progress,
+            file_is_document,
         )
         meta_splits = summary.pop("shards")
         if summary["train_examples"] == 0:
@@ -199,6 +202,7 @@ def _build(
     examples_per_shard: int,
     max_line_chars: int,
     show_progress: bool,
+    file_is_document: bool = False,
 ) -> dict:
     """Stream the corpus into per-split shard writers; returns the counts for the summary."""
     specials = special_tokens(tok)
@@ -227,7 +231,7 @@ def _build(
     )
     with bar:
         for path in files:
-            for docs in _doc_batches(iter_documents([path], max_line_chars)):
+            for docs in _doc_batches(iter_documents([path], max_line_chars, file_is_document)):
                 ids = _encode_lines(tok, [line for doc in docs for line in doc])
                 pos = 0
                 for doc in docs:

@@ -20,6 +20,10 @@ class PretrainOutput:
     counts: dict[str, torch.Tensor] = field(default_factory=dict)
     """Scalar sums: ``gen_correct``, ``gen_total``, ``sampled_correct``, ``disc_correct``, ``disc_total``,
     ``disc_tp`` (replaced and predicted replaced), ``disc_pred_pos``, ``disc_replaced``."""
+    disc_logits: torch.Tensor | None = None
+    """(B, T) discriminator logits (ELECTRA only), detached; for AUC at evaluation."""
+    disc_labels: torch.Tensor | None = None
+    """(B, T) bool, True where the token was replaced; False on padding."""
 
 
 def metrics_from_counts(counts: dict[str, float]) -> dict[str, float]:
@@ -42,3 +46,22 @@ def metrics_from_counts(counts: dict[str, float]) -> dict[str, float]:
         # The trivial detector says "original" everywhere: its accuracy is the original fraction.
         out["trivial_acc"] = 1.0 - out["replaced_frac"]
     return {k: v for k, v in out.items() if v is not None}
+
+
+def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve (the probability a random positive outscores a random negative; ties
+    count half), from 1-D scores and bool labels. 0.5 is chance, as for the all-original guess."""
+    scores, labels = scores.double().cpu(), labels.bool().cpu()
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = torch.argsort(scores)
+    s = scores[order]
+    # average ranks for ties (Mann-Whitney U)
+    ranks = torch.empty_like(s)
+    uniq, inverse, counts = torch.unique_consecutive(s, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).double()
+    avg = ends - (counts.double() - 1) / 2
+    ranks = avg[inverse]
+    pos_rank_sum = ranks[labels[order]].sum().item()
+    return (pos_rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)

@@ -10,7 +10,7 @@ from typing import Any
 # The order and format of the console line; keys missing from a record are left out.
 _LINE = [("loss", "loss {:.4f}"), ("gen_loss", "gen {:.3f}"), ("gen_acc", "gen_acc {:.3f}"),
          ("sampled_acc", "samp_acc {:.3f}"), ("disc_loss", "disc {:.4f}"), ("disc_acc", "disc_acc {:.3f}"),
-         ("disc_precision", "P {:.3f}"), ("disc_recall", "R {:.3f}"), ("replaced_frac", "repl {:.3f}"),
+         ("disc_precision", "P {:.3f}"), ("disc_recall", "R {:.3f}"), ("disc_auc", "AUC {:.3f}"), ("replaced_frac", "repl {:.3f}"),
          ("lr", "lr {:.2e}"), ("grad_norm", "gnorm {:.2f}"), ("tokens_per_s", "tok/s {:,.0f}"),
          ("mfu", "mfu {:.1%}"), ("flops", "flops {:.3g}")]
 

@@ -34,7 +34,7 @@ from ..data.shards import PretrainingData
 from ..data.tokenizer import load_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
 from ..model.electra import build_model, count_parameters, kept_encoder
-from ..objectives.output import metrics_from_counts
+from ..objectives.output import metrics_from_counts, roc_auc
 from ..objectives.task import PretrainingStep
 from .checkpoint import find_checkpoint, load_checkpoint, rng_from_str, rng_to_str, save_checkpoint
 from .encoder_io import save_encoder
@@ -335,6 +335,7 @@ def evaluate(step_module: PretrainingStep, data: PretrainingData, seed: int, dev
     counts: dict[str, float] = {}
     losses = {"loss": 0.0, "gen_loss": 0.0, "disc_loss": 0.0}
     n = 0
+    scores, labels = [], []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for b in range(min(max_batches, max(1, math.ceil(len(data) / batch_size)))):
         idx = torch.arange(b * batch_size, min(len(data), (b + 1) * batch_size)).numpy()
@@ -346,6 +347,10 @@ def evaluate(step_module: PretrainingStep, data: PretrainingData, seed: int, dev
             out = step_module(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
         for k, v in out.counts.items():
             counts[k] = counts.get(k, 0.0) + float(v)
+        if out.disc_logits is not None:
+            real = batch["attention_mask"]
+            scores.append(out.disc_logits[real].float().cpu())
+            labels.append(out.disc_labels[real].cpu())
         losses["loss"] += float(out.loss)
         names = list(out.losses)
         losses["gen_loss"] += float(out.losses[names[0]])
@@ -357,6 +362,8 @@ def evaluate(step_module: PretrainingStep, data: PretrainingData, seed: int, dev
     if "disc_total" not in counts:
         rec.pop("disc_loss")
     rec.update(metrics_from_counts(counts))
+    if scores:
+        rec["disc_auc"] = roc_auc(torch.cat(scores), torch.cat(labels))
     return rec
 
 
