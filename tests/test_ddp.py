@@ -29,7 +29,7 @@ def test_two_processes_match_one_with_double_accumulation(tiny_data, tmp_path):
     pretrain(ref_cfg, tiny_data, tmp_path / "one", show_progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "0", "-m", "electra", *_args(tiny_data, tmp_path / "two", 1)],
+                           "--standalone", "-m", "electra", *_args(tiny_data, tmp_path / "two", 1)],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = [r for r in read_metrics(tmp_path / "one") if r.get("split", "train") == "train"]

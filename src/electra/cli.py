@@ -105,7 +105,8 @@ def _run_pretrain(a) -> int:
 
         cfg.train.device = init_distributed(cfg.train.device)
     pretrain(cfg, a.data, a.run, resume=a.resume, init_from=a.init_from, show_progress=not a.no_progress)
-    print(f"done: the encoder for fine-tuning is in {a.run / 'final'}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: the encoder for fine-tuning is in {a.run / 'final'}")
     return 0
 
 

@@ -18,7 +18,7 @@ from .config import load_config, parse_overrides
 from .errors import UserError
 
 #: Cap on the built-in corpus so the demo's preparation stays a few seconds.
-DEMO_CORPUS_CHARS = 3_000_000
+DEMO_CORPUS_CHARS = 8_000_000
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -42,8 +42,11 @@ def builtin_documents(max_chars: int = DEMO_CORPUS_CHARS) -> list[list[str]]:
     docs = [_paragraphs(text) for _, text in sorted(pydoc_data.topics.topics.items())]
     total = sum(len(p) for d in docs for p in d)
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(stdlib.glob("*.py")) + sorted(stdlib.glob("*/*.py")):
-        if total >= max_chars or "test" in path.parts[-2:-1] or path.name.startswith("test"):
+    for path in sorted(stdlib.rglob("*.py")):
+        rel = path.relative_to(stdlib).parts
+        if total >= max_chars:
+            break
+        if rel[0] in ("site-packages", "dist-packages") or any(p.startswith(("test", "idle_test")) for p in rel):
             continue
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))

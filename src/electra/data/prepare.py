@@ -25,6 +25,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
+from electra.atomic import commit_dir
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, find_text_files, iter_documents
 from electra.data.packing import ExamplePacker
 from electra.data.shards import DatasetMeta, ShardWriter, ids_dtype, write_meta
@@ -174,22 +175,11 @@ def prepare_corpus(
             splits=meta_splits,
         )
         write_meta(tmp, meta)  # last file written: marks the dataset complete
-        _replace_dir(tmp, out_dir)
+        commit_dir(tmp, out_dir, fsync=False)  # data shards are large; a rename is the atomic step
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
-
-
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished ``tmp`` onto ``out_dir``, moving an old one aside first."""
-    if out_dir.exists():
-        old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}")
-        out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out_dir)
 
 
 def _build(

@@ -23,6 +23,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tqdm.auto import tqdm
 
+from electra.atomic import commit_dir
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
 from electra.errors import UserError
 
@@ -225,13 +226,7 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path) -> None:
         specials_map = {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials_map, indent=2) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a tokenizer directory is ordinary data
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        commit_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

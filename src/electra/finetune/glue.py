@@ -35,7 +35,9 @@ from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, voc
 from ..errors import UserError
 from ..model.encoder import Encoder
 from ..paths import data_dir
-from ..train.encoder_io import atomic_dir, commit_dir, load_encoder
+from ..atomic import atomic_dir, commit_dir
+from ..train.encoder_io import load_encoder
+from ..train.loop import resolve_device
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, train_batches
 from .glue_tasks import TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files, task_available
@@ -68,14 +70,6 @@ class GlueClassifier(nn.Module):
         """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
         h = self.encoder(input_ids, segment_ids, attention_mask)  # (B, T, H)
         return self.classifier(self.dropout(h[:, 0]))  # (B, C)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
 
 
 def _autocast(device: torch.device, precision: str):

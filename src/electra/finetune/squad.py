@@ -30,6 +30,7 @@ from ..data.tokenizer import vocab_fingerprint
 from ..errors import UserError
 from ..paths import data_dir
 from ..train.encoder_io import load_encoder, save_encoder
+from ..train.loop import resolve_device
 from .optim import FinetuneHParams, _parse_value, build_finetune_optimizer, default_hparams
 from .squad_data import SquadFeatures, SquadSet, WindowSpec, load_features, read_squad
 from .squad_decode import BeamOutputs, Decoded, decode
@@ -86,15 +87,6 @@ def _split_overrides(overrides: dict[str, str] | None) -> tuple[dict[str, str], 
 def _settings(overrides: dict[str, str]) -> SquadSettings:
     hints = typing.get_type_hints(SquadSettings)
     return SquadSettings(**{k: _parse_value(k, v, hints[k]) for k, v in overrides.items()})
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as e:
-        raise UserError(f"unknown device {device!r} ({e})") from None
 
 
 def _autocast(device: torch.device, precision: str):
@@ -293,7 +285,7 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
     shared, squad_only = _split_overrides(overrides)
     settings = _settings(squad_only)
     train_set, eval_set = _datasets(version, train_file, dev_file, split_dev)
-    dev_device = _device(device)
+    dev_device = resolve_device(device)
 
     runs = []
     for k in range(seeds):
@@ -361,7 +353,7 @@ def evaluate_squad(finetuned_dir: Path, dev_file: Path | None, out_dir: Path, de
         head.load_state_dict(state)
     except RuntimeError as e:
         raise UserError(f"{model_dir / HEAD_FILE}: weights do not fit the SQuAD head ({e})") from None
-    dev_device = _device(device)
+    dev_device = resolve_device(device)
     encoder.to(dev_device)
     head.to(dev_device)
     dev = read_squad(Path(dev_file) if dev_file else _default_dev(version), version)

@@ -40,7 +40,8 @@ from ..errors import UserError
 from ..model.electra import ElectraPair, Generator, build_model
 from ..model.encoder import Encoder
 from ..train.checkpoint import find_checkpoint, is_checkpoint, load_checkpoint
-from ..train.encoder_io import ENCODER_CONFIG, atomic_dir, commit_dir, load_encoder
+from ..atomic import atomic_dir, commit_dir
+from ..train.encoder_io import ENCODER_CONFIG, load_encoder
 from . import hf_keys
 
 SAFETENSORS = "model.safetensors"

@@ -9,7 +9,7 @@
 
 A directory appears under its final name only once complete (``encoder_io.commit_dir``), so a
 crash mid-write leaves at most a hidden ``.step-*.tmp-PID`` folder that is never mistaken for a
-checkpoint and is cleaned up by the next save.
+checkpoint and is cleaned up by the next save (``electra.atomic``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import nn
 
 from ..config import PretrainConfig
 from ..errors import UserError
-from .encoder_io import atomic_dir, commit_dir
+from ..atomic import atomic_dir, commit_dir
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 

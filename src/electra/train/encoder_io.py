@@ -10,45 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from pathlib import Path
 
 import tokenizers
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_dir, commit_dir
 from ..config import EncoderConfig, config_from_dict
 from ..data.tokenizer import load_tokenizer, save_tokenizer, vocab_fingerprint
 from ..errors import UserError
 from ..model.encoder import Encoder
 
 ENCODER_CONFIG = "encoder_config.json"
-
-
-def atomic_dir(final: Path) -> Path:
-    """A fresh temporary sibling of ``final`` to write into; ``commit_dir`` moves it into place."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    return tmp
-
-
-def commit_dir(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by ``tmp`` so that a crash at any point leaves either the old or the new
-    directory complete under ``final`` (never a half-written one)."""
-    for f in tmp.rglob("*"):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def save_encoder(encoder: Encoder, tokenizer: tokenizers.Tokenizer, out_dir: Path) -> Path:
