@@ -6,6 +6,7 @@
     electra demo [OUT]                      the whole pipeline on a built-in corpus, in minutes on a CPU
     electra export RUN OUT                  HuggingFace transformers directories
     electra finetune / evaluate             GLUE and SQuAD
+    electra experiment DATA OUT             ELECTRA vs MLM at matched FLOPs, GLUE against FLOPs
 
 User errors print one line ``error: ...`` and exit with code 2; SIGINT/SIGTERM during pretraining
 save a checkpoint and exit with 130/143.
@@ -128,6 +129,35 @@ def _run_demo(a) -> int:
     return 0
 
 
+def _add_experiment(sub) -> None:
+    p = sub.add_parser("experiment", help="ELECTRA vs MLM at matched training FLOPs, GLUE score against FLOPs")
+    p.add_argument("data", type=Path, help="output of `electra prepare`")
+    p.add_argument("out", type=Path, help="experiment folder (pretrain/, finetune/, results.json, glue_vs_flops.png)")
+    p.add_argument("--preset", default="small")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--flops", type=float, help="training FLOPs per arm (analytic count)")
+    budget.add_argument("--electra-steps", type=int, help="ELECTRA steps; the MLM arm gets the same FLOPs")
+    p.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte", help="GLUE tasks to fine-tune each checkpoint on")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="pretraining config override for both arms (repeatable)")
+    p.add_argument("--ft-set", dest="ft_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="fine-tuning override (repeatable)")
+    p.add_argument("--glue-dir", type=Path)
+    p.add_argument("--resume", action="store_true", help="continue interrupted pretraining; skip finished arms")
+    p.set_defaults(func=_run_experiment)
+
+
+def _run_experiment(a) -> int:
+    from .experiment import run_experiment
+    from .finetune.cli import parse_sets
+
+    run_experiment(a.data, a.out, preset=a.preset, flops=a.flops, electra_steps=a.electra_steps,
+                   tasks=[t for t in a.tasks.split(",") if t], seeds=a.seeds, overrides=a.overrides,
+                   finetune_overrides=parse_sets(a.ft_overrides), glue_dir=a.glue_dir, resume=a.resume)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="electra", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_pretrain(sub)
     _add_demo(sub)
+    _add_experiment(sub)
     from .finetune.cli import add_finetune_parsers
     from .interop.cli import add_export_parser
 

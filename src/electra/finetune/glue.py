@@ -336,6 +336,9 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
         hp = dataclasses.replace(base_hp, max_length=base_hp.max_length or DEFAULT_MAX_LENGTH,
                                  epochs=base_hp.epochs if base_hp.epochs is not None else task.epochs,
                                  swap_augment=base_hp.swap_augment if base_hp.swap_augment is not None else task.swap_augment)
+        if hp.max_length > encoder.config.max_position:
+            raise UserError(f"max_length {hp.max_length} exceeds the model's {encoder.config.max_position} positions; "
+                            f"pass --set max_length={encoder.config.max_position}")
         train_split = load_train(task, glue_dir)
         dev_splits = load_dev(task, glue_dir)
         test_splits = load_tests(task, glue_dir) if predict_test else {}

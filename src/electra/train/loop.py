@@ -113,8 +113,13 @@ def _dist_info() -> tuple[int, int]:
 
 
 def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool = False,
-             init_from: Path | None = None, show_progress: bool = True) -> RunResult:
-    """Pretrain on a prepared dataset (``electra prepare``) into ``run_dir``."""
+             init_from: Path | None = None, show_progress: bool = True,
+             save_steps: frozenset[int] = frozenset()) -> RunResult:
+    """Pretrain on a prepared dataset (``electra prepare``) into ``run_dir``.
+
+    ``save_steps``: extra steps to checkpoint at besides every ``train.save_every`` (e.g. the
+    fractions of the budget an experiment fine-tunes).
+    """
     t_start = time.time()
     rank, world = _dist_info()
     is_main = rank == 0
@@ -285,7 +290,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                         logger.log(last_eval)
                         tqdm.write("eval " + format_line(last_eval), file=sys.stdout)
                     interval_t0 = time.time()  # keep eval time out of training throughput
-                if step % tc.save_every == 0 or last:
+                if step % tc.save_every == 0 or step in save_steps or last:
                     save(step)
                 if signals.received is not None:
                     path = save(step)

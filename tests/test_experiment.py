@@ -1,0 +1,49 @@
+"""A CPU-sized ELECTRA-vs-MLM experiment: matched FLOPs, checkpoints at 1/8..1, every artefact written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import tiny_overrides
+from electra.experiment import plan, run_experiment
+from electra.paths import data_dir
+
+GLUE = data_dir() / "glue"
+
+
+def _pairs(**extra):
+    cfg = tiny_overrides(**extra)
+    return [f"{sec}.{k}={v}" for sec in ("train", "model") for k, v in cfg[sec].items()
+            if k not in ("max_steps", "save_every", "keep_checkpoints")]
+
+
+def test_plan_matches_flops_within_two_percent():
+    for steps in (16, 64, 1000, 100_000):
+        p = plan("small", [], None, steps, 128)
+        f = p["flops"]
+        assert abs(f["mlm"] - f["electra"]) / f["electra"] < 0.02
+        assert p["steps"]["mlm"] > p["steps"]["electra"]  # MLM spends nothing on a generator
+    p = plan("small", [], 1e16, None, 128)
+    assert abs(p["flops"]["electra"] - 1e16) / 1e16 < 0.02
+
+
+@pytest.mark.skipif(not (GLUE / "RTE" / "train.tsv").is_file() or not (GLUE / "WNLI" / "train.tsv").is_file(),
+                    reason=f"real GLUE RTE/WNLI not found under {GLUE}")
+def test_cpu_sized_experiment_writes_every_artefact(tiny_data, tmp_path):
+    out = tmp_path / "exp"
+    res = run_experiment(tiny_data, out, preset="debug", electra_steps=16, tasks=["rte", "wnli"], seeds=1,
+                         overrides=_pairs(), finetune_overrides={"epochs": "1", "max_length": "64"}, max_train_examples=32,
+                         max_eval_examples=32, show_progress=False)
+    assert res["flops_mismatch"] < 0.02
+    assert [(r["arm"], r["fraction"]) for r in res["rows"]] == [
+        (arm, f) for arm in ("electra", "mlm") for f in (1 / 8, 1 / 4, 1 / 2, 1.0)]
+    electra_full = [r for r in res["rows"] if r["arm"] == "electra"][-1]
+    mlm_full = [r for r in res["rows"] if r["arm"] == "mlm"][-1]
+    assert abs(mlm_full["flops"] - electra_full["flops"]) / electra_full["flops"] < 0.02
+    assert set(electra_full["tasks"]) == {"RTE", "WNLI"} and electra_full["score_name"] == "GLUE-1"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["rows"] == res["rows"]
+    assert (out / "glue_vs_flops.png").stat().st_size > 10_000
+    assert "| electra | 0.125 |" in (out / "results.md").read_text()
