@@ -54,3 +54,24 @@ def test_flops_close_to_official_counter():
     # the generator's full-vocabulary output); ours counts matmuls only, with logits at masked positions only.
     per_token = train_flops_per_token(load_config("small").model, "electra", 128, 0.15)
     assert 0.8 * 7.9e7 < per_token < 1.05 * 7.9e7
+
+
+def test_activation_checkpointing_gives_same_loss_and_gradients():
+    from electra.data.tokenizer import SpecialTokens
+    from electra.objectives.rtd import rtd_forward
+
+    cfg = load_config("debug", overrides={"model": {"vocab_size": 120, "dropout": 0.0}})
+    special = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
+    ids = torch.randint(5, 120, (2, 16), generator=torch.Generator().manual_seed(0))
+    seg, am = torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool)
+    results = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        pair = ElectraPair(cfg.model).train()
+        for enc in (pair.generator.encoder, pair.discriminator.encoder):
+            enc.checkpoint_activations = flag
+        out = rtd_forward(pair, ids, seg, am, cfg.train, special, 3, torch.Generator().manual_seed(1))
+        out.loss.backward()
+        results.append((out.loss.detach(), pair.discriminator.encoder.layers[0].attn.q.weight.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])

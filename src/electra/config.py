@@ -132,6 +132,8 @@ class TrainConfig:
     """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""
     device: str = "auto"
     compile: bool = False
+    activation_checkpointing: bool = False
+    """Recompute layer activations in backward: less memory for large shapes (Base 256 x 512), ~30% more compute."""
 
     def __post_init__(self) -> None:
         if self.objective not in ("electra", "mlm"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from ..config import EncoderConfig
@@ -100,7 +101,9 @@ class Encoder(nn.Module):
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
         self.project = nn.Linear(cfg.embedding_size, cfg.hidden_size) if cfg.embedding_size != cfg.hidden_size else None
         self.layers = nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.num_layers))
-        self.checkpoint_activations = False  # set by the training loop for large shapes; not a model concern
+        # Recompute each layer in backward instead of storing its activations (memory for compute);
+        # switched on by the training loop (train.activation_checkpointing) for large shapes.
+        self.checkpoint_activations = False
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:

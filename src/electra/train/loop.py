@@ -34,6 +34,7 @@ from ..data.shards import PretrainingData
 from ..data.tokenizer import load_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
 from ..model.electra import build_model, count_parameters, kept_encoder
+from ..model.encoder import Encoder
 from ..objectives.output import metrics_from_counts, roc_auc
 from ..objectives.task import PretrainingStep
 from .checkpoint import find_checkpoint, load_checkpoint, rng_from_str, rng_to_str, save_checkpoint
@@ -157,6 +158,9 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, tc.objective).to(device)
+    for module in model.modules():
+        if isinstance(module, Encoder):
+            module.checkpoint_activations = tc.activation_checkpointing
     if init_from is not None and ckpt is None:
         _init_from(model, Path(init_from), cfg, fingerprint)
     optimizer = AdamNoBiasCorrection(param_groups(model, tc.weight_decay), lr=tc.learning_rate,
