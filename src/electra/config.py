@@ -47,26 +47,17 @@ class EncoderConfig:
 
 
 @dataclass
-class ModelConfig:
-    """The discriminator's shape plus how much narrower the generator is (depth is not scaled)."""
+class ModelConfig(EncoderConfig):
+    """The discriminator's shape (the EncoderConfig fields) plus how much narrower the generator is
+    (its depth is not scaled)."""
 
-    vocab_size: int = 30522
-    hidden_size: int = 256
-    num_layers: int = 12
-    num_heads: int = 4
-    ffn_size: int = 1024
-    embedding_size: int = 128
-    max_position: int = 512
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
     generator_fraction: float = 0.25
     """Generator hidden size, heads and FFN are the discriminator's times this (paper: 1/4 to 1/2)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 < self.generator_fraction <= 1:
             raise UserError(f"model.generator_fraction must be in (0, 1], got {self.generator_fraction}")
-        self.discriminator()  # validates the shape
 
     def discriminator(self) -> EncoderConfig:
         return EncoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EncoderConfig)})
