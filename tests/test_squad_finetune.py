@@ -154,7 +154,13 @@ def test_finetune_v2_end_to_end(tiny):
     preds = json.loads((out / "predictions.json").read_text())
     odds = json.loads((out / "null_odds.json").read_text())
     assert set(preds) == set(odds) and all(isinstance(v, float) for v in odds.values())
-    assert all((p == "") == (odds[q] > 0.0) for q, p in preds.items())
+    nbest = json.loads((out / "nbest_predictions.json").read_text())
+    for q, p in preds.items():
+        if odds[q] > 0.0:  # above the no-answer threshold: the empty answer
+            assert p == ""
+        else:  # otherwise the best span, which is empty only when no valid span was proposed at all
+            assert p == nbest[q][0]["text"]
+            assert p != "" or [c["text"] for c in nbest[q]] == [""]
     for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact",
                 "best_exact_thresh", "best_f1", "best_f1_thresh"):
         assert key in res, key
