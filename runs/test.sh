@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash runs/setup.sh
-exec .venv/bin/python -m pytest -q -rs "$@"
+exec .venv/bin/python -m pytest -rs "$@"

@@ -171,7 +171,7 @@ def test_all_means_every_task_present(tmp_path):
 # --- bad input -------------------------------------------------------------------------------
 
 def test_missing_column_names_file_and_column(tmp_path):
-    path = _write(tmp_path / "RTE" / "train.tsv", ["index", "sentence1", "label"], [(0, "a", "entailment")])
+    _write(tmp_path / "RTE" / "train.tsv", ["index", "sentence1", "label"], [(0, "a", "entailment")])
     with pytest.raises(UserError, match=r"RTE/train.tsv: missing column\(s\) 'sentence2'"):
         load_train(TASKS["RTE"], tmp_path)
 

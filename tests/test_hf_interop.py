@@ -23,7 +23,8 @@ from electra.config import PretrainConfig, TrainConfig, load_config
 from electra.data.tokenizer import load_tokenizer, save_tokenizer, special_tokens
 from electra.errors import UserError
 from electra.interop import hf_keys
-from electra.interop.hf import export_hf, load_hf_encoder, load_hf_pair, read_hf_weights
+from electra.interop.hf import load_hf_encoder, load_hf_pair, read_hf_weights
+from electra.interop.hf_export import export_hf
 from electra.model.electra import ElectraPair, build_model
 from electra.model.encoder import Encoder
 from electra.objectives.masking import apply_mask, choose_positions, special_token_mask

@@ -24,7 +24,8 @@ def first_loss(run):
 
 
 def test_first_step_loss_is_what_the_imported_weights_predict(tiny_data, tmp_path):
-    from electra.interop.hf import export_hf, init_pair_from_hf
+    from electra.interop.hf import init_pair_from_hf
+    from electra.interop.hf_export import export_hf
 
     def cfg(steps, **extra):
         return load_config("debug", overrides=tiny_overrides(train__max_steps=steps, model__dropout=0.0, **extra))

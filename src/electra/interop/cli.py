@@ -23,7 +23,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .hf import export_hf, resolve_export_source  # torch import deferred until the command runs
+    from .hf_export import export_hf, resolve_export_source  # torch import deferred until the command runs
 
     source = resolve_export_source(args.src)
     main, generator = export_hf(source, args.out_dir)
