@@ -113,3 +113,18 @@ def test_too_small_dataset_and_bad_rank(data):
         BatchIterator(data, 20, seed=0, world_size=2)
     with pytest.raises(ValueError):
         BatchIterator(data, 4, seed=0, rank=2, world_size=2)
+
+
+def test_prefetcher_hands_out_the_same_batches_and_state(data):
+    """Reading ahead in a thread changes nothing: same batches, and state() is what was handed out."""
+    from electra.data.loader import Prefetcher
+
+    plain = BatchIterator(data, 3, seed=5)
+    pre = Prefetcher(BatchIterator(data, 3, seed=5), depth=2)
+    try:
+        for _ in range(7):
+            a, b = next(plain), next(pre)
+            assert torch.equal(a["input_ids"], b["input_ids"])
+            assert pre.state() == plain.state()
+    finally:
+        pre.close()

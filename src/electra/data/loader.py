@@ -124,3 +124,55 @@ class BatchIterator:
                 raise UserError(f"cannot resume data position: saved {key} is {state[key]}, this run has {mine}")
         self.epoch = int(state["epoch"])
         self.step_in_epoch = int(state["step_in_epoch"])
+
+
+class Prefetcher:
+    """Prepares the next batches in a background thread (memory-map gather, pinning) so that the
+    accelerator never waits for the host between steps.
+
+    ``state()`` is the position after the last batch *handed out*, not after the last one read
+    ahead, so a checkpoint taken at any step resumes exactly.
+    """
+
+    def __init__(self, loader: BatchIterator, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.loader = loader
+        self._state = loader.state()
+        self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="electra-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import queue
+
+        try:
+            while not self._stop.is_set():
+                item = (next(self.loader), self.loader.state(), None)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # hand the error to the consumer instead of dying silently
+            self._queue.put((None, None, e))
+
+    def __iter__(self) -> "Prefetcher":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        batch, state, error = self._queue.get()
+        if error is not None:
+            raise error
+        self._state = state
+        return batch
+
+    def state(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..config import PretrainConfig, config_from_dict
-from ..data.loader import BatchIterator
+from ..data.loader import BatchIterator, Prefetcher
 from ..data.shards import PretrainingData
 from ..data.tokenizer import load_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
@@ -221,7 +221,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
             raise Diverged(f"loss became NaN/inf at or before step {at_step}; not saving. Lower train.learning_rate "
                            f"or check the data; the last good checkpoint is {find_checkpoint(run_dir)}")
         state = {"step": at_step, "tokens": tokens_seen, "elapsed_seconds": elapsed_before + time.time() - session_t0,
-                 "data": loader.state(), "vocab_fingerprint": fingerprint,
+                 "data": batches.state(), "vocab_fingerprint": fingerprint,
                  "rng": {"torch": rng_to_str(torch.get_rng_state()),
                          "cuda": rng_to_str(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None}}
         path = run_dir / "checkpoints" / f"step-{at_step:07d}"
@@ -231,6 +231,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
             dist.barrier()
         return path
 
+    batches = Prefetcher(loader)  # reads ahead in a thread; its state() is what was handed out
     try:
         with _Signals() as signals:
             while True:
@@ -244,7 +245,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                     group["lr"] = lr
 
                 model.train()
-                full = next(loader)  # this rank's micro x grad_accum rows
+                full = next(batches)  # this rank's micro x grad_accum rows
                 for m in range(tc.grad_accum):
                     batch = {k: v[m * micro:(m + 1) * micro].to(device, non_blocking=True) for k, v in full.items()}
                     mask_gen.manual_seed(mask_seed(tc.seed, step, rank * tc.grad_accum + m))
@@ -300,6 +301,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                     path = save(step)
                     raise Interrupted(signals.received, step, path)
     finally:
+        batches.close()
         bar.close()
         logger.close()
 
