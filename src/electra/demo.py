@@ -1,13 +1,15 @@
 """``electra demo``: the whole pretraining pipeline in a few minutes on a laptop CPU.
 
-The default corpus is text that every Python installation carries: the reference-manual topics of
-``pydoc_data.topics`` plus the docstrings of the standard library's modules, read with ``ast``
-(nothing is imported or downloaded, and no text is stored in this repository).
+The default corpus is text that every installation of this package carries: the reference-manual
+topics of ``pydoc_data.topics``, then the docstrings of the standard library's modules and of two
+of our dependencies (numpy, matplotlib), read with ``ast`` (nothing is imported or downloaded, and
+no text is stored in this repository).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import shutil
 import sysconfig
@@ -41,13 +43,9 @@ def builtin_documents(max_chars: int = DEMO_CORPUS_CHARS) -> list[list[str]]:
 
     docs = [_paragraphs(text) for _, text in sorted(pydoc_data.topics.topics.items())]
     total = sum(len(p) for d in docs for p in d)
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(stdlib.rglob("*.py")):
-        rel = path.relative_to(stdlib).parts
+    for path in _python_sources():
         if total >= max_chars:
             break
-        if rel[0] in ("site-packages", "dist-packages") or any(p.startswith(("test", "idle_test")) for p in rel):
-            continue
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, OSError):
@@ -62,6 +60,28 @@ def builtin_documents(max_chars: int = DEMO_CORPUS_CHARS) -> list[list[str]]:
             docs.append(doc)
             total += sum(len(p) for p in doc)
     return [d for d in docs if d]
+
+
+def _python_sources() -> list[Path]:
+    """The standard library's modules, then those of two of our dependencies (numpy, matplotlib,
+    whose docstrings are long English prose), tests left out; in a fixed order."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    roots = [(stdlib, stdlib)]
+    for name in ("numpy", "matplotlib"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            pkg = Path(list(spec.submodule_search_locations)[0])
+            roots.append((pkg, pkg.parent))
+    files = []
+    for root, base in roots:
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(base).parts
+            if rel[0] in ("site-packages", "dist-packages") and root == stdlib:
+                continue
+            if any(p.startswith(("test", "idle_test")) for p in rel):
+                continue
+            files.append(path)
+    return files
 
 
 def write_builtin_corpus(path: Path) -> Path:
@@ -92,7 +112,7 @@ def run_demo(out: Path, minutes: float = 4.0, corpus: Path | None = None, overwr
     print("== 1/5 corpus")
     if corpus is None:
         corpus = write_builtin_corpus(out / "corpus" / "python_docs.txt")
-        print(f"built-in corpus: Python's reference topics + standard-library docstrings -> {corpus} "
+        print(f"built-in corpus: Python's reference topics + docstrings of the standard library, numpy, matplotlib -> {corpus} "
               f"({corpus.stat().st_size / 1e6:.1f} MB)")
     files = find_text_files(corpus)
 
