@@ -11,6 +11,7 @@ from electra.experiment import plan, run_experiment
 from electra.paths import data_dir
 
 GLUE = data_dir() / "glue"
+SQUAD = data_dir() / "squad" / "dev-v1.1.json"
 
 
 def _pairs(**extra):
@@ -33,9 +34,23 @@ def test_plan_matches_flops_within_two_percent():
                     reason=f"real GLUE RTE/WNLI not found under {GLUE}")
 def test_cpu_sized_experiment_writes_every_artefact(tiny_data, tmp_path):
     out = tmp_path / "exp"
+    squad_file = None
+    if SQUAD.is_file():  # a few dev articles stand in for the split-dev SQuAD step
+        dev = json.loads(SQUAD.read_text())
+        dev["data"] = [dict(a, paragraphs=a["paragraphs"][:1]) for a in dev["data"][:4]]
+        squad_file = tmp_path / "squad-tiny.json"
+        squad_file.write_text(json.dumps(dev))
     res = run_experiment(tiny_data, out, preset="debug", electra_steps=16, tasks=["rte", "wnli"], seeds=1,
                          overrides=_pairs(), finetune_overrides={"epochs": "1", "max_length": "64"}, max_train_examples=32,
-                         max_eval_examples=32, show_progress=False)
+                         max_eval_examples=32, show_progress=False, squad=squad_file is not None, squad_dev_file=squad_file,
+                         squad_overrides={"max_length": "64", "doc_stride": "32", "max_query_length": "16",
+                                          "max_steps": "2", "batch_size": "8"})
+    if squad_file is not None:
+        assert set(res["squad_split_dev"]) == {"electra", "mlm"}
+        for arm in ("electra", "mlm"):
+            assert 0 <= res["squad_split_dev"][arm]["exact_match"] <= res["squad_split_dev"][arm]["f1"] <= 100
+            assert (out / "squad" / arm / "predictions.json").exists()
+        assert "SQuAD 1.1 split-dev stand-in" in (out / "results.md").read_text()
     assert res["flops_mismatch"] < 0.02
     assert [(r["arm"], r["fraction"]) for r in res["rows"]] == [
         (arm, f) for arm in ("electra", "mlm") for f in (1 / 8, 1 / 4, 1 / 2, 1.0)]

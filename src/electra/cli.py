@@ -145,6 +145,8 @@ def _add_experiment(sub) -> None:
                    help="fine-tuning override (repeatable)")
     p.add_argument("--glue-dir", type=Path)
     p.add_argument("--resume", action="store_true", help="continue interrupted pretraining; skip finished arms")
+    p.add_argument("--squad", action="store_true",
+                   help="also fine-tune each arm's final checkpoint on the SQuAD 1.1 split-dev stand-in")
     p.set_defaults(func=_run_experiment)
 
 
@@ -154,7 +156,7 @@ def _run_experiment(a) -> int:
 
     run_experiment(a.data, a.out, preset=a.preset, flops=a.flops, electra_steps=a.electra_steps,
                    tasks=[t for t in a.tasks.split(",") if t], seeds=a.seeds, overrides=a.overrides,
-                   finetune_overrides=parse_sets(a.ft_overrides), glue_dir=a.glue_dir, resume=a.resume)
+                   finetune_overrides=parse_sets(a.ft_overrides), glue_dir=a.glue_dir, resume=a.resume, squad=a.squad)
     return 0
 
 

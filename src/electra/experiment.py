@@ -49,7 +49,11 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
                    electra_steps: int | None = None, tasks: list[str] | str = ("cola", "sst2", "mrpc", "stsb", "rte"),
                    seeds: int = 1, overrides: list[str] | None = None, finetune_overrides: dict[str, str] | None = None,
                    glue_dir: Path | None = None, max_train_examples: int | None = None,
-                   max_eval_examples: int | None = None, resume: bool = False, show_progress: bool = True) -> dict:
+                   max_eval_examples: int | None = None, resume: bool = False, show_progress: bool = True,
+                   squad: bool = False, squad_dev_file: Path | None = None,
+                   squad_overrides: dict[str, str] | None = None) -> dict:
+    """Run both arms; with ``squad`` also fine-tune each arm's final checkpoint on the SQuAD 1.1
+    split-dev stand-in (even dev articles train, odd ones score; not comparable with the paper)."""
     from .data.shards import read_meta
     from .finetune.glue import finetune_glue
     from .train.loop import pretrain
@@ -87,6 +91,17 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
                   f"{rows[-1]['score_name']} {rows[-1]['score']:.1f}")
     result = {"preset": preset, "steps": p["steps"], "per_step_flops": p["per_step_flops"], "budget_flops": p["flops"],
               "flops_mismatch": mismatch, "seeds": seeds, "rows": rows}
+    if squad:
+        from .finetune.squad import finetune_squad
+
+        result["squad_split_dev"] = {}
+        for arm in p["configs"]:
+            final = list_checkpoints(out / "pretrain" / arm)[-1]
+            res = finetune_squad(final, out / "squad" / arm, version="1.1", dev_file=squad_dev_file, split_dev=True,
+                                 seeds=seeds, overrides=squad_overrides, show_progress=show_progress)
+            result["squad_split_dev"][arm] = {"exact_match": res["exact_match"], "f1": res["f1"], "step": int(final.name[5:])}
+            print(f"{arm:>7} SQuAD 1.1 split-dev stand-in (not comparable with the paper): "
+                  f"EM {res['exact_match']:.1f} F1 {res['f1']:.1f}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))
     (out / "results.md").write_text(results_table(result))
@@ -96,7 +111,11 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
 
 
 def results_table(result: dict) -> str:
-    lines = ["| arm | fraction | steps | train FLOPs | score | " + " | ".join(_task_names(result)) + " |",
+    squad = result.get("squad_split_dev", {})
+    lines = [f"SQuAD 1.1 split-dev stand-in, final checkpoints: "
+             + ", ".join(f"{arm} EM {r['exact_match']:.1f} / F1 {r['f1']:.1f}" for arm, r in squad.items()) + "\n"
+             ] if squad else []
+    lines += ["| arm | fraction | steps | train FLOPs | score | " + " | ".join(_task_names(result)) + " |",
              "|---|---|---|---|---|" + "---|" * len(_task_names(result))]
     for r in result["rows"]:
         per_task = " | ".join(f"{r['tasks'][t]['median']:.1f}" if t in r["tasks"] else "" for t in _task_names(result))
