@@ -112,7 +112,7 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
 
 def results_table(result: dict) -> str:
     squad = result.get("squad_split_dev", {})
-    lines = [f"SQuAD 1.1 split-dev stand-in, final checkpoints: "
+    lines = ["SQuAD 1.1 split-dev stand-in, final checkpoints: "
              + ", ".join(f"{arm} EM {r['exact_match']:.1f} / F1 {r['f1']:.1f}" for arm, r in squad.items()) + "\n"
              ] if squad else []
     lines += ["| arm | fraction | steps | train FLOPs | score | " + " | ".join(_task_names(result)) + " |",
