@@ -134,6 +134,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--profile", metavar="TRACE.json",
+                    help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
     a = ap.parse_args()
     device = torch.device(a.device)
     bf16 = device.type == "cuda"
@@ -163,6 +165,29 @@ def main() -> None:
             torch.cuda.empty_cache()
     if len(results) == 2:
         print(f"speed-up over transformers: {results['transformers'] / results['ours']:.2f}x")
+    if a.profile:
+        profile_ours(cfg, batch, device, a.compile, bf16, a.profile)
+
+
+def profile_ours(cfg, batch, device, compile_: bool, bf16: bool, trace: str) -> None:
+    """Where the time goes: PyTorch profiler over a few warmed-up steps of ours."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = ours(cfg, batch, device, compile_)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with autocast:
+        for _ in range(3):
+            step()
+        with profile(activities=activities) as prof:
+            for _ in range(3):
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=25))
+    prof.export_chrome_trace(trace)
+    print(f"trace: {trace}")
 
 
 if __name__ == "__main__":

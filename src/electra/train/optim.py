@@ -41,10 +41,9 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
             torch._foreach_addcmul_(v, grads, grads, value=1 - b2)  # v = b2 v + (1 - b2) g^2
             denom = torch._foreach_sqrt(v)
             torch._foreach_add_(denom, group["eps"])
-            update = torch._foreach_div(m, denom)
-            if group["weight_decay"]:
-                torch._foreach_add_(update, params, alpha=group["weight_decay"])
-            torch._foreach_add_(params, update, alpha=-group["lr"])
+            if group["weight_decay"]:  # p - lr * wd * p, applied to the pre-update weights
+                torch._foreach_mul_(params, 1.0 - group["lr"] * group["weight_decay"])
+            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"])  # p -= lr * m / (sqrt(v) + eps)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
