@@ -28,7 +28,7 @@ def test_overrides_are_typed():
     cfg = load_config("debug", overrides=parse_overrides(["train.learning_rate=1e-3", "model.num_layers=3",
                                                           "train.compile=false", "train.max_minutes=none"]))
     assert cfg.train.learning_rate == 1e-3 and cfg.model.num_layers == 3 and cfg.train.compile is False
-    with pytest.raises(UserError, match="expects int"):
+    with pytest.raises(UserError, match="num_layers=.three.: expected int"):
         load_config("debug", overrides=parse_overrides(["model.num_layers=three"]))
     with pytest.raises(UserError, match="not divisible"):
         load_config("debug", overrides=parse_overrides(["model.num_heads=5"]))

@@ -197,36 +197,39 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
                 raise UserError(f"config key {where}{key} must be a mapping")
             kwargs[key] = _build(hint, value, f"{where}{key}.")
         else:
-            kwargs[key] = _coerce(value, hint, where + key)
+            kwargs[key] = coerce_value(value, hint, f"config key {where}{key}")
     return cls(**kwargs)
 
 
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """Accept JSON values (and ``key=value`` strings from the CLI) for int/float/bool/str fields."""
+def coerce_value(value: Any, hint: Any, name: str) -> Any:
+    """``value`` (a JSON value, or a ``key=value`` string from the command line) as the field type
+    ``hint`` (int, float, bool, str, or an optional of one); ``name`` says what it is in errors.
+    Shared by the pretraining config, the fine-tuning settings and the HF import overrides."""
     args = typing.get_args(hint)
-    if value is None and type(None) in args:
+    optional = type(None) in args
+    if value is None and optional:
         return None
     base = next((a for a in args if a is not type(None)), hint) if args else hint
     if isinstance(value, str) and base is not str:
         text = value.strip()
-        if text.lower() in ("none", "null") and type(None) in args:
+        if optional and text.lower() in ("none", "null", ""):
             return None
         if base is bool:
-            if text.lower() in ("true", "1", "yes"):
+            if text.lower() in ("true", "1", "yes", "on"):
                 return True
-            if text.lower() in ("false", "0", "no"):
+            if text.lower() in ("false", "0", "no", "off"):
                 return False
-            raise UserError(f"config key {name} expects true/false, got {value!r}")
+            raise UserError(f"{name}={value!r}: expected true/false")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            raise UserError(f"config key {name} expects {base.__name__}, got {value!r}") from None
+            raise UserError(f"{name}={value!r}: expected {base.__name__}") from None
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if base is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if not isinstance(value, base) or (base is not bool and isinstance(value, bool)):
-        raise UserError(f"config key {name} expects {base.__name__}, got {value!r}")
+        raise UserError(f"{name}={value!r}: expected {base.__name__}")
     return value
 
 

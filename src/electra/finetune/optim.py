@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import coerce_value
 from ..errors import UserError
 from ..model.encoder import Encoder
 
@@ -101,28 +102,7 @@ def default_hparams(hidden_size: int, overrides: dict[str, str] | None = None) -
 
 def _parse_value(key: str, raw: typing.Any, hint: typing.Any) -> typing.Any:
     """Turn a ``--set`` string into the field's type (``none`` clears an optional field)."""
-    if not isinstance(raw, str):
-        return raw
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    text = raw.strip()
-    if optional and text.lower() in ("none", "null", ""):
-        return None
-    try:
-        if base is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        if base is int:
-            return int(text)
-        if base is float:
-            return float(text)
-        return text
-    except ValueError:
-        raise UserError(f"fine-tuning setting {key}={raw!r}: expected {getattr(base, '__name__', base)}") from None
+    return coerce_value(raw, hint, f"fine-tuning setting {key}")
 
 
 def _no_weight_decay(name: str, param: nn.Parameter) -> bool:

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ..config import EncoderConfig, ModelConfig, PretrainConfig, _coerce
+from ..config import EncoderConfig, ModelConfig, PretrainConfig, coerce_value
 from ..data.tokenizer import load_tokenizer, vocab_fingerprint
 from ..errors import UserError
 from ..model.electra import ElectraPair, Generator
@@ -286,7 +286,7 @@ def hf_pair_config(disc: EncoderConfig, gen: EncoderConfig | None, overrides: Ma
     if unknown:
         raise UserError(f"unknown model config key(s) {', '.join('model.' + k for k in unknown)}")
     hints = typing.get_type_hints(ModelConfig)
-    overrides = {k: _coerce(v, hints[k], "model." + k) for k, v in overrides.items()}  # CLI strings too
+    overrides = {k: coerce_value(v, hints[k], "model." + k) for k, v in overrides.items()}  # CLI strings too
     values = {f.name: getattr(disc, f.name) for f in dataclasses.fields(EncoderConfig)}
     hf_field = dict(hf_keys.CONFIG_FIELDS)
     for key in _SHAPE_FIELDS:
