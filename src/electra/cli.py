@@ -114,7 +114,8 @@ def _run_pretrain(a) -> int:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="tokenizer + preparation + a few minutes of pretraining + report, on a built-in corpus")
     p.add_argument("out", type=Path, nargs="?", default=Path("demo_run"))
-    p.add_argument("--minutes", type=float, default=4.0, help="pretraining budget")
+    p.add_argument("--steps", type=int, default=2500, help="pretraining steps (about 4 minutes on 2 idle cores)")
+    p.add_argument("--minutes", type=float, help="wall-clock budget instead of --steps (result then depends on speed)")
     p.add_argument("--corpus", type=Path, help="use this corpus instead of the built-in one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -125,7 +126,7 @@ def _add_demo(sub) -> None:
 def _run_demo(a) -> int:
     from .demo import run_demo
 
-    run_demo(a.out, minutes=a.minutes, corpus=a.corpus, overwrite=a.overwrite, overrides=a.overrides)
+    run_demo(a.out, steps=a.steps, minutes=a.minutes, corpus=a.corpus, overwrite=a.overwrite, overrides=a.overrides)
     return 0
 
 
