@@ -37,7 +37,7 @@ from ..model.encoder import Encoder
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..train.encoder_io import load_encoder
-from ..train.loop import resolve_device
+from ..train.loop import autocast, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, train_batches
 from .glue_tasks import TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files, task_available
@@ -72,12 +72,6 @@ class GlueClassifier(nn.Module):
         return self.classifier(self.dropout(h[:, 0]))  # (B, C)
 
 
-def _autocast(device: torch.device, precision: str):
-    """bf16 autocast on GPU by default; fp32 on CPU unless bf16 is asked for."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
-
-
 def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if task.is_regression:
         return F.mse_loss(logits[:, 0].float(), labels.float())
@@ -91,7 +85,7 @@ def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: 
     model.eval()
     out = np.empty(len(feats), dtype=np.float32 if task.is_regression else np.int64)
     for index, batch in eval_batches(feats, batch_size, pad_id):
-        with _autocast(device, precision):
+        with autocast(device, use_bf16(device, precision)):
             logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
                            batch["attention_mask"].to(device))
         logits = logits.float().cpu()
@@ -123,7 +117,7 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
             if step >= total_steps:
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with _autocast(device, hp.precision):
+            with autocast(device, use_bf16(device, hp.precision)):
                 logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
             loss = loss_fn(task, logits, batch["labels"])
             optimizer.zero_grad(set_to_none=True)

@@ -30,7 +30,7 @@ from ..data.tokenizer import vocab_fingerprint
 from ..errors import UserError
 from ..paths import data_dir
 from ..train.encoder_io import load_encoder, save_encoder
-from ..train.loop import resolve_device
+from ..train.loop import autocast, resolve_device, use_bf16
 from .optim import FinetuneHParams, _parse_value, build_finetune_optimizer, default_hparams
 from .squad_data import SquadFeatures, SquadSet, WindowSpec, load_features, read_squad
 from .squad_decode import BeamOutputs, Decoded, decode
@@ -89,11 +89,6 @@ def _settings(overrides: dict[str, str]) -> SquadSettings:
     return SquadSettings(**{k: _parse_value(k, v, hints[k]) for k, v in overrides.items()})
 
 
-def _autocast(device: torch.device, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
-
-
 def _to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -142,7 +137,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
             order = np.concatenate([order, rng.permutation(n)]) if len(order) else rng.permutation(n)
         ids, order = usable[order[:hp.batch_size]], order[hp.batch_size:]
         batch = _to_device(feats.batch(ids, with_labels=True), device)
-        with _autocast(device, hp.precision):
+        with autocast(device, use_bf16(device, hp.precision)):
             h = encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])  # (B, T, H)
         out = head.loss(h, batch["answer_mask"], batch["start_positions"], batch["end_positions"],
                         batch["is_impossible"])
@@ -179,7 +174,7 @@ def predict_squad(encoder, head: SquadHead, feats: SquadFeatures, batch_size: in
     for i in range(0, F_, batch_size):
         ids = order[i:i + batch_size]
         batch = _to_device(feats.batch(ids), device)
-        with _autocast(device, precision):
+        with autocast(device, use_bf16(device, precision)):
             h = encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
         p = head.predict(h, batch["answer_mask"], beam=K)
         out.start_top_log_probs[ids] = p.start_top_log_probs.cpu().numpy()

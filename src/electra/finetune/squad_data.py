@@ -28,6 +28,7 @@ from tokenizers import Tokenizer
 
 from ..data.tokenizer import special_tokens, vocab_fingerprint
 from ..errors import UserError
+from .glue_tasks import file_sha256
 
 #: Bump when the cached arrays change meaning; old caches are then ignored.
 FEATURE_FORMAT = 2
@@ -84,14 +85,6 @@ class SquadSet:
         examples = [e for e in self.examples if e.article % 2 == parity]
         data = [a for i, a in enumerate(self.data) if i % 2 == parity]
         return dataclasses.replace(self, examples=examples, data=data, selection=which)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_squad(path: Path, version: str = "1.1") -> SquadSet:
@@ -177,7 +170,7 @@ def read_squad(path: Path, version: str = "1.1") -> SquadSet:
         raise UserError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the SQuAD data:\n  {shown}{more}")
     if not examples:
         raise UserError(f"{path}: no questions")
-    return SquadSet(path, version, examples, raw["data"], "all", _sha256_file(path))
+    return SquadSet(path, version, examples, raw["data"], "all", file_sha256(path))
 
 
 # ---------------------------------------------------------------------------------------------

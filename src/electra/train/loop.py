@@ -77,6 +77,16 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"unknown device {name!r} ({e})") from None
 
 
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """``auto`` means bf16 autocast on CUDA and fp32 elsewhere; ``bf16``/``fp32`` force it."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast(device: torch.device, bf16: bool):
+    """The mixed-precision context for a forward pass (a no-op context in fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def mask_seed(seed: int, step: int, micro: int) -> int:
     """A distinct, reproducible seed for the masking/sampling of micro-batch ``micro`` of ``step``."""
     return (seed * 1_000_003 + step) * 4096 + micro
@@ -155,7 +165,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                             f"config (saved one: {ckpt / 'config.json'})")
 
     device = resolve_device(tc.device)
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
+    bf16 = use_bf16(device, tc.precision)
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, tc.objective).to(device)
     for module in model.modules():
@@ -214,7 +224,6 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     # disable=None: a live bar on a terminal, none in a redirected log (the metric lines still print).
     bar = tqdm(total=total_steps, initial=step, disable=None if (show_progress and is_main) else True, unit="step",
                dynamic_ncols=True)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def save(at_step: int) -> Path:
         if nonfinite.item():
@@ -252,7 +261,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                     # DDP: reduce gradients only on the last micro-batch of the step.
                     sync = step_module.no_sync() if (world > 1 and m < tc.grad_accum - 1) else contextlib.nullcontext()
                     with sync:
-                        with autocast:
+                        with autocast(device, bf16):
                             out = step_fn(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], mask_gen)
                         (out.loss / tc.grad_accum).backward()
                     _accumulate(counts_acc, loss_acc, out, tc.grad_accum)
@@ -317,10 +326,15 @@ def _accumulate(counts_acc: dict, loss_acc: dict, out, accum: int) -> None:
     for k, v in out.counts.items():
         counts_acc[k] = counts_acc.get(k, 0) + v.detach().float()
     loss_acc["loss"] += out.loss.detach().float() / accum
-    names = list(out.losses)
-    loss_acc["gen_loss"] += out.losses[names[0]].detach().float() / accum
-    if len(names) > 1:
-        loss_acc["disc_loss"] += out.losses[names[1]].detach().float() / accum
+    for key, value in _logged_losses(out).items():
+        loss_acc[key] += value.detach().float() / accum
+
+
+def _logged_losses(out) -> dict[str, torch.Tensor]:
+    """The objective's named losses under the log's keys: the MLM loss (ELECTRA's generator or the
+    baseline) is ``gen_loss``; the RTD loss is ``disc_loss``."""
+    mlm = out.losses["generator"] if "generator" in out.losses else out.losses["mlm"]
+    return {"gen_loss": mlm, **({"disc_loss": out.losses["discriminator"]} if "discriminator" in out.losses else {})}
 
 
 def _interval_record(step: int, counts_acc: dict, loss_acc: dict, n_steps: int, world: int) -> dict[str, Any]:
@@ -350,14 +364,13 @@ def evaluate(step_module: PretrainingStep, data: PretrainingData, seed: int, dev
     losses = {"loss": 0.0, "gen_loss": 0.0, "disc_loss": 0.0}
     n = 0
     scores, labels = [], []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for b in range(min(max_batches, max(1, math.ceil(len(data) / batch_size)))):
         idx = torch.arange(b * batch_size, min(len(data), (b + 1) * batch_size)).numpy()
         if len(idx) == 0:
             break
         batch = {k: torch.from_numpy(v).to(device) for k, v in data.get_batch(idx).items()}
         gen.manual_seed(mask_seed(seed + 1, b, 0))
-        with autocast:
+        with autocast(device, bf16):
             out = step_module(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
         for k, v in out.counts.items():
             counts[k] = counts.get(k, 0.0) + float(v)
@@ -366,10 +379,8 @@ def evaluate(step_module: PretrainingStep, data: PretrainingData, seed: int, dev
             scores.append(out.disc_logits[real].float().cpu())
             labels.append(out.disc_labels[real].cpu())
         losses["loss"] += float(out.loss)
-        names = list(out.losses)
-        losses["gen_loss"] += float(out.losses[names[0]])
-        if len(names) > 1:
-            losses["disc_loss"] += float(out.losses[names[1]])
+        for key, value in _logged_losses(out).items():
+            losses[key] += float(value)
         n += 1
     model.train(was_training)
     rec: dict[str, Any] = {k: v / max(1, n) for k, v in losses.items()}
