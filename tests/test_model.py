@@ -75,3 +75,24 @@ def test_activation_checkpointing_gives_same_loss_and_gradients():
         results.append((out.loss.detach(), pair.discriminator.encoder.layers[0].attn.q.weight.grad.clone()))
     torch.testing.assert_close(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1])
+
+
+def test_set_dropout_reaches_every_dropout_site():
+    from electra.config import EncoderConfig
+    from electra.model.encoder import Encoder, SelfAttention, init_weights, set_dropout
+
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, ffn_size=32,
+                                embedding_size=16, max_position=16, dropout=0.0))
+    init_weights(enc)
+    ids = torch.randint(0, 50, (2, 10))
+    enc.train()
+    assert torch.equal(enc(ids), enc(ids))  # no dropout yet: training forwards agree
+    set_dropout(enc, 0.1)
+    assert enc.config.dropout == 0.1
+    sites = [m.p for m in enc.modules() if isinstance(m, torch.nn.Dropout)]
+    sites += [m.dropout_p for m in enc.modules() if isinstance(m, SelfAttention)]
+    assert len(sites) == 1 + 2 * 2 and all(p == 0.1 for p in sites)  # embeddings, per layer: residual + attention
+    assert not torch.equal(enc(ids), enc(ids))
+    enc.eval()
+    assert torch.equal(enc(ids), enc(ids))

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
-from ..model.encoder import Encoder
+from ..model.encoder import Encoder, set_dropout
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..train.encoder_io import load_encoder
@@ -358,6 +358,8 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
             seed = hp.seed + k
             torch.manual_seed(seed)
             encoder.load_state_dict(pristine)
+            if hp.encoder_dropout is not None:
+                set_dropout(encoder, hp.encoder_dropout)
             clf = GlueClassifier(encoder, task.num_outputs, hp.dropout).to(dev)
             t0 = time.perf_counter()
             losses = train_model(clf, task, train_feats, hp, seed, pad_id, dev, show_progress, desc=f"{task.name} seed {seed}")

@@ -36,7 +36,11 @@ class FinetuneHParams:
     epochs: float | None = None
     """None = the task's default (GLUE 3, RTE and STS-B 10, SQuAD 2)."""
     dropout: float = 0.1
-    """Dropout on the head's input (the encoder keeps its own configured dropout)."""
+    """Dropout on the head's input."""
+    encoder_dropout: float | None = 0.1
+    """Dropout inside the encoder while fine-tuning (recipe: 0.1, as in BERT/ELECTRA), whatever the
+    pretraining used: pretraining often runs without it (our demo and debug runs do). None keeps
+    the value in the model's config."""
     adam_eps: float = 1e-6
     clip_grad_norm: float = 1.0
     swap_augment: bool | None = None
@@ -54,8 +58,10 @@ class FinetuneHParams:
             raise UserError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
         if not 0 <= self.warmup_frac < 1:
             raise UserError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "encoder_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise UserError(f"{name} must be in [0, 1), got {value}")
         for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")

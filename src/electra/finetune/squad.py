@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data.tokenizer import vocab_fingerprint
 from ..errors import UserError
+from ..model.encoder import set_dropout
 from ..paths import data_dir
 from ..train.encoder_io import load_encoder, save_encoder
 from ..train.loop import autocast, resolve_device, use_bf16
@@ -288,6 +289,8 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
         hp = default_hparams(encoder.config.hidden_size, shared)
         hp = dataclasses.replace(hp, seed=hp.seed + k, max_length=hp.max_length or 512,
                                  epochs=hp.epochs if hp.epochs is not None else 2)
+        if hp.encoder_dropout is not None:
+            set_dropout(encoder, hp.encoder_dropout)
         spec = WindowSpec(hp.max_length, settings.doc_stride, settings.max_query_length)
         run_dir = out_dir if seeds == 1 else out_dir / f"seed-{hp.seed}"
         torch.manual_seed(hp.seed)

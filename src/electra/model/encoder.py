@@ -9,6 +9,8 @@ Dimensions: B batch, T sequence length, E embedding size, H hidden size, nh head
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
@@ -120,6 +122,17 @@ class Encoder(nn.Module):
             else:
                 x = layer(x, mask)
         return x
+
+
+def set_dropout(encoder: Encoder, p: float) -> None:
+    """Use dropout ``p`` everywhere in ``encoder`` (embeddings, attention probabilities, residual
+    branches) and record it in its config: fine-tuning wants 0.1 even when pretraining ran without."""
+    encoder.config = dataclasses.replace(encoder.config, dropout=p)
+    for m in encoder.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+        elif isinstance(m, SelfAttention):
+            m.dropout_p = p
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
