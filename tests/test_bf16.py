@@ -1,0 +1,91 @@
+"""The bf16 path (autocast with fp32 master weights) that GPUs take by default, run on CPU: CPU
+autocast supports bfloat16, so the same code runs here with ``precision=bf16``. It must give
+losses close to fp32, learn, and keep every stored weight in fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from conftest import tiny_overrides
+from electra.config import MODEL_PRESETS, ModelConfig, load_config
+from electra.data.tokenizer import train_tokenizer
+from electra.finetune.batching import cached_features
+from electra.finetune.glue import GlueClassifier, finetune_glue, predict
+from electra.finetune.glue_tasks import TASKS, load_dev
+from electra.model.encoder import Encoder, init_weights
+from electra.paths import data_dir
+from electra.train.encoder_io import save_encoder
+from electra.train.logger import read_metrics
+from electra.train.loop import autocast, pretrain
+
+GLUE = data_dir() / "glue"
+
+
+def _train_losses(run):
+    return [r["loss"] for r in read_metrics(run) if r.get("split", "train") == "train"]
+
+
+def test_autocast_computes_in_bf16_and_keeps_fp32_weights():
+    torch.manual_seed(0)
+    enc = Encoder(ModelConfig(**{**MODEL_PRESETS["debug"], "vocab_size": 100}).discriminator())
+    init_weights(enc)
+    enc.eval()  # no dropout: the two forwards differ by rounding only
+    ids = torch.randint(0, 100, (2, 16))
+    seen = []
+    enc.layers[0].ffn.up.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with autocast(torch.device("cpu"), True):
+        h = enc(ids)  # LayerNorm runs in fp32 under autocast, so the output is fp32; the matmuls are bf16
+    with autocast(torch.device("cpu"), False):
+        ref = enc(ids)
+    assert seen == [torch.bfloat16, torch.float32]
+    assert all(p.dtype == torch.float32 for p in enc.parameters())
+    torch.testing.assert_close(h.float(), ref, atol=0.1, rtol=0.05)  # LayerNorm output: unit scale
+
+
+def test_pretraining_in_bf16_tracks_fp32(tiny_data, tmp_path):
+    def run(name, precision):
+        cfg = load_config("debug", overrides=tiny_overrides(train__precision=precision, model__dropout=0.0))
+        pretrain(cfg, tiny_data, tmp_path / name, show_progress=False)
+        return _train_losses(tmp_path / name)
+
+    fp32, bf16 = run("fp32", "fp32"), run("bf16", "bf16")
+    assert len(bf16) == len(fp32) == 30
+    assert bf16[0] == pytest.approx(fp32[0], rel=2e-2)  # same weights, batch and masks; bf16 rounding only
+    assert np.mean(bf16[-5:]) < bf16[0]
+    with safe_open(str(tmp_path / "bf16" / "final" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+
+
+@pytest.mark.skipif(not (GLUE / "STS-B" / "dev.tsv").is_file(), reason=f"real GLUE STS-B not found under {GLUE}")
+def test_glue_predict_and_finetune_in_bf16(tmp_path):
+    split = load_dev(TASKS["STS-B"], GLUE)["dev"].head(64)
+    (tmp_path / "text.txt").write_text("\n".join(split.text_a + split.text_b) + "\n")
+    tok = train_tokenizer([tmp_path / "text.txt"], tmp_path / "tok", vocab_size=500, show_progress=False)
+    torch.manual_seed(0)
+    enc = Encoder(ModelConfig(**{**MODEL_PRESETS["debug"], "vocab_size": tok.get_vocab_size()}).discriminator())
+    init_weights(enc)
+    clf = GlueClassifier(enc, 1)
+    torch.nn.init.normal_(clf.classifier.weight, std=1.0)  # scores of order 1, not ~0
+    feats = cached_features(split, tok, 128, None)
+    cpu = torch.device("cpu")
+    pad = tok.token_to_id("[PAD]")
+    fp32 = predict(clf, TASKS["STS-B"], feats, 16, pad, cpu, "fp32")
+    bf16 = predict(clf, TASKS["STS-B"], feats, 16, pad, cpu, "bf16")
+    assert np.abs(fp32).mean() > 0.5
+    np.testing.assert_allclose(bf16, fp32, rtol=0.02)
+    assert not np.array_equal(bf16, fp32)  # it did compute in bf16
+
+    save_encoder(enc, tok, tmp_path / "encoder")
+    res = {p: finetune_glue(tmp_path / "encoder", tmp_path / p, "stsb", glue_dir=GLUE,
+                            show_progress=False, use_cache=False, max_train_examples=64,
+                            max_eval_examples=64, overrides={"epochs": "2", "precision": p, "learning_rate": "1e-3"},
+                            save_models=p == "bf16", predict_test=False, log=lambda *a: None)["tasks"]["STS-B"]
+           for p in ("fp32", "bf16")}
+    losses = {p: r["seeds"][0]["epoch_losses"] for p, r in res.items()}
+    assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
+    assert all(np.isfinite(losses["bf16"]))
+    with safe_open(str(tmp_path / "bf16" / "STS-B" / "seed0" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
