@@ -54,6 +54,7 @@ def test_pretraining_in_bf16_tracks_fp32(tiny_data, tmp_path):
     fp32, bf16 = run("fp32", "fp32"), run("bf16", "bf16")
     assert len(bf16) == len(fp32) == 30
     assert bf16[0] == pytest.approx(fp32[0], rel=2e-2)  # same weights, batch and masks; bf16 rounding only
+    assert bf16 != fp32
     assert np.mean(bf16[-5:]) < bf16[0]
     with safe_open(str(tmp_path / "bf16" / "final" / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
@@ -86,6 +87,7 @@ def test_glue_predict_and_finetune_in_bf16(tmp_path):
            for p in ("fp32", "bf16")}
     losses = {p: r["seeds"][0]["epoch_losses"] for p, r in res.items()}
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
+    assert losses["bf16"] != losses["fp32"]
     assert all(np.isfinite(losses["bf16"]))
     with safe_open(str(tmp_path / "bf16" / "STS-B" / "seed0" / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
