@@ -2,7 +2,7 @@
 
 MRPC is decided mostly by how much the two sentences share; a random-init debug encoder does not
 learn that from a few hundred pairs (it stays at or below the majority class), a pretrained one
-does. Pretraining long enough for that takes about 13 minutes on a 2-core CPU (8,000 steps of the
+does. Pretraining long enough for that takes 13-20 minutes on a 2-core CPU (8,000 steps of the
 debug preset on the unlabelled GLUE training pairs), so this test is opt-in:
 ``ELECTRA_SLOW_TESTS=1 pytest tests/test_glue_pretrained.py``. Figures it produced are in the README.
 """
@@ -29,7 +29,7 @@ MSR_TEST = GLUE / "MRPC" / "msr_paraphrase_test.txt"  # the labelled MRPC test p
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("ELECTRA_SLOW_TESTS") != "1",
-                       reason="about 15 minutes of CPU pretraining; set ELECTRA_SLOW_TESTS=1 to run"),
+                       reason="15-20 minutes of CPU pretraining; set ELECTRA_SLOW_TESTS=1 to run"),
     pytest.mark.skipif(not all((GLUE / t / "train.tsv").is_file() for t in ("MRPC", "STS-B", "SST-2")) or not MSR_TEST.is_file(),
                        reason=f"real GLUE MRPC/STS-B/SST-2 and {MSR_TEST.name} not found under {GLUE}"),
 ]
