@@ -10,6 +10,7 @@ import torch
 from safetensors import safe_open
 
 from conftest import tiny_overrides
+from test_loop import train_losses
 from electra.config import MODEL_PRESETS, ModelConfig, load_config
 from electra.data.tokenizer import train_tokenizer
 from electra.finetune.batching import cached_features
@@ -18,14 +19,9 @@ from electra.finetune.glue_tasks import TASKS, load_dev
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder
-from electra.train.logger import read_metrics
 from electra.train.loop import autocast, pretrain
 
 GLUE = data_dir() / "glue"
-
-
-def _train_losses(run):
-    return [r["loss"] for r in read_metrics(run) if r.get("split", "train") == "train"]
 
 
 def test_autocast_computes_in_bf16_and_keeps_fp32_weights():
@@ -49,7 +45,7 @@ def test_pretraining_in_bf16_tracks_fp32(tiny_data, tmp_path):
     def run(name, precision):
         cfg = load_config("debug", overrides=tiny_overrides(train__precision=precision, model__dropout=0.0))
         pretrain(cfg, tiny_data, tmp_path / name, show_progress=False)
-        return _train_losses(tmp_path / name)
+        return list(train_losses(tmp_path / name).values())  # steps 1..30 in order
 
     fp32, bf16 = run("fp32", "fp32"), run("bf16", "bf16")
     assert len(bf16) == len(fp32) == 30

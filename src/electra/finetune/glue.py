@@ -319,6 +319,8 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
     _check_vocab(encoder, tok, model)
     pad_id = special_tokens(tok).pad
     base_hp = default_hparams(encoder.config.hidden_size, overrides)
+    if base_hp.encoder_dropout is not None:  # the same for every task and seed: set once
+        set_dropout(encoder, base_hp.encoder_dropout)
     dev = resolve_device(device)
     pristine = {k: v.clone() for k, v in encoder.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -358,8 +360,6 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
             seed = hp.seed + k
             torch.manual_seed(seed)
             encoder.load_state_dict(pristine)
-            if hp.encoder_dropout is not None:
-                set_dropout(encoder, hp.encoder_dropout)
             clf = GlueClassifier(encoder, task.num_outputs, hp.dropout).to(dev)
             t0 = time.perf_counter()
             losses = train_model(clf, task, train_feats, hp, seed, pad_id, dev, show_progress, desc=f"{task.name} seed {seed}")
