@@ -76,6 +76,8 @@ class ModelConfig(EncoderConfig):
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "debug": dict(hidden_size=64, num_layers=2, num_heads=2, ffn_size=256, embedding_size=64,
                   max_position=128, generator_fraction=0.25),
+    # BERT-Mini shape with ELECTRA-Small's embedding and generator ratio: short CPU runs.
+    "mini": dict(num_layers=4),
     "small": dict(),
     "base": dict(hidden_size=768, num_heads=12, ffn_size=3072, embedding_size=768, generator_fraction=1 / 3),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, ffn_size=4096, embedding_size=1024),
@@ -160,6 +162,8 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # larger, which made the tiny discriminator collapse to "all original" with a short warmup.
     "debug": dict(learning_rate=1e-3, warmup_steps=800, batch_size=32, max_steps=1000, log_every=10,
                   eval_every=200, eval_batches=5, save_every=200),
+    "mini": dict(learning_rate=5e-4, warmup_steps=200, batch_size=32, max_steps=2000, log_every=50,
+                 eval_every=100, eval_batches=8, save_every=500),
     "small": dict(),
     "base": dict(learning_rate=2e-4, batch_size=256, max_steps=766_000),
     "large": dict(learning_rate=2e-4, batch_size=2048, max_steps=400_000, mask_prob=0.25),
