@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -97,13 +98,65 @@ def bert_init(model: nn.Module) -> None:
             nn.init.normal_(m.weight, std=0.02)
 
 
+@torch.no_grad()
+def token_cosine(model: ElectraPair, data: PretrainingData) -> float:
+    """Mean cosine similarity between the discriminator's final hidden states of two real tokens of
+    the same held-out sequence: near 1 means every token looks alike (representation collapse)."""
+    was_training = model.training
+    model.eval()
+    b = {k: torch.from_numpy(v) for k, v in data.get_batch(np.arange(8)).items()}
+    am = b["attention_mask"]
+    h = torch.nn.functional.normalize(model.discriminator.encoder(b["input_ids"], b["segment_ids"], am), dim=-1)
+    sims = h @ h.transpose(1, 2)  # (B, T, T)
+    pair = am[:, :, None] & am[:, None, :]
+    model.train(was_training)
+    return float(sims[pair].mean())
+
+
+def copy_into_transformers(ours: ElectraPair, peer: TransformersPair) -> None:
+    """Give the transformers pair exactly our weights (through the export key map)."""
+    from electra.interop.hf_keys import TIED_LM_HEAD, to_hf
+
+    peer.discriminator.disc.load_state_dict(to_hf(ours.discriminator.state_dict(), "discriminator"))
+    missing, unexpected = peer.generator.mlm.load_state_dict(to_hf(ours.generator.state_dict(), "generator"),
+                                                             strict=False)
+    assert not unexpected and set(missing) <= {TIED_LM_HEAD[0]}, (missing, unexpected)
+
+
+class Arm:
+    """One network pair with its own optimizer and mask generator, fed the shared batches."""
+
+    def __init__(self, name: str, model: nn.Module, cfg, special, T: int):
+        tc = cfg.train
+        self.name, self.model, self.tc = name, model, tc
+        self.optimizer = AdamNoBiasCorrection(param_groups(model, tc.weight_decay), lr=tc.learning_rate,
+                                              betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps)
+        self.step_module = PretrainingStep(model, tc, special, tc.max_predictions(T))
+        self.mask_gen = torch.Generator()
+
+    def train_step(self, step: int, batch: dict, lr: float, bf16: bool) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        self.mask_gen.manual_seed(mask_seed(self.tc.seed, step, 0))
+        torch.manual_seed(mask_seed(self.tc.seed, step, 1))  # dropout draws: the same for every arm
+        with autocast(torch.device("cpu"), bf16):
+            out = self.step_module(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], self.mask_gen)
+        out.loss.backward()
+        clip_grad_norm(self.model.parameters(), self.tc.clip_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return out.loss.item()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--preset", default="mini")
     ap.add_argument("--set", action="append", default=[], metavar="section.key=value")
-    ap.add_argument("--networks", choices=["ours", "transformers"], default="ours")
+    ap.add_argument("--networks", choices=["ours", "transformers", "both"], default="ours",
+                    help="both: ours and the transformers pair started from the same weights, in lockstep")
     ap.add_argument("--init", choices=["default", "bert"], default="default",
                     help="default: the model's own init; bert: normal(0.02) for every dense layer (ours only)")
     ap.add_argument("--steps", type=int, default=1500)
@@ -119,43 +172,49 @@ def main() -> None:
     tok = load_tokenizer(train.tokenizer_dir)
     special = special_tokens(tok)
     cfg.model.vocab_size = tok.get_vocab_size()
-    torch.manual_seed(tc.seed)
-    model = ElectraPair(cfg.model) if a.networks == "ours" else TransformersPair(cfg.model)
-    if a.init == "bert":
-        bert_init(model)
-    optimizer = AdamNoBiasCorrection(param_groups(model, tc.weight_decay), lr=tc.learning_rate,
-                                     betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps)
     T = train.max_length
-    step_module = PretrainingStep(model, tc, special, tc.max_predictions(T))
+    torch.manual_seed(tc.seed)
+    models: dict[str, nn.Module] = {}
+    if a.networks in ("ours", "both"):
+        models["ours"] = ElectraPair(cfg.model)
+        if a.init == "bert":
+            bert_init(models["ours"])
+    if a.networks in ("transformers", "both"):
+        models["transformers"] = TransformersPair(cfg.model)
+        if a.networks == "both":
+            copy_into_transformers(models["ours"], models["transformers"])
+    arms = [Arm(name, m, cfg, special, T) for name, m in models.items()]
     loader = BatchIterator(train, tc.batch_size, seed=tc.seed)
-    device, bf16 = torch.device("cpu"), tc.precision == "bf16"
-    mask_gen = torch.Generator()
+    bf16 = tc.precision == "bf16"
     a.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with a.out.open("w") as f:
         f.write(json.dumps({"config": cfg.to_dict(), "networks": a.networks, "init": a.init}) + "\n")
         for step in range(a.steps):
             lr = lr_at(step, tc.learning_rate, tc.warmup_steps, tc.max_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            model.train()
             batch = next(loader)
-            mask_gen.manual_seed(mask_seed(tc.seed, step, 0))
-            with autocast(device, bf16):
-                out = step_module(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], mask_gen)
-            out.loss.backward()
-            clip_grad_norm(model.parameters(), tc.clip_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            losses = {arm.name: arm.train_step(step, batch, lr, bf16) for arm in arms}
+            if len(arms) > 1:
+                f.write(json.dumps({"step": step + 1, "train_loss": losses}) + "\n")
             if (step + 1) % a.eval_every == 0:
-                rec = evaluate(step_module, heldout, tc.seed, device, bf16, a.eval_batches, tc.batch_size)
-                rec = {"step": step + 1, "lr": lr, "seconds": round(time.time() - t0, 1),
-                       **{k: round(v, 4) for k, v in rec.items() if isinstance(v, float)}}
-                f.write(json.dumps(rec) + "\n")
-                f.flush()
-                print(f"step {rec['step']:5d}  P {rec['disc_precision']:.3f}  R {rec['disc_recall']:.3f}  "
-                      f"AUC {rec['disc_auc']:.3f}  disc {rec['disc_loss']:.3f}  gen {rec['gen_loss']:.2f} "
-                      f"acc {rec['gen_acc']:.3f}  repl {rec['replaced_frac']:.3f}  {rec['seconds']:.0f}s", flush=True)
+                for arm in arms:
+                    write_eval(f, arm, heldout, step + 1, lr, time.time() - t0, bf16, a.eval_batches)
+
+
+def write_eval(f, arm: Arm, heldout: PretrainingData, step: int, lr: float, seconds: float, bf16: bool,
+               eval_batches: int) -> None:
+    tc = arm.tc
+    rec = evaluate(arm.step_module, heldout, tc.seed, torch.device("cpu"), bf16, eval_batches, tc.batch_size)
+    rec = {"step": step, "networks": arm.name, "lr": lr, "seconds": round(seconds, 1),
+           **{k: round(v, 4) for k, v in rec.items() if isinstance(v, float)}}
+    if isinstance(arm.model, ElectraPair):
+        rec["disc_token_cosine"] = round(token_cosine(arm.model, heldout), 4)
+    f.write(json.dumps(rec) + "\n")
+    f.flush()
+    print(f"{arm.name:>12} step {rec['step']:5d}  P {rec['disc_precision']:.3f}  R {rec['disc_recall']:.3f}  "
+          f"AUC {rec['disc_auc']:.3f}  disc {rec['disc_loss']:.3f}  gen {rec['gen_loss']:.2f} "
+          f"acc {rec['gen_acc']:.3f}  repl {rec['replaced_frac']:.3f}  cos {rec.get('disc_token_cosine', float('nan')):.3f}  "
+          f"{rec['seconds']:.0f}s", flush=True)
 
 
 if __name__ == "__main__":
