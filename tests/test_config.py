@@ -14,7 +14,10 @@ def test_presets_have_paper_generator_shapes():
     large = load_config("large").model.generator()
     assert (large.hidden_size, large.num_heads, large.ffn_size, large.num_layers) == (256, 4, 1024, 24)
     assert load_config("large").train.mask_prob == 0.25
-    assert set(MODEL_PRESETS) == {"debug", "small", "base", "large"}
+    mini = load_config("mini").model
+    assert (mini.num_layers, mini.hidden_size, mini.num_heads, mini.ffn_size, mini.embedding_size) == (4, 256, 4, 1024, 128)
+    assert (mini.generator().hidden_size, mini.generator().num_heads) == (64, 1)
+    assert set(MODEL_PRESETS) == {"debug", "mini", "small", "base", "large"}
 
 
 def test_unknown_key_is_an_error():
