@@ -162,10 +162,9 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # larger, which made the tiny discriminator collapse to "all original" with a short warmup.
     "debug": dict(learning_rate=1e-3, warmup_steps=800, batch_size=32, max_steps=1000, log_every=10,
                   eval_every=200, eval_batches=5, save_every=200),
-    # Short CPU runs (docs/small-budget-rtd.md): at lr 5e-4 / warmup 200 the effective early step of
-    # Adam without bias correction is 10-20x the official run's, and the discriminator sat at "all
-    # original"; 2e-4 is the debug preset's working lr scaled by width (64 -> 256). Not yet measured
-    # to step 2,000 at batch 32 (see the doc for the command).
+    # Short CPU runs (docs/small-budget-rtd.md): the discriminator still goes through an "all
+    # original" phase once the generator has learned token frequencies; lr 2e-4 reaches it about
+    # twice as late as 5e-4 (batch-8 probes). Not measured to step 2,000 at batch 32 here.
     "mini": dict(learning_rate=2e-4, warmup_steps=200, batch_size=32, max_steps=2000, log_every=50,
                  eval_every=100, eval_batches=8, save_every=500),
     "small": dict(),
