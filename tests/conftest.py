@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,25 @@ def tiny_overrides(**extra) -> dict:
         section, key = k.split("__")
         (train if section == "train" else model)[key] = v
     return {"train": train, "model": model}
+
+
+@contextlib.contextmanager
+def linear_output_dtypes() -> Iterator[set]:
+    """Collect ``(module.training, output dtype)`` of every ``nn.Linear`` call inside the block.
+
+    Proof that a bf16 run computed in bf16 which holds on every run: a tiny model's loss may
+    round to the same float32 number in both precisions, so comparing numbers proves nothing.
+    """
+    import torch
+
+    seen: set = set()
+
+    def hook(module, args, out):
+        if isinstance(module, torch.nn.Linear):
+            seen.add((module.training, out.dtype))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
