@@ -189,7 +189,7 @@ def train_tokenizer(
         vocabulary is then rebuilt with only the five real specials. One order dependence is
         left inside the trainer: two queue entries for the same pair with the same count (after
         a merge re-creates an existing token) pop in heap-layout order. It never showed in
-        ~100 runs over six corpora (tests/test_tokenizer.py checks across processes).
+        75 runs over six corpora (tests/test_tokenizer.py checks it across processes).
 
     Raises:
         UserError: bad input text (naming the file), or vocab_size too small.
