@@ -83,7 +83,8 @@ def test_glue_predict_and_finetune_in_bf16(tmp_path):
         with linear_output_dtypes() as dtypes[p]:
             res[p] = finetune_glue(tmp_path / "encoder", tmp_path / p, "stsb", glue_dir=GLUE,
                                    show_progress=False, use_cache=False, max_train_examples=64,
-                                   max_eval_examples=64, overrides={"epochs": "2", "precision": p, "learning_rate": "1e-3"},
+                                   max_eval_examples=64,
+                                   overrides={"epochs": "2", "precision": p, "learning_rate": "1e-3"},
                                    save_models=p == "bf16", predict_test=False, log=lambda *a: None)["tasks"]["STS-B"]
     losses = {p: r["seeds"][0]["epoch_losses"] for p, r in res.items()}
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
