@@ -145,14 +145,14 @@ steps=("$@")
 for s in "${steps[@]}"; do
   case "$s" in pretrain|finetune|bench|report) ;; *) die "unknown step '$s' (pretrain, finetune, bench, report)";; esac
 done
-[ -f "$DATA/STAGED.json" ] || die "$DATA is not staged: run 'bash runs/gpu.sh$([ $DRY = 1 ] && echo ' --dry-run') stage' first"
-if grep -q '"toy": true' "$DATA/STAGED.json"; then staged_toy=1; else staged_toy=0; fi
-[ "$staged_toy" = "$DRY" ] || die "$DATA was staged for $([ $staged_toy = 1 ] && echo 'the dry run' || echo 'the GPU run'); stage it again"
 if [ "$DRY" = 0 ]; then
   "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" ||
     die "no CUDA device here ($PYTHON); on a CPU use 'bash runs/gpu.sh --dry-run'"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 fi
+[ -f "$DATA/STAGED.json" ] || die "$DATA is not staged: run 'bash runs/gpu.sh$([ $DRY = 1 ] && echo ' --dry-run') stage' first"
+if grep -q '"toy": true' "$DATA/STAGED.json"; then staged_toy=1; else staged_toy=0; fi
+[ "$staged_toy" = "$DRY" ] || die "$DATA was staged for $([ $staged_toy = 1 ] && echo 'the dry run' || echo 'the GPU run'); stage it again"
 
 alive() {  # the job of $RUN/job.pid is running (not a leftover pid of another process)
   local pid
