@@ -6,7 +6,8 @@ Rows: ELECTRA-Small 128 x 128 and 1024 x 128, ELECTRA-Base 128 x 128 and 256 x 5
 compiled (bf16 autocast on CUDA), ours and the transformers-built step in the same process. All rows
 run in this one process (one import, one CUDA context; compiler caches are reset between rows).
 OUT.json keeps every finished row, so a second call continues after the last one; a row that was
-running when the process died is recorded as crashed rather than tried again.
+running when the process died on this machine is recorded as crashed rather than tried again (one
+cut short by a change of machine is run again).
 ``--dry-run``: the same rows at a toy size on the CPU (debug shape, batch 2 x 32, one timed step),
 without compilation; the figures test the pipeline and measure nothing.
 """
@@ -42,23 +43,39 @@ def save(out: Path, table: dict) -> None:
     tmp.replace(out)
 
 
+def boot_id() -> str:
+    """Which machine (boot) this is: a row cut short elsewhere is run again, not recorded as crashed."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def row_names() -> dict[str, dict]:
+    """Each row's name (``small-128x128-eager``) and what it measures."""
+    return {f"{shape}-{batch}x{seq}-{mode}": {"mode": mode, "batch": batch, "seq": seq}
+            for shape, batch, seq, _, _ in ROWS for mode in MODES}
+
+
 def run_rows(out: Path, dry_run: bool) -> dict:
     table = json.loads(out.read_text()) if out.is_file() else {"dry_run": dry_run, "rows": []}
     done = {r["name"] for r in table["rows"]}
     running = table.pop("running", None)
-    if running and running not in done:
-        print(f"{running}: the process died while this row ran; recorded as crashed")
-        table["rows"].append({"name": running, "error": "process died during this row (see the log)"})
-        done.add(running)
+    if running and running["name"] not in done and running["boot"] == boot_id():
+        print(f"{running['name']}: the process died while this row ran; recorded as crashed")
+        table["rows"].append({"name": running["name"], **row_names()[running["name"]],
+                              "error": "process died during this row (see the log)"})
+        done.add(running["name"])
+        save(out, table)
     for shape, batch, seq, iters, warmup in ROWS:
         for mode in MODES:
             name = f"{shape}-{batch}x{seq}-{mode}"
             if name in done:
                 continue
-            table["running"] = name
+            table["running"] = {"name": name, "boot": boot_id()}
             save(out, table)
             print(f"\n== {name}", flush=True)
-            row = {"name": name, "mode": mode, "batch": batch, "seq": seq}
+            row = {"name": name, **row_names()[name]}
             with tempfile.TemporaryDirectory() as tmp:
                 figures = Path(tmp) / "row.json"
                 try:
