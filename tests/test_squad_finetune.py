@@ -102,7 +102,17 @@ def test_head_is_the_official_one_no_dropout_glorot_init_beam_20():
         assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.5 * bound
         assert torch.all(layer.bias == 0)
     assert SquadSettings().beam_size == 20
-    assert head.predict(torch.randn(2, 30, 16), torch.ones(2, 30, dtype=torch.bool)).end_top_index.shape == (2, 20, 20)
+    h, mask = torch.randn(2, 30, 16), torch.ones(2, 30, dtype=torch.bool)
+    whole = head.predict(h, mask)
+    assert whole.end_top_index.shape == (2, 20, 20)
+    import electra.finetune.squad_head as sh  # the end head computed a few starts at a time gives the same beam
+    before, sh.END_CHUNK_ELEMENTS = sh.END_CHUNK_ELEMENTS, 2 * 30 * 8 * 3
+    try:
+        chunked = head.predict(h, mask)
+    finally:
+        sh.END_CHUNK_ELEMENTS = before
+    torch.testing.assert_close(chunked.end_top_log_probs, whole.end_top_log_probs)
+    assert torch.equal(chunked.end_top_index, whole.end_top_index)
 
 
 # --------------------------------------------------------------------------------------------

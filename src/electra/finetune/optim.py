@@ -121,7 +121,7 @@ def _no_weight_decay(name: str, param: nn.Parameter) -> bool:
     return param.ndim < 2
 
 
-def encoder_depth(name: str, num_layers: int) -> int:
+def encoder_depth(name: str) -> int:
     """Official depth of an encoder parameter: embeddings/projection 0, ``layers.i.*`` i + 1."""
     top = name.split(".")[0]
     if top == "layers":
@@ -152,7 +152,7 @@ def layerwise_lr_groups(encoder: Encoder, head_modules: list[nn.Module], lr: flo
         buckets.setdefault((group, depth, no_wd), []).append(p)
 
     for name, p in encoder.named_parameters():
-        depth = encoder_depth(name, L)
+        depth = encoder_depth(name)
         add("embeddings" if depth == 0 else f"layers.{depth - 1}", depth, name, p)
     for head in head_modules:
         for name, p in head.named_parameters():
