@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGED=${STAGED:-gpu_data}        # from `bash runs/gpu.sh stage`; ../shared does not travel to a device
 CORPUS=${CORPUS:-$STAGED/corpus}
-OUT=${EXP_OUT:-exp_gpu}
-FLOPS=${FLOPS:-2e17}            # per arm; set from benchmarks/pretrain_step.py so that ELECTRA takes <= 20 min
+OUT=${EXP_OUT:-exp_gpu}           # not $OUT: that is the folder the device tool hands back
+FLOPS=${FLOPS:-2e17}            # per arm, official counter (1.29e12 per ELECTRA-Small 128 x 128 step: 2e17 = 155k steps)
 CHUNK=${CHUNK:-540}
 if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 electra() { PYTHONPATH=$PWD/src "$PY" -m electra "$@"; }
