@@ -99,7 +99,7 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
     The budget is ``steps`` (the same result on any machine; about 4 minutes on 2 idle cores),
     or ``minutes`` of wall-clock time if given (then the result depends on the machine's speed).
     """
-    from .data.corpus import find_text_files
+    from .data.corpus import find_corpus_files
     from .data.prepare import prepare_corpus
     from .data.tokenizer import train_tokenizer
     from .report import plot_run, summarize
@@ -119,7 +119,7 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
         corpus = write_builtin_corpus(out / "corpus" / "python_docs.txt")
         print(f"built-in corpus: Python's reference topics + docstrings of the standard library, numpy, matplotlib -> {corpus} "
               f"({corpus.stat().st_size / 1e6:.1f} MB)")
-    files = find_text_files(corpus)
+    files = find_corpus_files(corpus)
 
     print(f"== 2/5 tokenizer (WordPiece, {vocab_size} tokens)")
     tok = train_tokenizer(files, out / "tokenizer", vocab_size=vocab_size, show_progress=show_progress)

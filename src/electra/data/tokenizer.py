@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from electra.atomic import commit_dir
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
+from electra.data.records import DEFAULT_TEXT_FIELD
 from electra.errors import UserError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -123,11 +124,12 @@ def train_tokenizer(
     min_frequency: int = 2,
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
     show_progress: bool = True,
+    text_field: str = DEFAULT_TEXT_FIELD,
 ) -> Tokenizer:
     """Train a BERT-uncased style WordPiece vocabulary on raw text files and save it.
 
     Args:
-        files: ``.txt`` / ``.txt.gz`` files (see :func:`electra.data.corpus.find_text_files`).
+        files: corpus files (see :func:`electra.data.corpus.find_corpus_files`).
         out_dir: directory to create; receives tokenizer.json, vocab.txt, tokenizer_config.json.
             Written to a temporary sibling first and renamed, so a crash leaves nothing that looks
             like a tokenizer.
@@ -136,6 +138,7 @@ def train_tokenizer(
         min_frequency: a merge must be seen this often to enter the vocabulary.
         max_line_chars: longer lines are rejected as not-text (see corpus.iter_lines).
         show_progress: a progress bar over the input files while reading.
+        text_field: the text field/column of JSON Lines, Parquet and ``datasets`` sources.
 
     Returns:
         The trained tokenizer, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4.
@@ -167,7 +170,7 @@ def train_tokenizer(
         bar = tqdm(files, desc="tokenizer: reading", unit="file", disable=not show_progress)
         batch: list[str] = []
         for path in bar:
-            for doc in iter_documents([path], max_line_chars):
+            for doc in iter_documents([path], max_line_chars, text_field=text_field):
                 batch.extend(doc)
                 if len(batch) >= 10_000:
                     yield batch
