@@ -5,7 +5,8 @@
     electra pretrain DATA RUN               ELECTRA (or --objective mlm) pretraining
     electra demo [OUT]                      the whole pipeline on a built-in corpus, in minutes on a CPU
     electra export RUN OUT                  HuggingFace transformers directories
-    electra finetune / evaluate             GLUE and SQuAD
+    electra finetune / evaluate             GLUE, SQuAD and your own tasks (--task custom)
+    electra predict FINETUNED IN --out OUT  label new rows with a fine-tuned classifier
     electra experiment DATA OUT             ELECTRA vs MLM at matched FLOPs, GLUE against FLOPs
 
 User errors print one line ``error: ...`` and exit with code 2; SIGINT/SIGTERM during pretraining
