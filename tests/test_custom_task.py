@@ -30,13 +30,7 @@ FAST = {"learning_rate": "2e-3", "layer_decay": "1.0", "batch_size": "16", "epoc
 COLOURS = {"red": "the red ball", "green": "a green tree", "blue": "the blue sky"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices: thread hand-offs cost more than they save, badly so on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

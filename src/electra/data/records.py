@@ -59,6 +59,17 @@ def _text_lines(text: str, where: str, max_line_chars: int) -> list[str]:
     return lines
 
 
+def json_object(line: str, where: str) -> dict:
+    """One JSON Lines record, which must be an object; ``where`` (file and line) prefixes errors."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object per line, got {type(record).__name__}")
+    return record
+
+
 def iter_jsonl_documents(path: Path, text_field: str, max_line_chars: int) -> Iterator[list[str]]:
     """One document per JSON line (blank lines skipped); a null text counts as empty."""
     from electra.data.corpus import iter_lines  # the .txt reader: UTF-8, NUL, gzip and length checks
@@ -66,12 +77,7 @@ def iter_jsonl_documents(path: Path, text_field: str, max_line_chars: int) -> It
     for lineno, line in enumerate(iter_lines(path, JSON_LINE_FACTOR * max_line_chars), start=1):
         if not line:
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
+        record = json_object(line, f"{path}:{lineno}")
         if text_field not in record:
             have = ", ".join(repr(k) for k in record) or "none"
             raise UserError(f"{path}:{lineno}: no field {text_field!r} (fields: {have}; choose with --text-field)")

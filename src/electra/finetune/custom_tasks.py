@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.records import json_object
 from ..errors import UserError
 from .glue_tasks import DevSet, GlueSplit, GlueTask, task_spec
 
@@ -55,12 +56,7 @@ def _read_jsonl(path: Path, lines) -> tuple[list[str], list[Row]]:
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}, line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}, line {lineno}: expected a JSON object, got {type(record).__name__}")
+        record = json_object(line, f"{path}, line {lineno}")
         columns += [k for k in record if k not in columns]
         rows.append((lineno, {k: _as_text(v) for k, v in record.items() if v is not None}))
     return columns, rows
