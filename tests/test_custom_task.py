@@ -128,7 +128,7 @@ def test_classification_end_to_end_and_predict(encoder_dir, tmp_path):
 
 
 def test_regression_pairs_from_jsonl_via_cli(encoder_dir, tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", verb_rows(240, seed=3))
+    train = write_jsonl(tmp_path / "train.jsonl", verb_rows(260, seed=3))
     dev_rows = verb_rows(60, seed=4)
     dev = write_jsonl(tmp_path / "dev.jsonl", dev_rows)
     out = tmp_path / "out"
@@ -136,10 +136,11 @@ def test_regression_pairs_from_jsonl_via_cli(encoder_dir, tmp_path):
     # In-process (the one-thread fixture applies); the subprocess CLI is exercised by the other tests.
     code = main(["finetune", str(encoder_dir), "--task", "custom", "--train-file", str(train), "--dev-file", str(dev),
                  "--text-columns", "a,b", "--label-column", "score", "--regression", "--out", str(out),
-                 "--device", "cpu", "--quiet", "--no-cache", *sets])
+                 "--device", "cpu", "--quiet", "--no-cache", "--max-train", "240", *sets])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert res["task"]["labels"] is None and res["task"]["text_b"] == "b"
+    assert res["tasks"]["custom"]["train_examples"] == 240
     median = res["tasks"]["custom"]["median"]["dev"]
     assert set(median) == {"pearson", "spearman"}
     assert median["spearman"] > 0.5, median

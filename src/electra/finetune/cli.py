@@ -58,8 +58,8 @@ def add_finetune_parsers(subparsers) -> None:
     ft.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     ft.add_argument("--cache-dir", type=Path, help="tokenized-feature cache (default ~/.cache/electra/glue_features)")
     ft.add_argument("--no-cache", action="store_true", help="tokenize every time, write no cache")
-    ft.add_argument("--max-train", type=int, help="GLUE: use only the first N training rows (quick runs)")
-    ft.add_argument("--max-eval", type=int, help="GLUE: score only the first N dev rows (quick runs)")
+    ft.add_argument("--max-train", type=int, help="GLUE, custom: use only the first N training rows (quick runs)")
+    ft.add_argument("--max-eval", type=int, help="GLUE, custom: score only the first N dev rows (quick runs)")
     ft.add_argument("--no-save-models", action="store_true", help="GLUE: do not keep the per-seed models")
     ft.add_argument("--no-test-predictions", action="store_true", help="GLUE: skip the leaderboard test files")
     ft.add_argument("--train-file", type=Path, help="SQuAD: training JSON; custom: .csv, .tsv or .jsonl")
@@ -131,7 +131,8 @@ def _run_custom(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                     [c.strip() for c in args.text_columns.split(",")], args.label_column,
                     regression=args.regression, seeds=args.seeds, device=args.device, overrides=overrides,
                     show_progress=not args.quiet, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                    save_models=not args.no_save_models)
+                    save_models=not args.no_save_models, max_train_examples=args.max_train,
+                    max_eval_examples=args.max_eval)
     return 0
 
 

@@ -188,8 +188,12 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
                     label_column: str, *, regression: bool = False, seeds: int = 1, device: str = "auto",
                     overrides: dict[str, str] | None = None, show_progress: bool = True,
                     cache_dir: Path | None = None, use_cache: bool = True, save_models: bool = True,
+                    max_train_examples: int | None = None, max_eval_examples: int | None = None,
                     log=print) -> dict:
-    """Fine-tune ``model`` on your own task with the GLUE recipe; returns (and writes) results.json."""
+    """Fine-tune ``model`` on your own task with the GLUE recipe; returns (and writes) results.json.
+
+    ``max_train_examples`` / ``max_eval_examples`` keep only the first N rows (quick runs).
+    """
     from .glue import (RESULTS, default_cache_dir, finetune_seeds, load_for_finetuning, summarize_seeds,
                        task_hparams)
 
@@ -199,6 +203,8 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     if (out_dir / RESULTS).exists():
         raise UserError(f"{out_dir / RESULTS} exists: choose another --out directory for a new task")
     task, train, dev = custom_task(train_file, dev_file, text_columns, label_column, regression)
+    train = train.head(max_train_examples) if max_train_examples else train
+    dev = dev.head(max_eval_examples) if max_eval_examples else dev
     cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
     encoder, tok, base_hp, dev_device, pristine = load_for_finetuning(model, overrides, device)
     hp = task_hparams(base_hp, task, encoder)
