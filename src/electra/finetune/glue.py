@@ -261,7 +261,7 @@ def write_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.nd
 def write_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.ndarray) -> None:
     """``id<TAB>label<TAB>prediction`` for one dev set (label strings, or scores for regression)."""
     def show(v) -> str:
-        return f"{float(v):.4f}" if task.is_regression else task.labels[int(v)]
+        return f"{float(v):.9g}" if task.is_regression else task.labels[int(v)]  # float32 exactly
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
