@@ -7,7 +7,7 @@ with the data already on the device, in the same process:
     python benchmarks/pretrain_step.py --shape base --batch 128 --seq 128 --compile
     python benchmarks/pretrain_step.py --shape debug --batch 8 --seq 64 --device cpu  # smoke run on a CPU
 
-Prints tokens/s, step time, model TFLOP/s (analytic count of `electra.train.flops`), MFU against
+Prints tokens/s, step time, model TFLOP/s (matmul-only count of `electra.train.flops`), MFU against
 the GPU's dense bf16 peak, peak memory, and the ratio to the peer.
 """
 
@@ -25,7 +25,7 @@ from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
 from electra.objectives.sampling import gumbel_sample
 from electra.objectives.task import PretrainingStep
-from electra.train.flops import train_flops_per_step
+from electra.train.flops import matmul_train_flops_per_step
 from electra.train.loop import _peak_flops
 from electra.train.optim import AdamNoBiasCorrection, param_groups
 
@@ -141,11 +141,11 @@ def main() -> None:
     bf16 = device.type == "cuda"
     cfg = load_config(a.shape)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
-    flops = train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
+    flops = matmul_train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
     peak = _peak_flops(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name} | {a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | compile {a.compile} | "
-          f"{flops:.3g} training FLOPs per step (analytic)")
+          f"{flops:.3g} matmul training FLOPs per step (analytic)")
     results = {}
     for label, build in (("ours", ours), ("transformers", peer)):
         if label == "transformers" and a.no_peer:

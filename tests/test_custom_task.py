@@ -102,9 +102,10 @@ def test_classification_end_to_end_and_predict(encoder_dir, tmp_path):
     label_id = {s: i for i, s in enumerate(res["task"]["labels"])}
     for run in task["seeds"]:
         rows = read_tsv(out / "custom" / f"seed{run['seed']}" / "dev_predictions.tsv")
-        assert [r["label"] for r in rows] == [r["label"] for r in dev_rows]
+        assert [r["gold"] for r in rows] == [r["label"] for r in dev_rows]
+        assert [r["index"] for r in rows] == [str(i) for i in range(2, 62)]  # the rows' line numbers
         preds = np.array([label_id[r["prediction"]] for r in rows])
-        gold = np.array([label_id[r["label"]] for r in rows])
+        gold = np.array([label_id[r["gold"]] for r in rows])
         assert run["dev"]["dev"] == pytest.approx(M.compute(("acc", "macro_f1", "mcc"), preds, gold))
         saved = json.loads((out / "custom" / f"seed{run['seed']}" / "finetune.json").read_text())
         assert saved["task_spec"]["labels"] == ["blue", "green", "red"]  # the label map travels with the model
@@ -146,7 +147,7 @@ def test_regression_pairs_from_jsonl_via_cli(encoder_dir, tmp_path):
     assert median["spearman"] > 0.5, median
     rows = read_tsv(out / "custom" / "seed0" / "dev_predictions.tsv")
     preds = np.array([float(r["prediction"]) for r in rows])
-    assert [float(r["label"]) for r in rows] == [r["score"] for r in dev_rows]
+    assert [float(r["gold"]) for r in rows] == [r["score"] for r in dev_rows]
     assert M.spearman(preds, [r["score"] for r in dev_rows]) == pytest.approx(median["spearman"], abs=1e-9)
 
     # predict on JSONL without the label column writes JSONL with a score per row.

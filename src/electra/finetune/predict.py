@@ -75,7 +75,7 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
     records = [dict(values) for _, values in rows]
     added = ["prediction"]
     if task.is_regression:
-        for rec, score in zip(records, logits[:, 0]):
+        for rec, score in zip(records, logits[:, 0] * task.label_scale):  # the labels' scale (STS-B: 0-5)
             rec["prediction"] = round(float(score), 6)
     else:
         probs = np.exp(logits - logits.max(-1, keepdims=True))

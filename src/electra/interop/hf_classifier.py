@@ -13,6 +13,8 @@ our map exactly, because the exact GELU satisfies ``gelu(z) - gelu(-z) = z Phi(z
 for every z. So ``dense`` computes ``+z_k`` in row ``2k`` and ``-z_k`` in row ``2k + 1`` (the other
 rows are zero), and ``out_proj`` subtracts the pair: ``logit_k = gelu(z_k) - gelu(-z_k) = z_k``.
 This needs ``2 C <= hidden_size``; the logits then agree to float rounding (tested to 1e-5).
+A regression head trained on scaled targets (STS-B: score / 5) is exported with the scale folded
+into ``W`` and ``b``, so the HF model outputs scores on the labels' own scale, as ours predicts.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ def export_classifier(finetuned: Path, out_dir: Path) -> Path:
     model_dir = find_model_dir(finetuned)
     model, tok, task, hp, _ = load_finetuned(model_dir)
     state = {"electra." + k: v for k, v in hf_keys.to_hf(model.encoder.state_dict(), "encoder").items()}
-    state.update(hf_head_weights(model.classifier.weight.detach().float(), model.classifier.bias.detach().float()))
+    scale = task.label_scale if task.is_regression else 1.0
+    state.update(hf_head_weights(scale * model.classifier.weight.detach().float(),
+                                 scale * model.classifier.bias.detach().float()))
     tmp = atomic_dir(out_dir)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / SAFETENSORS),
