@@ -27,6 +27,18 @@ def synthetic_corpus(n_docs: int = 120, seed: int = 0) -> str:
     return "\n\n".join(docs) + "\n"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: thread hand-offs cost more than they save,
+    badly so on a busy 2-core box. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "corpus.txt"

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from electra.atomic import commit_dir
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
+from electra.data.records import DEFAULT_TEXT_FIELD
 from electra.errors import UserError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -114,11 +115,11 @@ def _normalizer_flags(tok: Tokenizer) -> tuple[bool, bool | None]:
     return bool(norm.get("lowercase", True)), norm.get("strip_accents")
 
 
-def _corpus_chars(files: Sequence[Path], max_line_chars: int, show_progress: bool) -> set[str]:
+def _corpus_chars(files: Sequence[Path], max_line_chars: int, show_progress: bool, text_field: str) -> set[str]:
     """Every character on the lines the trainer will read (a fast first pass; bad input fails here)."""
     chars: set[str] = set()
     for path in tqdm(files, desc="tokenizer: alphabet", unit="file", disable=not show_progress):
-        for doc in iter_documents([path], max_line_chars):
+        for doc in iter_documents([path], max_line_chars, text_field=text_field):
             for line in doc:
                 chars.update(line)
     return chars
@@ -161,11 +162,12 @@ def train_tokenizer(
     min_frequency: int = 2,
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
     show_progress: bool = True,
+    text_field: str = DEFAULT_TEXT_FIELD,
 ) -> Tokenizer:
     """Train a BERT-uncased style WordPiece vocabulary on raw text files and save it.
 
     Args:
-        files: ``.txt`` / ``.txt.gz`` files (see :func:`electra.data.corpus.find_text_files`).
+        files: corpus files (see :func:`electra.data.corpus.find_corpus_files`).
         out_dir: directory to create; receives tokenizer.json, vocab.txt, tokenizer_config.json.
             Written to a temporary sibling first and renamed, so a crash leaves nothing that looks
             like a tokenizer.
@@ -174,6 +176,7 @@ def train_tokenizer(
         min_frequency: a merge must be seen this often to enter the vocabulary.
         max_line_chars: longer lines are rejected as not-text (see corpus.iter_lines).
         show_progress: progress bars over the input files while reading.
+        text_field: the text field/column of JSON Lines, Parquet and ``datasets`` sources.
 
     Returns:
         The trained tokenizer, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4, then the
@@ -201,12 +204,12 @@ def train_tokenizer(
     def pipeline() -> Tokenizer:
         return _assemble(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"), lowercase, strip_accents)
 
-    pinned = _pinned_tokens(pipeline(), _corpus_chars(files, max_line_chars, show_progress))
-    trained = _train_pinned(pipeline(), files, pinned, vocab_size, min_frequency, max_line_chars, show_progress)
+    pinned = _pinned_tokens(pipeline(), _corpus_chars(files, max_line_chars, show_progress, text_field))
+    trained = _train_pinned(pipeline(), files, pinned, vocab_size, min_frequency, max_line_chars, show_progress, text_field)
     missed = _unpinned_continuations(trained, pinned)
     if missed:  # a normalizer that is not per character; the second run pins the trainer's own set
         pinned += missed
-        trained = _train_pinned(pipeline(), files, pinned, vocab_size, min_frequency, max_line_chars, show_progress)
+        trained = _train_pinned(pipeline(), files, pinned, vocab_size, min_frequency, max_line_chars, show_progress, text_field)
     tokens = vocab_tokens(trained)
     if tokens[: len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
         raise AssertionError("trainer did not put the special tokens at ids 0..4")
@@ -229,6 +232,7 @@ def _train_pinned(
     min_frequency: int,
     max_line_chars: int,
     show_progress: bool,
+    text_field: str,
 ) -> Tokenizer:
     """Run the WordPiece trainer on ``files`` with ``pinned`` at ids 5.. (after the specials)."""
     trainer = trainers.WordPieceTrainer(
@@ -245,7 +249,7 @@ def _train_pinned(
         bar = tqdm(files, desc="tokenizer: reading", unit="file", disable=not show_progress)
         batch: list[str] = []
         for path in bar:
-            for doc in iter_documents([path], max_line_chars):
+            for doc in iter_documents([path], max_line_chars, text_field=text_field):
                 batch.extend(doc)
                 if len(batch) >= 10_000:
                     yield batch
