@@ -4,13 +4,14 @@ Times ``electra.finetune.glue.train_model`` (dynamic padding, dropout, layer-wis
 clipping, schedule) on the first ``--examples`` training rows of each task, for each model shape
 and precision, in one process, so the ratio between precisions is measured under the same load:
 
-    python benchmarks/finetune_step.py                                   # SST-2 and RTE, small and mini, fp32 vs auto
-    python benchmarks/finetune_step.py --tasks rte --shapes mini --precisions fp32,bf16
+    python benchmarks/finetune_step.py                        # SST-2 and RTE, small and mini: fp32, auto, auto+grouped
+    python benchmarks/finetune_step.py --tasks rte --shapes mini --settings fp32,bf16
 
 The encoder is randomly initialised (throughput does not depend on the weights); the WordPiece
 vocabulary (30,522 tokens, BERT's size) is trained on the task's training text in a temporary
 folder unless ``--tokenizer DIR`` names one. ``auto`` is the precision the tool picks here
-(bf16 autocast on a CPU with bf16 units). Each line also gives the mean padded batch length.
+(bf16 autocast on a CPU with bf16 units); ``+grouped`` adds ``length_grouping=50`` (batches of
+similar length). Each line also gives the mean padded batch length.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.loop import resolve_device, use_bf16
 
+GROUP = 50  # length_grouping for the +grouped settings
+
 
 def task_tokenizer(split, folder: Path, vocab_size: int):
     text = folder / "text.txt"
@@ -42,8 +45,9 @@ def task_tokenizer(split, folder: Path, vocab_size: int):
     return train_tokenizer([text], folder / "tokenizer", vocab_size=vocab_size, show_progress=False)
 
 
-def mean_padded_length(feats, batch_size: int, pad_id: int) -> float:
-    lengths = [b["input_ids"].shape[1] for b in train_batches(feats, batch_size, pad_id, np.random.default_rng(0))]
+def mean_padded_length(feats, batch_size: int, pad_id: int, group: int) -> float:
+    rng = np.random.default_rng(0)
+    lengths = [b["input_ids"].shape[1] for b in train_batches(feats, batch_size, pad_id, rng, group)]
     return float(np.mean(lengths))
 
 
@@ -62,8 +66,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", default="sst2,rte")
     ap.add_argument("--shapes", default="small,mini")
-    ap.add_argument("--precisions", default="fp32,auto")
-    ap.add_argument("--examples", type=int, default=512, help="training rows timed per task (one epoch over them)")
+    ap.add_argument("--settings", default="fp32,auto,auto+grouped",
+                    help="precisions to compare, each optionally with +grouped (length grouping); the first is the baseline")
+    ap.add_argument("--examples", type=int, default=1600, help="training rows timed per task (one epoch over them)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--glue-dir", type=Path, default=data_dir() / "glue")
@@ -80,21 +85,23 @@ def main() -> None:
             tok = load_tokenizer(a.tokenizer) if a.tokenizer else task_tokenizer(split, Path(tmp) / task.name, 30522)
             pad_id = special_tokens(tok).pad
             feats = tokenize_split(split, tok, a.max_length)
-            padded = mean_padded_length(feats, a.batch, pad_id)
             for shape in a.shapes.split(","):
                 cfg = dataclasses.replace(load_config(shape).model.discriminator(), vocab_size=tok.get_vocab_size())
                 torch.manual_seed(0)
                 encoder = Encoder(cfg)
                 init_weights(encoder)
                 speeds = {}
-                for precision in a.precisions.split(","):
-                    hp = default_hparams(cfg.hidden_size, {"precision": precision, "batch_size": str(a.batch)})
-                    speeds[precision] = time_training(encoder, task, feats, hp, pad_id, device)
-                    print(f"{task.name} {shape} {precision}: {speeds[precision]:,.1f} examples/s "
-                          f"(mean padded length {padded:.0f})", flush=True)
-                first, *rest = a.precisions.split(",")
-                for precision in rest:
-                    print(f"{task.name} {shape}: {precision} / {first} = {speeds[precision] / speeds[first]:.2f}x")
+                for setting in a.settings.split(","):
+                    precision, _, grouped = setting.partition("+")
+                    group = GROUP if grouped else 0
+                    hp = default_hparams(cfg.hidden_size, {"precision": precision, "batch_size": str(a.batch),
+                                                           "length_grouping": str(group)})
+                    speeds[setting] = time_training(encoder, task, feats, hp, pad_id, device)
+                    print(f"{task.name} {shape} {setting}: {speeds[setting]:,.1f} examples/s "
+                          f"(mean padded length {mean_padded_length(feats, a.batch, pad_id, group):.0f})", flush=True)
+                first, *rest = a.settings.split(",")
+                for setting in rest:
+                    print(f"{task.name} {shape}: {setting} / {first} = {speeds[setting] / speeds[first]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def synthetic_batch(batch: int, seq: int, vocab: int, device) -> dict[str, torch
             "attention_mask": torch.ones_like(ids, dtype=torch.bool).to(device)}
 
 
-def ours(cfg, batch, device, compile_: bool):
+def ours(cfg, batch, device, compile_: bool, bf16: bool):
     model = ElectraPair(cfg.model).to(device)
     step_module = PretrainingStep(model, cfg.train, SPECIAL, cfg.train.max_predictions(batch["input_ids"].shape[1]))
     fwd = torch.compile(step_module) if compile_ else step_module
@@ -58,7 +58,8 @@ def ours(cfg, batch, device, compile_: bool):
 
     def step():
         gen.manual_seed(0)
-        out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
+        with autocast(device, bf16):  # around the forward only, as the training loop does
+            out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
@@ -66,7 +67,7 @@ def ours(cfg, batch, device, compile_: bool):
     return step
 
 
-def peer(cfg, batch, device, compile_: bool):
+def peer(cfg, batch, device, compile_: bool, bf16: bool):
     """The step as a user would write it on top of transformers (SDPA, fused AdamW, shared embeddings)."""
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
@@ -103,7 +104,8 @@ def peer(cfg, batch, device, compile_: bool):
     fwd = torch.compile(forward) if compile_ else forward
 
     def step():
-        loss = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
+        with autocast(device, bf16):
+            loss = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -111,21 +113,20 @@ def peer(cfg, batch, device, compile_: bool):
     return step
 
 
-def time_step(step, device, warmup: int, iters: int, bf16: bool) -> tuple[float, float]:
+def time_step(step, device, warmup: int, iters: int) -> tuple[float, float]:
     """Median seconds per step over ``iters`` timed steps (robust to a shared machine's noise), peak GiB."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
-    with autocast(device, bf16):
-        for _ in range(warmup):
-            step()
+    for _ in range(warmup):
+        step()
+    sync()
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
         sync()
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            step()
-            sync()
-            times.append(time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     return statistics.median(times), mem
 
@@ -157,6 +158,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--vs-fp32", action="store_true", help="also time our step in fp32, eager (the CPU default before)")
+    ap.add_argument("--vs-eager", action="store_true", help="with --compile, also time our step without compile")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--profile", metavar="TRACE.json",
                     help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
@@ -170,24 +172,28 @@ def main() -> None:
     print(f"{name} | {a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | compile {a.compile} | "
           f"{flops:.3g} training FLOPs per step (analytic)")
     if device.type == "cuda":
-        peak, peak_name = _peak_flops(device), "GPU bf16 datasheet peak"
+        peaks = {True: (_peak_flops(device), "GPU bf16 datasheet peak")}
+        peaks[False] = peaks[True]
     else:
-        peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
-        print(f"measured matmul peak: bf16 {peaks['bf16'] / 1e12:.2f} TFLOP/s | fp32 {peaks['fp32'] / 1e12:.2f} TFLOP/s")
-        peak, peak_name = peaks["bf16" if bf16 else "fp32"], f"measured {'bf16' if bf16 else 'fp32'} matmul peak"
+        peaks = {True: (matmul_peak(torch.bfloat16), "measured bf16 matmul peak"),
+                 False: (matmul_peak(torch.float32), "measured fp32 matmul peak")}
+        print(f"measured matmul peak: bf16 {peaks[True][0] / 1e12:.2f} TFLOP/s | fp32 {peaks[False][0] / 1e12:.2f} TFLOP/s")
     runs = [("ours", ours, bf16, a.compile), ("transformers", peer, bf16, a.compile)]
     runs = [r for r in runs if not (r[0] == "transformers" and a.no_peer)]
+    if a.vs_eager and a.compile:
+        runs.append(("ours eager", ours, bf16, False))
     if a.vs_fp32:
         runs.append(("ours fp32 eager", ours, False, False))
     results = {}
     for label, build, run_bf16, run_compile in runs:
         try:
-            dt, mem = time_step(build(cfg, batch, device, run_compile), device, a.warmup, a.iters, run_bf16)
+            dt, mem = time_step(build(cfg, batch, device, run_compile, run_bf16), device, a.warmup, a.iters)
         except torch.cuda.OutOfMemoryError:
             print(f"{label}: out of memory")
             continue
         results[label] = dt
         tflops = flops / dt / 1e12
+        peak, peak_name = peaks[run_bf16]
         frac = f"{flops / dt / peak:.1%} of {peak_name}" if peak else "peak n/a"
         print(f"{label}: {a.batch * a.seq / dt:,.0f} tokens/s | {dt * 1e3:.2f} ms/step | {tflops:.3f} TFLOP/s"
               f" | {frac} | peak mem {mem:.2f} GiB")
@@ -196,8 +202,9 @@ def main() -> None:
             torch.cuda.empty_cache()
     if "ours" in results and "transformers" in results:
         print(f"speed-up over transformers: {results['transformers'] / results['ours']:.2f}x")
-    if "ours" in results and "ours fp32 eager" in results:
-        print(f"speed-up over ours in fp32 eager: {results['ours fp32 eager'] / results['ours']:.2f}x")
+    for other in ("ours eager", "ours fp32 eager"):
+        if "ours" in results and other in results:
+            print(f"speed-up over {other}: {results[other] / results['ours']:.2f}x")
     if a.profile:
         profile_ours(cfg, batch, device, a.compile, bf16, a.profile)
 
@@ -206,16 +213,15 @@ def profile_ours(cfg, batch, device, compile_: bool, bf16: bool, trace: str) -> 
     """Where the time goes: PyTorch profiler over a few warmed-up steps of ours."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = ours(cfg, batch, device, compile_)
+    step = ours(cfg, batch, device, compile_, bf16)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with autocast(device, bf16):
+    for _ in range(3):
+        step()
+    with profile(activities=activities) as prof:
         for _ in range(3):
             step()
-        with profile(activities=activities) as prof:
-            for _ in range(3):
-                step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=25))
     prof.export_chrome_trace(trace)

@@ -113,7 +113,7 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
         bar = tqdm(total=min(steps_per_epoch, total_steps - step), desc=f"{desc} epoch {epoch + 1}/{math.ceil(epochs)}",
                    disable=not show_progress, leave=False, unit="step")
         t0, seen, loss_sum, n = time.perf_counter(), 0, 0.0, 0
-        for batch in train_batches(train, hp.batch_size, pad_id, rng):
+        for batch in train_batches(train, hp.batch_size, pad_id, rng, hp.length_grouping):
             if step >= total_steps:
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
