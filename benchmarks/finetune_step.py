@@ -77,7 +77,7 @@ def main() -> None:
     a = ap.parse_args()
     device = resolve_device(a.device)
     print(f"{device} | {torch.get_num_threads()} threads | batch {a.batch} | max length {a.max_length} | "
-          f"{a.examples} examples per task | auto = {'bf16' if use_bf16(device, 'auto') else 'fp32'}")
+          f"{a.examples} examples per task | auto = {'bf16' if use_bf16(device, 'auto', 256) else 'fp32'} at width 256")
     with tempfile.TemporaryDirectory() as tmp:
         for task_name in a.tasks.split(","):
             task = get_task(task_name)

@@ -164,7 +164,7 @@ def main() -> None:
                     help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
     a = ap.parse_args()
     device = torch.device(a.device)
-    bf16 = use_bf16(device, a.precision)
+    bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     cfg = load_config(a.shape)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
     flops = train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)

@@ -61,8 +61,9 @@ def test_pretraining_in_bf16_tracks_fp32(tiny_data, tmp_path):
 
 def test_auto_precision_follows_the_cpus_bf16_units():
     cpu = torch.device("cpu")
-    assert use_bf16(cpu, "auto") == cpu_has_bf16()
-    assert use_bf16(cpu, "bf16") and not use_bf16(cpu, "fp32")
+    assert use_bf16(cpu, "auto") == use_bf16(cpu, "auto", 256) == cpu_has_bf16()
+    assert not use_bf16(cpu, "auto", 64)  # debug width: fp32 (measured faster there)
+    assert use_bf16(cpu, "bf16", 64) and not use_bf16(cpu, "fp32", 256)
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():  # Linux: the flags the kernel reports for these units
         flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
@@ -70,6 +71,8 @@ def test_auto_precision_follows_the_cpus_bf16_units():
 
 
 def test_auto_pretrains_in_bf16_on_a_cpu_with_bf16_units(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(loop, "CPU_BF16_MIN_WIDTH", 32)  # the tiny model's width counts as wide here
+
     def run(name, precision, has_bf16):
         monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has_bf16)
         cfg = load_config("debug", overrides=tiny_overrides(train__precision=precision, train__max_steps=4,

@@ -121,8 +121,8 @@ class TrainConfig:
     """How many of the newest checkpoints to keep (0 keeps all)."""
     seed: int = 0
     precision: str = "auto"
-    """``auto`` (bf16 autocast on CUDA and on a CPU with bf16 units, AMX or AVX-512 BF16; else fp32),
-    ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32 either way."""
+    """``auto`` (bf16 autocast on CUDA, and on a CPU with bf16 units, AMX or AVX-512 BF16, for models
+    at least 256 wide; else fp32), ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32."""
     device: str = "auto"
     compile: bool = False
     activation_checkpointing: bool = False

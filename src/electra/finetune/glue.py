@@ -85,7 +85,7 @@ def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: 
     model.eval()
     out = np.empty(len(feats), dtype=np.float32 if task.is_regression else np.int64)
     for index, batch in eval_batches(feats, batch_size, pad_id):
-        with autocast(device, use_bf16(device, precision)):
+        with autocast(device, use_bf16(device, precision, model.encoder.config.hidden_size)):
             logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
                            batch["attention_mask"].to(device))
         logits = logits.float().cpu()
@@ -117,7 +117,7 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
             if step >= total_steps:
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device, use_bf16(device, hp.precision)):
+            with autocast(device, use_bf16(device, hp.precision, model.encoder.config.hidden_size)):
                 logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
             loss = loss_fn(task, logits, batch["labels"])
             optimizer.zero_grad(set_to_none=True)

@@ -84,12 +84,20 @@ def cpu_has_bf16() -> bool:
     return any(check is not None and check() for check in checks)
 
 
-def use_bf16(device: torch.device, precision: str) -> bool:
-    """``auto`` means bf16 autocast on CUDA and on a CPU with bf16 units, fp32 elsewhere;
-    ``bf16``/``fp32`` force it."""
+#: Narrowest model (hidden size) for which ``auto`` picks bf16 on a CPU: below it the casts eat
+#: what the bf16 matmuls save (eager step, ``benchmarks/pretrain_step.py --vs-fp32``: debug,
+#: width 64, 0.83x and 1.17x of fp32 in two runs; mini, width 256, 2.4x).
+CPU_BF16_MIN_WIDTH = 256
+
+
+def use_bf16(device: torch.device, precision: str, width: int | None = None) -> bool:
+    """``auto`` means bf16 autocast on CUDA, and on a CPU with bf16 units for a model of hidden
+    size ``width`` >= CPU_BF16_MIN_WIDTH (None: wide enough); fp32 elsewhere. ``bf16``/``fp32`` force it."""
     if precision != "auto":
         return precision == "bf16"
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and cpu_has_bf16() and (width is None or width >= CPU_BF16_MIN_WIDTH)
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -175,7 +183,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                             f"config (saved one: {ckpt / 'config.json'})")
 
     device = resolve_device(tc.device)
-    bf16 = use_bf16(device, tc.precision)
+    bf16 = use_bf16(device, tc.precision, cfg.model.hidden_size)
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, tc.objective).to(device)
     for module in model.modules():
