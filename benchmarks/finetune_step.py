@@ -9,7 +9,7 @@ and precision, in one process, so the ratio between precisions is measured under
 
 The encoder is randomly initialised (throughput does not depend on the weights); the WordPiece
 vocabulary (30,522 tokens, BERT's size) is trained on the task's training text in a temporary
-folder unless ``--tokenizer DIR`` names one. ``auto`` is the precision the tool picks here
+folder (on all its rows) unless ``--tokenizer DIR`` names one. ``auto`` is the precision the tool picks here
 (bf16 autocast on a CPU with bf16 units); ``+grouped`` adds ``length_grouping=50`` (batches of
 similar length). Each line also gives the mean padded batch length.
 """
@@ -40,6 +40,7 @@ GROUP = 50  # length_grouping for the +grouped settings
 
 
 def task_tokenizer(split, folder: Path, vocab_size: int):
+    folder.mkdir(parents=True)
     text = folder / "text.txt"
     text.write_text("\n".join(split.text_a + (split.text_b or [])) + "\n", encoding="utf-8")
     return train_tokenizer([text], folder / "tokenizer", vocab_size=vocab_size, show_progress=False)
@@ -81,8 +82,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task_name in a.tasks.split(","):
             task = get_task(task_name)
-            split = load_train(task, a.glue_dir).head(a.examples)
-            tok = load_tokenizer(a.tokenizer) if a.tokenizer else task_tokenizer(split, Path(tmp) / task.name, 30522)
+            full = load_train(task, a.glue_dir)
+            tok = load_tokenizer(a.tokenizer) if a.tokenizer else task_tokenizer(full, Path(tmp) / task.name, 30522)
+            split = full.head(a.examples)
             pad_id = special_tokens(tok).pad
             feats = tokenize_split(split, tok, a.max_length)
             for shape in a.shapes.split(","):
