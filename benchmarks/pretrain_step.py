@@ -10,7 +10,7 @@ with the data already on the device, in the same process:
 
 Both steps run at the precision the tool picks on the device (`train.precision=auto`: bf16
 autocast on a GPU or a CPU with bf16 units, else fp32; `--precision` forces one). Prints tokens/s,
-step time (median of the timed steps), model TFLOP/s (analytic count of `electra.train.flops`),
+step time (median of the timed steps), model TFLOP/s (matmul-only count of `electra.train.flops`),
 its fraction of the peak (a GPU's datasheet bf16 peak; on a CPU the bf16 and fp32 matmul peaks
 measured first in the same run), and the ratio to the peer. `--vs-fp32` also times our step in
 fp32 without compile (the tool before bf16/compile on CPU), for a ratio inside one process.
@@ -30,7 +30,7 @@ from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
 from electra.objectives.sampling import gumbel_sample
 from electra.objectives.task import PretrainingStep
-from electra.train.flops import train_flops_per_step
+from electra.train.flops import matmul_train_flops_per_step
 from electra.train.loop import _peak_flops, autocast, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, param_groups
 
@@ -164,13 +164,13 @@ def main() -> None:
                     help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
     a = ap.parse_args()
     device = torch.device(a.device)
-    bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     cfg = load_config(a.shape)
+    bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
-    flops = train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
+    flops = matmul_train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{name} | {a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | compile {a.compile} | "
-          f"{flops:.3g} training FLOPs per step (analytic)")
+          f"{flops:.3g} matmul training FLOPs per step (analytic)")
     if device.type == "cuda":
         peaks = {True: (_peak_flops(device), "GPU bf16 datasheet peak")}
         peaks[False] = peaks[True]
