@@ -4,6 +4,8 @@ losses close to fp32, learn, and keep every stored weight in fp32."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,8 @@ from electra.finetune.glue_tasks import TASKS, load_dev
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder
-from electra.train.loop import autocast, pretrain
+from electra.train import loop
+from electra.train.loop import autocast, cpu_has_bf16, pretrain, use_bf16
 
 GLUE = data_dir() / "glue"
 
@@ -55,6 +58,35 @@ def test_pretraining_in_bf16_tracks_fp32(tiny_data, tmp_path):
     assert np.mean(bf16[-5:]) < bf16[0]
     with safe_open(str(tmp_path / "bf16" / "final" / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+
+
+def test_auto_precision_follows_the_cpus_bf16_units():
+    cpu = torch.device("cpu")
+    assert use_bf16(cpu, "auto") == use_bf16(cpu, "auto", 256) == cpu_has_bf16()
+    assert not use_bf16(cpu, "auto", 64)  # debug width: fp32 (measured faster there)
+    assert use_bf16(cpu, "bf16", 64) and not use_bf16(cpu, "fp32", 256)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # Linux: the flags the kernel reports for these units
+        flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+        assert cpu_has_bf16() == bool({"amx_tile", "avx512_bf16"} & flags)
+
+
+def test_auto_pretrains_in_bf16_on_a_cpu_with_bf16_units(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(loop, "CPU_BF16_MIN_WIDTH", 32)  # the tiny model's width counts as wide here
+
+    def run(name, precision, has_bf16):
+        monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has_bf16)
+        cfg = load_config("debug", overrides=tiny_overrides(train__precision=precision, train__max_steps=4,
+                                                            model__dropout=0.0))
+        pretrain(cfg, tiny_data, tmp_path / name, show_progress=False)
+        return capsys.readouterr().out, list(train_losses(tmp_path / name).values())
+
+    auto_out, auto_bf16 = run("auto-bf16", "auto", True)
+    _, forced_bf16 = run("bf16", "bf16", False)
+    fp32_out, auto_fp32 = run("auto-fp32", "auto", False)
+    assert "| bf16 |" in auto_out and "| fp32 |" in fp32_out
+    assert auto_bf16 == forced_bf16  # the very same bf16 run
+    assert auto_bf16 != auto_fp32
 
 
 @pytest.mark.skipif(not (GLUE / "STS-B" / "dev.tsv").is_file(), reason=f"real GLUE STS-B not found under {GLUE}")

@@ -88,7 +88,7 @@ def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_
     model.eval()
     out = np.empty((len(feats), model.classifier.out_features), dtype=np.float32)
     for index, batch in eval_batches(feats, batch_size, pad_id):
-        with autocast(device, use_bf16(device, precision)):
+        with autocast(device, use_bf16(device, precision, model.encoder.config.hidden_size)):
             logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
                            batch["attention_mask"].to(device))
         out[index] = logits.float().cpu().numpy()
@@ -122,11 +122,11 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
         bar = tqdm(total=min(steps_per_epoch, total_steps - step), desc=f"{desc} epoch {epoch + 1}/{math.ceil(epochs)}",
                    disable=not show_progress, leave=False, unit="step")
         t0, seen, loss_sum, n = time.perf_counter(), 0, 0.0, 0
-        for batch in train_batches(train, hp.batch_size, pad_id, rng):
+        for batch in train_batches(train, hp.batch_size, pad_id, rng, hp.length_grouping):
             if step >= total_steps:
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device, use_bf16(device, hp.precision)):
+            with autocast(device, use_bf16(device, hp.precision, model.encoder.config.hidden_size)):
                 logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
             loss = loss_fn(task, logits, batch["labels"])
             optimizer.zero_grad(set_to_none=True)
