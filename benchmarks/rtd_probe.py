@@ -31,7 +31,7 @@ from electra.data.tokenizer import load_tokenizer, special_tokens
 from electra.model.electra import ElectraPair
 from electra.model.encoder import init_weights
 from electra.objectives.task import PretrainingStep
-from electra.train.loop import autocast, evaluate, mask_seed
+from electra.train.loop import autocast, evaluate, mask_seed, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
 
 
@@ -185,7 +185,7 @@ def main() -> None:
             copy_into_transformers(models["ours"], models["transformers"])
     arms = [Arm(name, m, cfg, special, T) for name, m in models.items()]
     loader = BatchIterator(train, tc.batch_size, seed=tc.seed)
-    bf16 = tc.precision == "bf16"
+    bf16 = use_bf16(torch.device("cpu"), tc.precision, cfg.model.hidden_size)  # as the training loop decides
     a.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with a.out.open("w") as f:

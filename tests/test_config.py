@@ -14,10 +14,14 @@ def test_presets_have_paper_generator_shapes():
     large = load_config("large").model.generator()
     assert (large.hidden_size, large.num_heads, large.ffn_size, large.num_layers) == (256, 4, 1024, 24)
     assert load_config("large").train.mask_prob == 0.25
-    mini = load_config("mini").model
-    assert (mini.num_layers, mini.hidden_size, mini.num_heads, mini.ffn_size, mini.embedding_size) == (4, 256, 4, 1024, 128)
-    assert (mini.generator().hidden_size, mini.generator().num_heads) == (64, 1)
     assert set(MODEL_PRESETS) == {"debug", "mini", "small", "base", "large"}
+
+
+def test_mini_preset_is_bert_mini_with_a_quarter_width_generator():
+    mini = load_config("mini").model
+    d, g = mini.discriminator(), mini.generator()
+    assert (d.num_layers, d.hidden_size, d.num_heads, d.ffn_size, d.embedding_size) == (4, 256, 4, 1024, 128)
+    assert (g.num_layers, g.hidden_size, g.num_heads, g.ffn_size, g.embedding_size) == (4, 64, 1, 256, 128)
 
 
 def test_unknown_key_is_an_error():
@@ -37,11 +41,14 @@ def test_overrides_are_typed():
         load_config("debug", overrides=parse_overrides(["model.num_heads=5"]))
 
 
-def test_objective_sets_masking_defaults():
-    assert load_config("small").train.mask_token_prob == 0.85
-    assert load_config("small").train.random_token_prob == 0.0
+def test_both_objectives_mask_as_the_official_mask_function():
+    # The paper's BERT baseline uses the same mask(): 85% [MASK], 15% kept, 0% random.
+    assert (load_config("small").train.mask_token_prob, load_config("small").train.random_token_prob) == (0.85, 0.0)
     mlm = load_config("small", overrides={"train": {"objective": "mlm"}})
-    assert (mlm.train.mask_token_prob, mlm.train.random_token_prob) == (0.8, 0.1)
+    assert (mlm.train.mask_token_prob, mlm.train.random_token_prob) == (0.85, 0.0)
+    bert = load_config("small", overrides=parse_overrides(["train.objective=mlm", "train.mask_token_prob=0.8",
+                                                           "train.random_token_prob=0.1"]))
+    assert (bert.train.mask_token_prob, bert.train.random_token_prob) == (0.8, 0.1)  # BERT's 80/10/10, as an option
 
 
 def test_round_trip_through_json(tmp_path):

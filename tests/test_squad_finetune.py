@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import linear_output_dtypes
 
 from electra.config import EncoderConfig
 from electra.data.tokenizer import train_tokenizer
@@ -37,7 +38,7 @@ def _head_inputs(B=3, T=10, H=16, seed=0):
 
 def test_head_beam_matches_teacher_forcing_and_respects_mask():
     torch.manual_seed(0)
-    head = SquadHead(16, inner_size=8, answerable=True, dropout=0.0).eval()
+    head = SquadHead(16, inner_size=8, answerable=True).eval()
     h, mask = _head_inputs()
     pred = head.predict(h, mask, beam=4)
     assert pred.start_top_index.shape == (3, 4) and pred.end_top_index.shape == (3, 4, 4)
@@ -62,13 +63,17 @@ def test_head_beam_matches_teacher_forcing_and_respects_mask():
 def test_head_losses():
     torch.manual_seed(0)
     h, mask = _head_inputs()
-    v1 = SquadHead(16, inner_size=8, answerable=False, dropout=0.0)
+    v1 = SquadHead(16, inner_size=8, answerable=False)
     out = v1.loss(h, mask, torch.tensor([4, 0, 6]), torch.tensor([5, 0, 8]), torch.tensor([0.0, 1.0, 0.0]))
     assert out.answerable_loss is None
     assert out.loss.item() == pytest.approx((out.start_loss.item() + out.end_loss.item()) / 2)
-    # Untrained, the start loss is about log(number of allowed positions) = log 6.
-    assert abs(out.start_loss.item() - math.log(6)) < 1.0
-    v2 = SquadHead(16, inner_size=8, answerable=True, dropout=0.0)
+    # Untrained, the start loss is about log(number of allowed positions) = log 6 per window, summed over 3.
+    assert abs(out.start_loss.item() / 3 - math.log(6)) < 1.0
+    # The official loss is the sum over the batch of each window's loss.
+    one = [v1.loss(h[i:i + 1], mask[i:i + 1], torch.tensor([st]), torch.tensor([en])).loss
+           for i, (st, en) in enumerate([(4, 5), (0, 0), (6, 8)])]
+    assert out.loss.item() == pytest.approx(sum(x.item() for x in one), rel=1e-5)
+    v2 = SquadHead(16, inner_size=8, answerable=True)
     out2 = v2.loss(h, mask, torch.tensor([4, 0, 6]), torch.tensor([5, 0, 8]), torch.tensor([0.0, 1.0, 0.0]))
     expected = (out2.start_loss + out2.end_loss) / 2 + 0.5 * out2.answerable_loss
     assert out2.loss.item() == pytest.approx(expected.item())
@@ -81,6 +86,34 @@ def test_head_losses():
         loss.backward()
         opt.step()
     assert loss.item() < 0.3 * first
+
+
+def test_head_is_the_official_one_no_dropout_glorot_init_beam_20():
+    from electra.finetune.squad import SquadSettings
+
+    torch.manual_seed(0)
+    head = SquadHead(16, inner_size=8, answerable=True).train()
+    h, mask = _head_inputs()
+    args = (h, mask, torch.tensor([4, 0, 6]), torch.tensor([5, 0, 8]), torch.tensor([0.0, 1.0, 0.0]))
+    assert head.loss(*args).loss.item() == head.loss(*args).loss.item()  # no dropout: train mode is deterministic
+    assert not any(isinstance(m, torch.nn.Dropout) for m in head.modules())
+    for layer in (head.start, head.end_hidden, head.end, head.answerable_hidden, head.answerable):
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot uniform, TensorFlow's dense default
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.5 * bound
+        assert torch.all(layer.bias == 0)
+    assert SquadSettings().beam_size == 20
+    h, mask = torch.randn(2, 30, 16), torch.ones(2, 30, dtype=torch.bool)
+    whole = head.predict(h, mask)
+    assert whole.end_top_index.shape == (2, 20, 20)
+    import electra.finetune.squad_head as sh  # the end head computed a few starts at a time gives the same beam
+    before, sh.END_CHUNK_ELEMENTS = sh.END_CHUNK_ELEMENTS, 2 * 30 * 8 * 3
+    try:
+        chunked = head.predict(h, mask)
+    finally:
+        sh.END_CHUNK_ELEMENTS = before
+    torch.testing.assert_close(chunked.end_top_log_probs, whole.end_top_log_probs)
+    assert torch.equal(chunked.end_top_index, whole.end_top_index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +223,7 @@ def test_bad_settings_and_inputs(tiny, tmp_path):
         finetune_squad(tiny / "encoder", tmp_path / "x", overrides={"doc_strid": "64"}, **kw)
     with pytest.raises(UserError, match="max_steps"):
         finetune_squad(tiny / "encoder", tmp_path / "x", overrides={"max_steps": "many"}, **kw)
-    with pytest.raises(UserError, match="exceeds the model's 128 positions"):
+    with pytest.raises(UserError, match="exceeds the model's 128 positions; pass --set max_length=128"):
         finetune_squad(tiny / "encoder", tmp_path / "x", overrides={"max_steps": "1"}, **kw)  # default length 512
     with pytest.raises(UserError, match="no SQuAD training file"):
         finetune_squad(tiny / "encoder", tmp_path / "x", dev_file=tiny / "dev-tiny.json", device="cpu")
@@ -215,12 +248,17 @@ def test_checkpoint_with_other_vocabulary_is_rejected(tiny, tmp_path):
 
 def test_bf16_training_and_prediction_track_fp32(tiny, tmp_path):
     """The GPU default (bf16 autocast) through SQuAD training, the beam head and decoding, on CPU."""
-    res = {p: finetune_squad(tiny / "encoder", tmp_path / p, dev_file=tiny / "dev-tiny.json", split_dev=True, device="cpu",
-                             overrides={**TINY, "max_steps": "10", "precision": p}, show_progress=False,
-                             cache_dir=tiny / "cache") for p in ("fp32", "bf16")}
+    res, dtypes = {}, {}
+    for p in ("fp32", "bf16"):
+        with linear_output_dtypes() as dtypes[p]:
+            res[p] = finetune_squad(tiny / "encoder", tmp_path / p, dev_file=tiny / "dev-tiny.json", split_dev=True,
+                                    device="cpu", overrides={**TINY, "max_steps": "10", "precision": p},
+                                    show_progress=False, cache_dir=tiny / "cache")
+    # The encoder's matmuls ran in bf16 both in training and in prediction; fp32 never touched bf16.
+    assert {(True, torch.bfloat16), (False, torch.bfloat16)} <= dtypes["bf16"]
+    assert {dtype for _, dtype in dtypes["fp32"]} == {torch.float32}
     train = {p: r["seeds"][0]["train"] for p, r in res.items()}
     assert train["bf16"]["first_loss"] == pytest.approx(train["fp32"]["first_loss"], rel=0.03)
-    assert train["bf16"]["first_loss"] != train["fp32"]["first_loss"]  # bf16 rounding: it did run in bf16
     assert math.isfinite(train["bf16"]["last_loss"]) and train["bf16"]["last_loss"] < train["bf16"]["first_loss"]
     assert set(json.loads((tmp_path / "bf16" / "predictions.json").read_text())) == \
         set(json.loads((tmp_path / "fp32" / "predictions.json").read_text()))

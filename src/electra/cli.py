@@ -5,7 +5,8 @@
     electra pretrain DATA RUN               ELECTRA (or --objective mlm) pretraining
     electra demo [OUT]                      the whole pipeline on a built-in corpus, in minutes on a CPU
     electra export RUN OUT                  HuggingFace transformers directories
-    electra finetune / evaluate             GLUE and SQuAD
+    electra finetune / evaluate             GLUE, SQuAD and your own tasks (--task custom)
+    electra predict FINETUNED IN --out OUT  label new rows with a fine-tuned classifier
     electra experiment DATA OUT             ELECTRA vs MLM at matched FLOPs, GLUE against FLOPs
 
 User errors print one line ``error: ...`` and exit with code 2; SIGINT/SIGTERM during pretraining
@@ -23,28 +24,36 @@ from .errors import UserError
 
 def _add_tokenizer(sub) -> None:
     p = sub.add_parser("tokenizer", help="train a WordPiece vocabulary (BERT uncased style) on a corpus")
-    p.add_argument("corpus", type=Path, help=".txt / .txt.gz file or a folder of them")
+    p.add_argument("corpus", type=Path, help=".txt(.gz), .jsonl(.gz), .parquet, a datasets save_to_disk folder, "
+                                             "or a folder of them")
     p.add_argument("out", type=Path, help="output folder (tokenizer.json, vocab.txt)")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case, strip accents)")
     p.add_argument("--min-frequency", type=int, default=2)
     p.add_argument("--max-line-chars", type=int, default=100_000, help="reject lines longer than this")
+    _add_text_field(p)
     p.set_defaults(func=_run_tokenizer)
 
 
+def _add_text_field(p) -> None:
+    p.add_argument("--text-field", default="text", help="text field of .jsonl records / column of .parquet and "
+                                                         "datasets folders (default: text)")
+
+
 def _run_tokenizer(a) -> int:
-    from .data.corpus import find_text_files
+    from .data.corpus import find_corpus_files
     from .data.tokenizer import train_tokenizer
 
-    tok = train_tokenizer(find_text_files(a.corpus), a.out, vocab_size=a.vocab_size, lowercase=not a.cased,
-                          strip_accents=not a.cased, min_frequency=a.min_frequency, max_line_chars=a.max_line_chars)
+    tok = train_tokenizer(find_corpus_files(a.corpus), a.out, vocab_size=a.vocab_size, lowercase=not a.cased,
+                          strip_accents=not a.cased, min_frequency=a.min_frequency, max_line_chars=a.max_line_chars,
+                          text_field=a.text_field)
     print(f"wrote {a.out}/tokenizer.json and vocab.txt ({tok.get_vocab_size():,} tokens)")
     return 0
 
 
 def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="tokenize and pack a corpus into memory-mapped shards")
-    p.add_argument("corpus", type=Path)
+    p.add_argument("corpus", type=Path, help="corpus file or folder (formats as for `electra tokenizer`)")
     p.add_argument("tokenizer", type=Path, help="folder with tokenizer.json / vocab.txt, or a vocab.txt file")
     p.add_argument("out", type=Path)
     p.add_argument("--max-length", type=int, default=128, help="128 for small, 512 for base/large")
@@ -55,6 +64,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--file-per-document", action="store_true",
                    help="each file is one document and blank lines are paragraph breaks (books); "
                         "default: blank lines separate documents")
+    _add_text_field(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_run_prepare)
 
@@ -64,7 +74,8 @@ def _run_prepare(a) -> int:
 
     s = prepare_corpus(a.corpus, a.tokenizer, a.out, max_length=a.max_length, seed=a.seed,
                        heldout_fraction=a.heldout_fraction, examples_per_shard=a.examples_per_shard,
-                       max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document)
+                       max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document,
+                       text_field=a.text_field)
     print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train + {s.heldout_examples:,} "
           f"held-out examples of {s.max_length}; padding {s.padding_fraction:.1%}; "
           f"{s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s)")
@@ -136,7 +147,7 @@ def _add_experiment(sub) -> None:
     p.add_argument("out", type=Path, help="experiment folder (pretrain/, finetune/, results.json, glue_vs_flops.png)")
     p.add_argument("--preset", default="small")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--flops", type=float, help="training FLOPs per arm (analytic count)")
+    budget.add_argument("--flops", type=float, help="training FLOPs per arm (official counter's method)")
     budget.add_argument("--electra-steps", type=int, help="ELECTRA steps; the MLM arm gets the same FLOPs")
     p.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte", help="GLUE tasks to fine-tune each checkpoint on")
     p.add_argument("--seeds", type=int, default=1)

@@ -76,8 +76,7 @@ class ModelConfig(EncoderConfig):
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "debug": dict(hidden_size=64, num_layers=2, num_heads=2, ffn_size=256, embedding_size=64,
                   max_position=128, generator_fraction=0.25),
-    # BERT-Mini shape with ELECTRA-Small's embedding and generator ratio: short CPU runs.
-    "mini": dict(num_layers=4),
+    "mini": dict(hidden_size=256, num_layers=4, num_heads=4, ffn_size=1024, embedding_size=128, generator_fraction=0.25),
     "small": dict(),
     "base": dict(hidden_size=768, num_heads=12, ffn_size=3072, embedding_size=768, generator_fraction=1 / 3),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, ffn_size=4096, embedding_size=1024),
@@ -92,10 +91,11 @@ class TrainConfig:
     """``electra`` (replaced token detection) or ``mlm`` (BERT masked-LM baseline, same discriminator shape)."""
     mask_prob: float = 0.15
     """Fraction of non-pad tokens chosen per sequence (0.25 for large)."""
-    # Fractions of chosen positions replaced by [MASK] / a random token; the rest keep their token.
-    # ELECTRA: 85% [MASK], 15% kept, 0% random. BERT MLM: 80/10/10.
-    mask_token_prob: float | None = None
-    random_token_prob: float | None = None
+    mask_token_prob: float = 0.85
+    """Fraction of chosen positions replaced by [MASK]; the official mask() for both objectives
+    (the paper's MLM baseline uses the same function). BERT's own recipe: 0.8."""
+    random_token_prob: float = 0.0
+    """Fraction replaced by a random token; the rest keep their token. Official: 0; BERT: 0.1."""
     generator_weight: float = 1.0
     discriminator_weight: float = 50.0
     temperature: float = 1.0
@@ -122,7 +122,8 @@ class TrainConfig:
     """How many of the newest checkpoints to keep (0 keeps all)."""
     seed: int = 0
     precision: str = "auto"
-    """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""
+    """``auto`` (bf16 autocast on CUDA, and on a CPU with bf16 units, AMX or AVX-512 BF16, for models
+    at least 256 wide; else fp32), ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32."""
     device: str = "auto"
     compile: bool = False
     activation_checkpointing: bool = False
@@ -133,10 +134,6 @@ class TrainConfig:
             raise UserError(f"train.objective must be 'electra' or 'mlm', got {self.objective!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.mask_token_prob is None:
-            self.mask_token_prob = 0.85 if self.objective == "electra" else 0.8
-        if self.random_token_prob is None:
-            self.random_token_prob = 0.0 if self.objective == "electra" else 0.1
         if self.mask_token_prob + self.random_token_prob > 1 + 1e-9:
             raise UserError("train.mask_token_prob + train.random_token_prob must be <= 1")
         if not 0 < self.mask_prob < 1:

@@ -99,10 +99,11 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
     The budget is ``steps`` (the same result on any machine; about 4 minutes on 2 idle cores),
     or ``minutes`` of wall-clock time if given (then the result depends on the machine's speed).
     """
-    from .data.corpus import find_text_files
+    from .data.corpus import find_corpus_files
     from .data.prepare import prepare_corpus
     from .data.tokenizer import train_tokenizer
     from .report import plot_run, summarize
+    from .rtd_examples import format_examples, plot_examples, rtd_examples, use_color
     from .train.logger import read_metrics
     from .train.loop import pretrain
 
@@ -119,7 +120,7 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
         corpus = write_builtin_corpus(out / "corpus" / "python_docs.txt")
         print(f"built-in corpus: Python's reference topics + docstrings of the standard library, numpy, matplotlib -> {corpus} "
               f"({corpus.stat().st_size / 1e6:.1f} MB)")
-    files = find_text_files(corpus)
+    files = find_corpus_files(corpus)
 
     print(f"== 2/5 tokenizer (WordPiece, {vocab_size} tokens)")
     tok = train_tokenizer(files, out / "tokenizer", vocab_size=vocab_size, show_progress=show_progress)
@@ -143,10 +144,15 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
     evals = [r for r in read_metrics(out / "run") if r.get("split") == "heldout"]
     text, learned = summarize(result.final_eval, evals[0] if len(evals) > 1 else None)
     png = plot_run(out / "run", out / "report.png")
-    (out / "report.txt").write_text(text + "\n")
+    examples = rtd_examples(out / "run", out / "data")
+    shown = format_examples(examples, color=False)
+    examples_png = plot_examples(examples, out / "replacements.png")
+    (out / "report.txt").write_text(text + "\n\n" + shown + "\n")
     summary = {"learned": learned, "heldout": result.final_eval, "train": result.final_train, "steps": result.steps,
                "prepare": s.__dict__, "seconds": time.time() - t0}
     (out / "report.json").write_text(json.dumps(summary, indent=2))
     print(text)
-    print(f"plot: {png}\nencoder for fine-tuning: {out / 'run' / 'final'}\ntotal {time.time() - t0:.0f} s")
+    print()
+    print(format_examples(examples, color=True) if use_color() else shown)
+    print(f"plots: {png}, {examples_png}\nencoder for fine-tuning: {out / 'run' / 'final'}\ntotal {time.time() - t0:.0f} s")
     return summary

@@ -53,8 +53,8 @@ class SquadSettings:
     n_best: int = 20
     max_answer_length: int = 30
     """In tokens."""
-    beam_size: int = 5
-    """Top starts x top ends per window at inference."""
+    beam_size: int = 20
+    """Top starts x top ends per window at inference (official: 20 x 20)."""
     answerable_weight: float = 0.5
     null_threshold: float = 0.0
     """2.0: predict "no answer" when the question's no-answer logit is above this."""
@@ -101,7 +101,8 @@ def _check_fits(feats: SquadFeatures, encoder, where: Path) -> None:
         raise UserError(f"{where}: the tokenizer produces id {top} but the model has only {vocab} embeddings; "
                         f"the checkpoint's vocabulary differs from its tokenizer")
     if feats.spec.max_length > encoder.config.max_position:
-        raise UserError(f"max_length {feats.spec.max_length} exceeds the model's {encoder.config.max_position} positions")
+        raise UserError(f"max_length {feats.spec.max_length} exceeds the model's {encoder.config.max_position} positions; "
+                        f"pass --set max_length={encoder.config.max_position}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
             order = np.concatenate([order, rng.permutation(n)]) if len(order) else rng.permutation(n)
         ids, order = usable[order[:hp.batch_size]], order[hp.batch_size:]
         batch = _to_device(feats.batch(ids, with_labels=True), device)
-        with autocast(device, use_bf16(device, hp.precision)):
+        with autocast(device, use_bf16(device, hp.precision, encoder.config.hidden_size)):
             h = encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])  # (B, T, H)
         out = head.loss(h, batch["answer_mask"], batch["start_positions"], batch["end_positions"],
                         batch["is_impossible"])
@@ -148,7 +149,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
         optimizer.step()
         scheduler.step()
         seen += len(ids)
-        losses.append(out.loss.item())
+        losses.append(out.loss.item() / len(ids))  # per window (the loss itself is the batch sum)
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", ex_s=f"{seen / (time.perf_counter() - t0):.1f}")
     bar.close()
@@ -160,7 +161,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
 
 @torch.no_grad()
 def predict_squad(encoder, head: SquadHead, feats: SquadFeatures, batch_size: int, device: torch.device,
-                  precision: str = "auto", beam: int = 5, show_progress: bool = True) -> BeamOutputs:
+                  precision: str = "auto", beam: int = 20, show_progress: bool = True) -> BeamOutputs:
     """The head's beam output for every window; windows are batched by length to pad little."""
     encoder.eval()
     head.eval()
@@ -175,7 +176,7 @@ def predict_squad(encoder, head: SquadHead, feats: SquadFeatures, batch_size: in
     for i in range(0, F_, batch_size):
         ids = order[i:i + batch_size]
         batch = _to_device(feats.batch(ids), device)
-        with autocast(device, use_bf16(device, precision)):
+        with autocast(device, use_bf16(device, precision, encoder.config.hidden_size)):
             h = encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
         p = head.predict(h, batch["answer_mask"], beam=K)
         out.start_top_log_probs[ids] = p.start_top_log_probs.cpu().numpy()
@@ -295,7 +296,7 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
         run_dir = out_dir if seeds == 1 else out_dir / f"seed-{hp.seed}"
         torch.manual_seed(hp.seed)
         head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=version == "2.0",
-                         dropout=hp.dropout, answerable_weight=settings.answerable_weight)
+                         answerable_weight=settings.answerable_weight)
         encoder.to(dev_device)
         head.to(dev_device)
         train_feats = load_features(train_set, tok, spec, cache_dir)
@@ -344,7 +345,7 @@ def evaluate_squad(finetuned_dir: Path, dev_file: Path | None, out_dir: Path, de
     spec = WindowSpec(**meta["window"])
     version = meta["version"]
     split = meta.get("split_dev", False) if split_dev is None else split_dev
-    head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=meta["answerable"], dropout=hp.dropout,
+    head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=meta["answerable"],
                      answerable_weight=settings.answerable_weight)
     state = load_file(str(model_dir / HEAD_FILE))
     try:

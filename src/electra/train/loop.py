@@ -39,7 +39,7 @@ from ..objectives.output import metrics_from_counts, roc_auc
 from ..objectives.task import PretrainingStep
 from .checkpoint import find_checkpoint, load_checkpoint, rng_from_str, rng_to_str, save_checkpoint
 from .encoder_io import save_encoder
-from .flops import train_flops_per_step
+from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
 from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
 
@@ -77,9 +77,27 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"unknown device {name!r} ({e})") from None
 
 
-def use_bf16(device: torch.device, precision: str) -> bool:
-    """``auto`` means bf16 autocast on CUDA and fp32 elsewhere; ``bf16``/``fp32`` force it."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+def cpu_has_bf16() -> bool:
+    """True on a CPU with bf16 matmul units (AMX tiles or AVX-512 BF16), where bf16 matmuls run
+    several times faster than fp32 (measured by ``benchmarks/pretrain_step.py``)."""
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+#: Narrowest model (hidden size) for which ``auto`` picks bf16 on a CPU: below it the casts eat
+#: what the bf16 matmuls save (eager step, ``benchmarks/pretrain_step.py --vs-fp32``: debug,
+#: width 64, 0.83x and 1.17x of fp32 in two runs; mini, width 256, 2.4x).
+CPU_BF16_MIN_WIDTH = 256
+
+
+def use_bf16(device: torch.device, precision: str, width: int | None = None) -> bool:
+    """``auto`` means bf16 autocast on CUDA, and on a CPU with bf16 units for a model of hidden
+    size ``width`` >= CPU_BF16_MIN_WIDTH (None: wide enough); fp32 elsewhere. ``bf16``/``fp32`` force it."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and cpu_has_bf16() and (width is None or width >= CPU_BF16_MIN_WIDTH)
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -165,7 +183,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                             f"config (saved one: {ckpt / 'config.json'})")
 
     device = resolve_device(tc.device)
-    bf16 = use_bf16(device, tc.precision)
+    bf16 = use_bf16(device, tc.precision, cfg.model.hidden_size)
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, tc.objective).to(device)
     for module in model.modules():
@@ -197,7 +215,8 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     step_fn = torch.compile(step_module) if tc.compile else step_module
 
     total_steps = tc.total_steps(T)
-    flops_per_step = train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)
+    flops_per_step = official_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T)  # logged, as the paper counts
+    matmul_per_step = matmul_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)  # for MFU
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json())
@@ -205,7 +224,8 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
         print(f"model: {tc.objective} | discriminator/kept encoder {count_parameters(kept_encoder(model)) / 1e6:.2f}M params"
               f" | total {count_parameters(model) / 1e6:.2f}M | device {device} | {'bf16' if bf16 else 'fp32'}"
               f" | {len(train_data):,} train examples x {T} tokens | {world} rank(s)")
-        print(f"training FLOPs per step (analytic): {flops_per_step:.4g} ({flops_per_step / (tc.batch_size * T):.4g} per token)"
+        print(f"training FLOPs per step (official counter): {flops_per_step:.4g} ({flops_per_step / (tc.batch_size * T):.4g} "
+              f"per token; matmuls of our implementation {matmul_per_step:.4g})"
               f"; budget {total_steps:,} steps" + (f" or {tc.max_minutes} min" if tc.max_minutes else ""))
         if ckpt is not None:
             print(f"resumed from {ckpt} at step {step}")
@@ -287,7 +307,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                     tps = interval_steps * tc.batch_size * T / max(dt, 1e-9)
                     last_train.update(lr=lr, grad_norm=float(last_norm), tokens_per_s=tps, tokens=tokens_seen,
                                       flops=step * flops_per_step, elapsed_s=elapsed_before + time.time() - session_t0,
-                                      mfu=(tps / (tc.batch_size * T) * flops_per_step / world / peak) if peak else None)
+                                      mfu=(tps / (tc.batch_size * T) * matmul_per_step / world / peak) if peak else None)
                     if is_main:
                         logger.log(last_train)
                         tqdm.write(format_line(last_train), file=sys.stdout)
