@@ -17,7 +17,7 @@ def test_builtin_corpus_is_python_documentation():
 
 
 def test_demo_writes_report(tmp_path, tiny_corpus, capsys):
-    summary = run_demo(tmp_path / "demo", minutes=0.15, corpus=tiny_corpus, vocab_size=200,
+    summary = run_demo(tmp_path / "demo", steps=40, corpus=tiny_corpus, vocab_size=200,
                        overrides=["train.batch_size=16", "train.warmup_steps=20", "train.eval_every=20",
                                   "train.log_every=5"], show_progress=False)
     out = tmp_path / "demo"

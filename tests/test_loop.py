@@ -166,3 +166,12 @@ def test_vocabulary_mismatch_with_checkpoint(tiny_data, tiny_corpus, tmp_path):
     prepare_corpus(tiny_corpus, tmp_path / "tok2", tmp_path / "data2", max_length=32, show_progress=False)
     with pytest.raises(UserError, match="vocabulary"):
         pretrain(run_cfg(train__max_steps=20), tmp_path / "data2", tmp_path / "r", resume=True, show_progress=False)
+
+
+def test_spent_wall_clock_budget_still_runs_and_saves_one_step(tiny_data, tmp_path):
+    # A budget already used up when the loop starts (a slow start on a busy machine) still runs one step
+    # and saves it: a --minutes run never ends with nothing to fine-tune or resume from.
+    result = pretrain(run_cfg(train__max_minutes=1e-9), tiny_data, tmp_path / "run", show_progress=False)
+    assert result.steps == 1
+    assert find_checkpoint(tmp_path / "run").name == "step-0000001"
+    assert sorted(train_losses(tmp_path / "run")) == [1]

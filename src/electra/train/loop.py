@@ -241,6 +241,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     last_train: dict[str, Any] = {}
     last_eval: dict[str, Any] = {}
     session_t0 = time.time()
+    first_step = step
     # disable=None: a live bar on a terminal, none in a redirected log (the metric lines still print).
     bar = tqdm(total=total_steps, initial=step, disable=None if (show_progress and is_main) else True, unit="step",
                dynamic_ncols=True)
@@ -265,7 +266,8 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
         with _Signals() as signals:
             while True:
                 elapsed = elapsed_before + time.time() - session_t0
-                time_up = tc.max_minutes is not None and elapsed >= tc.max_minutes * 60
+                # A wall-clock budget always runs one step, so a slow start never ends a run with nothing saved.
+                time_up = tc.max_minutes is not None and elapsed >= tc.max_minutes * 60 and step > first_step
                 if step >= total_steps or time_up:
                     break
                 progress = min(1.0, elapsed / (tc.max_minutes * 60)) if tc.max_minutes else None
