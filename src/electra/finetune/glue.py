@@ -36,6 +36,7 @@ from ..errors import UserError
 from ..model.encoder import Encoder, set_dropout
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
+from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
 from ..train.loop import autocast, resolve_device, use_bf16
 from . import metrics as M
@@ -160,11 +161,12 @@ def load_finetuned(path: Path) -> tuple[GlueClassifier, object, GlueTask, Finetu
     meta_path = path / FINETUNE_CONFIG
     if not meta_path.is_file():
         raise UserError(f"{path} is not a fine-tuned GLUE model (no {FINETUNE_CONFIG})")
-    meta = json.loads(meta_path.read_text())
-    task = get_task(meta["task"])
-    hp = FinetuneHParams(**meta["hparams"])
-    model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
-    state = load_file(str(path / "model.safetensors"))
+    meta = read_json(meta_path)
+    with reading(meta_path):
+        task = get_task(meta["task"])
+        hp = FinetuneHParams(**meta["hparams"])
+        model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
+    state = read_safetensors(path / "model.safetensors")
     missing = set(model.state_dict()) - set(state)
     if missing:
         raise UserError(f"{path}/model.safetensors lacks {len(missing)} tensors of the classifier, e.g. {sorted(missing)[0]}")

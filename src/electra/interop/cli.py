@@ -17,7 +17,8 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                     "each loadable with transformers' from_pretrained.",
     )
     p.add_argument("src", type=Path, metavar="SRC", help="run directory, checkpoint directory or encoder directory")
-    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new (or previously exported) output directory")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new or empty output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it holds an earlier electra export")
     p.set_defaults(func=run_export)
     return p
 
@@ -26,7 +27,7 @@ def run_export(args: argparse.Namespace) -> int:
     from .hf_export import export_hf, resolve_export_source  # torch import deferred until the command runs
 
     source = resolve_export_source(args.src)
-    main, generator = export_hf(source, args.out_dir)
+    main, generator = export_hf(args.src, args.out_dir, overwrite=args.overwrite)
     print(f"exported {source}")
     for d in (main, generator):
         if d is not None:
