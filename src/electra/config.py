@@ -29,7 +29,11 @@ def check_range(name: str, value: float, low: float, high: float, *, low_open: b
     ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise UserError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value}")
+        raise UserError(f"{name} must be in {lo}{_num(low)}, {_num(high)}{hi}, got {value}")
+
+
+def _num(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 @dataclass

@@ -137,17 +137,31 @@ def growing_output(out: Path, command: str) -> Iterator[Path]:
     experiments); if the command fails before writing anything else, leave no trace of it."""
     out = Path(out)
     existed = out.exists()
+    was_empty = not existed or not any(out.iterdir())
     had_marker = (out / MARKER).is_file()
     write_marker(out, command)
     try:
         yield out
     except BaseException:
-        if not any(p.is_file() and p.name != MARKER for p in out.rglob("*")):
-            if not existed:
-                shutil.rmtree(out, ignore_errors=True)
-            elif not had_marker:
-                (out / MARKER).unlink(missing_ok=True)
+        wrote = any(p.is_file() and p.name != MARKER for p in out.rglob("*"))
+        if not existed and not wrote:
+            shutil.rmtree(out, ignore_errors=True)
+        elif not had_marker and not (was_empty and wrote):
+            (out / MARKER).unlink(missing_ok=True)  # leave a folder we only added to as we found it
         raise
+
+
+def check_unlocked(run_dir: Path) -> None:
+    """UserError if another live process holds the lock of ``run_dir`` (a stale lock is fine)."""
+    lock = Path(run_dir) / LOCK
+    try:
+        text = lock.read_text().strip()
+    except OSError:
+        return
+    pid = int(text) if text.isdigit() else None
+    if pid is not None and pid != os.getpid() and _pid_alive(pid):
+        raise UserError(f"{run_dir}: another pretraining process (pid {pid}) is writing this run folder; "
+                        f"wait for it or stop it (if it is gone, delete {lock})")
 
 
 def acquire_lock(run_dir: Path) -> None:
@@ -159,11 +173,7 @@ def acquire_lock(run_dir: Path) -> None:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            text = lock.read_text().strip() if lock.is_file() else ""
-            pid = int(text) if text.isdigit() else None
-            if pid is not None and pid != os.getpid() and _pid_alive(pid):
-                raise UserError(f"{run_dir}: another pretraining process (pid {pid}) is writing this run folder; "
-                                f"wait for it or stop it (if it is gone, delete {lock})") from None
+            check_unlocked(run_dir)
             lock.unlink(missing_ok=True)  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:

@@ -90,6 +90,10 @@ def _inputs(args: argparse.Namespace, *names: str) -> list[tuple[str, Path | Non
 def run_finetune(args: argparse.Namespace) -> int:
     names, squad_version = _split_tasks(args.task)
     overrides = parse_sets(args.set)
+    if squad_version is None:
+        from .optim import default_hparams
+
+        default_hparams(256, overrides)  # unknown keys and bad values fail before anything is opened or written
     # OUT gathers results task by task: new, empty, or an earlier fine-tuning output of ours.
     check_output(args.out, _inputs(args, "model", "glue_dir", "train_file", "dev_file", "cache_dir"),
                  may_continue=True)

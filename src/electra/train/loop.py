@@ -37,7 +37,7 @@ from ..model.electra import build_model, count_parameters, kept_encoder
 from ..model.encoder import Encoder
 from ..objectives.output import metrics_from_counts, roc_auc
 from ..objectives.task import PretrainingStep
-from ..outputs import acquire_lock, check_output, release_lock
+from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
 from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint)
@@ -138,6 +138,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     run_dir = Path(run_dir)
     check_output(run_dir, [("dataset", Path(data_dir)), ("--init-from model", init_from)], may_continue=True,
                  ours=find_checkpoint(run_dir) is not None)
+    check_unlocked(run_dir)  # a second process on a live run refuses before reading anything
     try:
         return _pretrain(cfg, data_dir, run_dir, resume=resume, init_from=init_from, show_progress=show_progress,
                          save_steps=save_steps)
