@@ -162,3 +162,30 @@ def test_second_run_keeps_user_results(capsys, tmp_path, tiny_data):
     """A run folder of ours with checkpoints and no --resume: refused, nothing touched."""
     run = tiny_run(tiny_data, tmp_path / "run", steps=1)
     assert_refused(capsys, _pretrain(tiny_data, run, "--steps", "2"), [tmp_path, tiny_data], "--resume")
+
+
+def _tiny_squad(path, sentences: list[str]) -> None:
+    """Four articles of one paragraph and three questions each; every answer is the paragraph's first word."""
+    data = []
+    for a in range(4):
+        context = " ".join(sentences[a * 3:a * 3 + 3])
+        qas = [{"id": f"q{a}-{q}", "question": f"who {sentences[a * 3 + q].split()[1]} ?",
+                "answers": [{"text": context.split()[0], "answer_start": 0}]} for q in range(3)]
+        data.append({"title": f"a{a}", "paragraphs": [{"context": context, "qas": qas}]})
+    path.write_text(json.dumps({"version": "1.1", "data": data}))
+
+
+def test_squad_honours_quick_run_flags(capsys, tmp_path, tiny_data, tiny_corpus):
+    run = tiny_run(tiny_data, tmp_path / "run", steps=1)
+    _tiny_squad(tmp_path / "dev.json", [s for s in tiny_corpus.read_text().split("\n") if s][:12])
+    out, cache = tmp_path / "sq", tmp_path / "cache"
+    code, err = run_cli(capsys, "finetune", run / "final", "--task", "squad", "--split-dev", "--dev-file",
+                        tmp_path / "dev.json", "--out", out, "--device", "cpu", "--quiet", "--cache-dir", cache,
+                        "--no-cache", "--max-train", "2", "--max-eval", "3", "--no-save-models",
+                        "--set", "max_steps=1", "--set", "max_length=32", "--set", "doc_stride=16",
+                        "--set", "max_query_length=8", "--set", "batch_size=2")
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    assert res["train_questions"] == 2 and res["eval_questions"] == 3
+    assert len(json.loads((out / "predictions.json").read_text())) == 3
+    assert not (out / "model").exists() and not cache.exists()
