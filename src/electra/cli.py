@@ -194,6 +194,8 @@ def _os_error_text(e: OSError) -> str:
     text = f"{where}{e.strerror or e}"
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         text += "; free some space and run again (no partial output was kept)"
+    elif e.errno is None:  # numpy reports a short write without an errno
+        text = f"writing failed ({text}); if the disk is full, free some space and run again (no partial output was kept)"
     return text
 
 
@@ -210,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as e:  # disk full, permission denied, read-only file system: the machine, not a bug
         print(f"error: {_os_error_text(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":  # safetensors reports a failed write (e.g. a full disk) this way
+            raise
+        print(f"error: writing a safetensors file failed ({e}); if the disk is full, free some space and run again",
+              file=sys.stderr)
         return 2
     except Interrupted as e:
         print(f"\n{e}", file=sys.stderr)

@@ -138,7 +138,8 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     run_dir = Path(run_dir)
     check_output(run_dir, [("dataset", Path(data_dir)), ("--init-from model", init_from)], may_continue=True,
                  ours=find_checkpoint(run_dir) is not None)
-    check_unlocked(run_dir)  # a second process on a live run refuses before reading anything
+    if _dist_info()[0] == 0:  # rank 0 holds the lock; other ranks of the same job write nothing there
+        check_unlocked(run_dir)  # a second process on a live run refuses before reading anything
     try:
         return _pretrain(cfg, data_dir, run_dir, resume=resume, init_from=init_from, show_progress=show_progress,
                          save_steps=save_steps)
