@@ -70,8 +70,12 @@ def tiny_run(data: Path, run: Path, steps: int = 2, **train) -> Path:
     overrides = tiny_overrides(train__max_steps=steps, train__save_every=1, train__eval_every=1, train__log_every=1)
     for k, v in train.items():
         overrides["train"][k] = v
-    torch.set_num_threads(1)
-    pretrain(load_config("debug", overrides=overrides), data, run, show_progress=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices; restored so later tests compare runs at the usual thread count
+    try:
+        pretrain(load_config("debug", overrides=overrides), data, run, show_progress=False)
+    finally:
+        torch.set_num_threads(before)
     return run
 
 
