@@ -213,18 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # disk full, permission denied, read-only file system: the machine, not a bug
         print(f"error: {_os_error_text(e)}", file=sys.stderr)
         return 2
-    except Exception as e:
-        if type(e).__name__ != "SafetensorError":  # safetensors reports a failed write (e.g. a full disk) this way
-            raise
-        print(f"error: writing a safetensors file failed ({e}); if the disk is full, free some space and run again",
-              file=sys.stderr)
-        return 2
     except Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":  # safetensors reports a failed write (e.g. a full disk) this way
+            raise
+        print(f"error: writing a safetensors file failed ({e}); if the disk is full, free some space and run again",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
 from electra.errors import UserError
-from electra.outputs import staged_output
+from electra.outputs import check_output, staged_output
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 #: Trained vocabularies put these at ids 0..4, in this order.
@@ -214,6 +214,7 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     special_tokens(tok)  # refuse to save something ELECTRA cannot use
     tokens = vocab_tokens(tok)
+    check_output(out_dir, overwrite=True)  # replaces only a tokenizer folder of ours, never the user's files
     with staged_output(out_dir, "tokenizer") as tmp:
         tok.save(str(tmp / "tokenizer.json"))
         (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
