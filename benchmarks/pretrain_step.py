@@ -7,7 +7,7 @@ with the data already on the device, in the same process:
     python benchmarks/pretrain_step.py --shape base --batch 128 --seq 128 --compile
     python benchmarks/pretrain_step.py --shape debug --batch 8 --seq 64 --device cpu  # smoke run on a CPU
 
-Prints tokens/s, step time, model TFLOP/s (analytic count of `electra.train.flops`), MFU against
+Prints tokens/s, step time, model TFLOP/s (matmul-only count of `electra.train.flops`), MFU against
 the GPU's dense bf16 peak, peak memory, and the ratio to the peer.
 """
 
@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +28,7 @@ from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
 from electra.objectives.sampling import gumbel_sample
 from electra.objectives.task import PretrainingStep
-from electra.train.flops import train_flops_per_step
+from electra.train.flops import matmul_train_flops_per_step
 from electra.train.loop import _peak_flops
 from electra.train.optim import AdamNoBiasCorrection, param_groups
 
@@ -124,7 +127,7 @@ def time_step(step, device, warmup: int, iters: int, bf16: bool) -> tuple[float,
     return dt, mem
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", default="small", choices=["debug", "small", "base", "large"])
     ap.add_argument("--batch", type=int, default=128)
@@ -136,17 +139,18 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--profile", metavar="TRACE.json",
                     help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
-    a = ap.parse_args()
+    ap.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON (runs/gpu.sh reads it)")
+    a = ap.parse_args(argv)
     device = torch.device(a.device)
     bf16 = device.type == "cuda"
     cfg = load_config(a.shape)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
-    flops = train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
+    flops = matmul_train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
     peak = _peak_flops(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name} | {a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | compile {a.compile} | "
-          f"{flops:.3g} training FLOPs per step (analytic)")
-    results = {}
+          f"{flops:.3g} matmul training FLOPs per step (analytic)")
+    results, record = {}, {}
     for label, build in (("ours", ours), ("transformers", peer)):
         if label == "transformers" and a.no_peer:
             continue
@@ -154,17 +158,27 @@ def main() -> None:
             dt, mem = time_step(build(cfg, batch, device, a.compile), device, a.warmup, a.iters, bf16)
         except torch.cuda.OutOfMemoryError:
             print(f"{label:>13}: out of memory")
+            record[label] = {"out_of_memory": True}
             continue
         results[label] = dt
         tflops = flops / dt / 1e12
         mfu = f"{flops / dt / peak:.1%}" if peak else "n/a"
         print(f"{label:>13}: {a.batch * a.seq / dt:12,.0f} tokens/s | {dt * 1e3:8.2f} ms/step | {tflops:7.2f} TFLOP/s"
               f" | MFU {mfu} | peak mem {mem:.2f} GiB")
+        record[label] = {"out_of_memory": False, "tokens_per_s": a.batch * a.seq / dt, "ms_per_step": dt * 1e3,
+                         "tflops": tflops, "mfu": flops / dt / peak if peak else None,
+                         "peak_mem_gib": None if math.isnan(mem) else mem}
         del build
         if device.type == "cuda":
             torch.cuda.empty_cache()
     if len(results) == 2:
         print(f"speed-up over transformers: {results['transformers'] / results['ours']:.2f}x")
+    if a.json:
+        a.json.write_text(json.dumps({
+            "device": name, "torch": torch.__version__, "shape": a.shape, "batch": a.batch, "seq": a.seq,
+            "precision": "bf16" if bf16 else "fp32", "compile": a.compile, "iters": a.iters, "warmup": a.warmup,
+            "flops_per_step": flops, "peak_flops": peak, "results": record,
+            "speedup": results["transformers"] / results["ours"] if len(results) == 2 else None}, indent=2) + "\n")
     if a.profile:
         profile_ours(cfg, batch, device, a.compile, bf16, a.profile)
 

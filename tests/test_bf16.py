@@ -72,7 +72,8 @@ def test_glue_predict_and_finetune_in_bf16(tmp_path):
     fp32 = predict(clf, TASKS["STS-B"], feats, 16, pad, cpu, "fp32")
     bf16 = predict(clf, TASKS["STS-B"], feats, 16, pad, cpu, "bf16")
     assert np.abs(fp32).mean() > 0.5
-    np.testing.assert_allclose(bf16, fp32, rtol=0.02)
+    # bf16 rounding error scales with the scores' magnitude, not each score's (some are near 0).
+    np.testing.assert_allclose(bf16, fp32, rtol=0.02, atol=0.02 * np.abs(fp32).mean())
     assert not np.array_equal(bf16, fp32)  # it did compute in bf16
 
     save_encoder(enc, tok, tmp_path / "encoder")

@@ -34,11 +34,14 @@ def test_overrides_are_typed():
         load_config("debug", overrides=parse_overrides(["model.num_heads=5"]))
 
 
-def test_objective_sets_masking_defaults():
-    assert load_config("small").train.mask_token_prob == 0.85
-    assert load_config("small").train.random_token_prob == 0.0
+def test_both_objectives_mask_as_the_official_mask_function():
+    # The paper's BERT baseline uses the same mask(): 85% [MASK], 15% kept, 0% random.
+    assert (load_config("small").train.mask_token_prob, load_config("small").train.random_token_prob) == (0.85, 0.0)
     mlm = load_config("small", overrides={"train": {"objective": "mlm"}})
-    assert (mlm.train.mask_token_prob, mlm.train.random_token_prob) == (0.8, 0.1)
+    assert (mlm.train.mask_token_prob, mlm.train.random_token_prob) == (0.85, 0.0)
+    bert = load_config("small", overrides=parse_overrides(["train.objective=mlm", "train.mask_token_prob=0.8",
+                                                           "train.random_token_prob=0.1"]))
+    assert (bert.train.mask_token_prob, bert.train.random_token_prob) == (0.8, 0.1)  # BERT's 80/10/10, as an option
 
 
 def test_round_trip_through_json(tmp_path):

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from electra.config import MODEL_PRESETS, EncoderConfig, ModelConfig
 from electra.data.tokenizer import train_tokenizer
@@ -15,7 +14,7 @@ from electra.errors import UserError
 from electra.finetune.cli import add_finetune_parsers, parse_sets
 from electra.finetune.glue import evaluate_glue, finetune_glue
 from electra.finetune.glue_tasks import TASKS, get_task, load_dev, load_train
-from electra.finetune.optim import build_finetune_optimizer, default_hparams, layerwise_lr_groups, model_size
+from electra.finetune.optim import default_hparams, model_size
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder
@@ -84,6 +83,13 @@ def test_seeds_results_submission_and_evaluate(tiny_encoder, tmp_path):
     assert mrpc["hparams"]["swap_augment"] is True and on_disk["tasks"]["RTE"]["hparams"]["epochs"] == 1
     assert res == on_disk
 
+    # Each seed's dev predictions, re-scored from the file alone, give the reported dev scores.
+    for run in mrpc["seeds"]:
+        lines = (out / "MRPC" / f"seed{run['seed']}" / "dev_predictions.tsv").read_text().splitlines()
+        assert lines[0] == "index\tgold\tprediction" and len(lines) == 48 + 1
+        rows = [line.split("\t") for line in lines[1:]]
+        assert np.mean([g == p for _, g, p in rows]) == pytest.approx(run["dev"]["dev"]["acc"])
+
     # Leaderboard files: header, every test index, the task's label strings.
     for name, rows, labels in (("MRPC", 1725, {"0", "1"}), ("RTE", 3000, {"entailment", "not_entailment"})):
         lines = (out / "submission" / f"{name}.tsv").read_text().splitlines()
@@ -106,6 +112,10 @@ def test_stsb_regression_writes_scores(tiny_encoder, tmp_path):
     assert set(res["tasks"]["STS-B"]["median"]["dev"]) == {"spearman", "pearson"}
     lines = (tmp_path / "out" / "submission" / "STS-B.tsv").read_text().splitlines()
     assert len(lines) == 1379 + 1 and all(0 <= float(l.split("\t")[1]) <= 5 for l in lines[1:])
+    dev = [l.split("\t") for l in (tmp_path / "out" / "STS-B" / "seed0" / "dev_predictions.tsv").read_text().splitlines()[1:]]
+    gold, pred = np.array([[float(g), float(p)] for _, g, p in dev]).T
+    assert len(dev) == 64 and gold.max() > 3  # gold scores on their 0-5 scale
+    assert np.corrcoef(gold, pred)[0, 1] == pytest.approx(res["tasks"]["STS-B"]["median"]["dev"]["pearson"], abs=1e-3)
 
 
 def test_mnli_fixture_end_to_end(tiny_encoder, tmp_path):
@@ -122,6 +132,8 @@ def test_mnli_fixture_end_to_end(tiny_encoder, tmp_path):
         lines = (tmp_path / "out" / "submission" / f"{name}.tsv").read_text().splitlines()
         assert len(lines) == rows + 1
         assert {l.split("\t")[1] for l in lines[1:]} <= {"contradiction", "entailment", "neutral"}
+    for name in ("dev_matched", "dev_mismatched"):  # one dev-predictions file per dev set
+        assert len((tmp_path / "out" / "MNLI" / "seed0" / f"{name}_predictions.tsv").read_text().splitlines()) == 10 + 1  # 10 labelled, the "-" row skipped
 
 
 @needs_glue
@@ -158,32 +170,6 @@ def test_bad_settings_and_vocab_mismatch(tiny_encoder, tmp_path):
 
 
 # --- optimizer --------------------------------------------------------------------------------
-
-def test_layerwise_learning_rates():
-    enc = Encoder(EncoderConfig(vocab_size=50, hidden_size=16, num_layers=3, num_heads=2, ffn_size=32, embedding_size=8))
-    head = nn.Linear(16, 2)
-    groups = {g["name"]: g for g in layerwise_lr_groups(enc, [head], lr=1.0, decay=0.5)}
-    assert {n: g["lr"] for n, g in groups.items()} == {
-        "embeddings": 0.125, "layers.0": 0.25, "layers.1": 0.5, "layers.2": 1.0, "head": 1.0}
-    n_params = sum(len(g["params"]) for g in groups.values())
-    assert n_params == len(list(enc.parameters())) + 2  # every parameter exactly once
-    assert any(p is enc.project.weight for p in groups["embeddings"]["params"])
-    wd = layerwise_lr_groups(enc, [head], lr=1.0, decay=0.5, weight_decay=0.01)
-    assert {g["name"]: g["weight_decay"] for g in wd}["layers.0.no_decay"] == 0.0  # no decay on biases / LayerNorm
-
-
-def test_warmup_then_linear_decay():
-    enc = Encoder(EncoderConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2, ffn_size=32, embedding_size=16))
-    opt, sched = build_finetune_optimizer(enc, [nn.Linear(16, 2)], lr=1.0, layer_decay=0.8, weight_decay=0.0,
-                                          total_steps=10, warmup_frac=0.2)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[-1]["lr"])  # the head's group
-        opt.step()
-        sched.step()
-    assert lrs == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
-    assert opt.param_groups[-1]["lr"] == 0.0
-
 
 def test_defaults_per_model_size():
     assert model_size(64) == "small" and model_size(256) == "small" and model_size(700) == "base"

@@ -194,6 +194,9 @@ def test_export_parity_and_round_trip(tmp_path, tok_dir, preset):
     ours = load_tokenizer(tok_dir).encode("w1 w2", "w3")
     enc = hf_tok("w1 w2", "w3")
     assert enc["input_ids"] == ours.ids and enc["token_type_ids"] == ours.type_ids
+    # transformers truncates at model_max_length: it must be the model's position limit (debug: 128, not 512).
+    assert hf_tok.model_max_length == cfg.model.max_position
+    assert transformers.AutoTokenizer.from_pretrained(gen_dir).model_max_length == cfg.model.max_position
 
     # Round trip ours -> HF -> ours: every tensor bit-identical, same config.
     cfg2, pair2, tok2, report = load_hf_pair(disc_dir, gen_dir, overrides={"dropout": 0.0})

@@ -2,7 +2,6 @@ import torch
 
 from electra.config import load_config
 from electra.model.electra import ElectraPair, build_model, count_parameters
-from electra.train.flops import train_flops_per_token
 
 
 def test_parameter_counts_match_paper():
@@ -47,13 +46,6 @@ def test_mlm_baseline_has_discriminator_shape():
     cfg = load_config("small").model
     mlm = build_model(cfg, "mlm")
     assert mlm.encoder.config.hidden_size == 256 and mlm.encoder.config.num_layers == 12
-
-
-def test_flops_close_to_official_counter():
-    # Official counter: ELECTRA-Small ~7.9e7 training FLOPs per token (it also counts softmaxes, layer norms and
-    # the generator's full-vocabulary output); ours counts matmuls only, with logits at masked positions only.
-    per_token = train_flops_per_token(load_config("small").model, "electra", 128, 0.15)
-    assert 0.8 * 7.9e7 < per_token < 1.05 * 7.9e7
 
 
 def test_activation_checkpointing_gives_same_loss_and_gradients():

@@ -144,7 +144,8 @@ def test_batch_layout_and_labels(small_file, tok):
         assert np.all(batch["segment_ids"][b, :c0] == 0) and np.all(batch["segment_ids"][b, c0:n] == 1)
         assert batch["answer_mask"][b].sum() == dl + 1  # context tokens + [CLS]
         s, t = batch["start_positions"][b], batch["end_positions"][b]
-        if batch["is_impossible"][b] == 0:
+        assert batch["is_impossible"][b] == 0  # the question's label (all answerable), not the window's
+        if s != 0:
             _, offsets = feats.doc_tokens(e)
             text = sq.examples[e].context[offsets[ds + s - c0, 0]:offsets[ds + t - c0, 1]]
             assert text == sq.examples[e].answers[0].text
@@ -152,6 +153,7 @@ def test_batch_layout_and_labels(small_file, tok):
         else:
             assert s == t == 0
     assert set(found) == {"q1", "q2", "q3"}  # every answer lies whole in at least one window
+    assert sum(found.values()) < len(feats.windows)  # and some windows do not hold their answer
 
 
 def test_answer_char_span_strips_white_space():
@@ -214,6 +216,10 @@ def test_v2_file_from_dev_gold_round_trip(tok, tmp_path):
     batch = feats.batch(np.arange(len(feats.windows)), with_labels=True)
     impossible = np.array([sq.examples[e].is_impossible for e in feats.windows[:, 0]])
     assert np.all(batch["is_impossible"][impossible] == 1) and np.all(batch["start_positions"][impossible] == 0)
+    # Official labelling: every window of an answerable question is "answerable", also those that
+    # do not hold the answer (their span target is [CLS]).
+    assert np.all(batch["is_impossible"][~impossible] == 0)
+    assert np.any(batch["start_positions"][~impossible] == 0)
     decoded = decode(sq, feats, gold_beam_outputs(sq, feats))
     out = evaluate_v2(sq.data, decoded.best_non_null, decoded.null_odds, na_prob_thresh=0.0)
     assert out["NoAns_total"] == 12 and out["NoAns_exact"] == 100.0

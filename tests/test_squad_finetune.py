@@ -37,7 +37,7 @@ def _head_inputs(B=3, T=10, H=16, seed=0):
 
 def test_head_beam_matches_teacher_forcing_and_respects_mask():
     torch.manual_seed(0)
-    head = SquadHead(16, inner_size=8, answerable=True, dropout=0.0).eval()
+    head = SquadHead(16, inner_size=8, answerable=True).eval()
     h, mask = _head_inputs()
     pred = head.predict(h, mask, beam=4)
     assert pred.start_top_index.shape == (3, 4) and pred.end_top_index.shape == (3, 4, 4)
@@ -62,13 +62,17 @@ def test_head_beam_matches_teacher_forcing_and_respects_mask():
 def test_head_losses():
     torch.manual_seed(0)
     h, mask = _head_inputs()
-    v1 = SquadHead(16, inner_size=8, answerable=False, dropout=0.0)
+    v1 = SquadHead(16, inner_size=8, answerable=False)
     out = v1.loss(h, mask, torch.tensor([4, 0, 6]), torch.tensor([5, 0, 8]), torch.tensor([0.0, 1.0, 0.0]))
     assert out.answerable_loss is None
     assert out.loss.item() == pytest.approx((out.start_loss.item() + out.end_loss.item()) / 2)
-    # Untrained, the start loss is about log(number of allowed positions) = log 6.
-    assert abs(out.start_loss.item() - math.log(6)) < 1.0
-    v2 = SquadHead(16, inner_size=8, answerable=True, dropout=0.0)
+    # Untrained, the start loss is about log(number of allowed positions) = log 6 per window, summed over 3.
+    assert abs(out.start_loss.item() / 3 - math.log(6)) < 1.0
+    # The official loss is the sum over the batch of each window's loss.
+    one = [v1.loss(h[i:i + 1], mask[i:i + 1], torch.tensor([st]), torch.tensor([en])).loss
+           for i, (st, en) in enumerate([(4, 5), (0, 0), (6, 8)])]
+    assert out.loss.item() == pytest.approx(sum(x.item() for x in one), rel=1e-5)
+    v2 = SquadHead(16, inner_size=8, answerable=True)
     out2 = v2.loss(h, mask, torch.tensor([4, 0, 6]), torch.tensor([5, 0, 8]), torch.tensor([0.0, 1.0, 0.0]))
     expected = (out2.start_loss + out2.end_loss) / 2 + 0.5 * out2.answerable_loss
     assert out2.loss.item() == pytest.approx(expected.item())
@@ -81,6 +85,34 @@ def test_head_losses():
         loss.backward()
         opt.step()
     assert loss.item() < 0.3 * first
+
+
+def test_head_is_the_official_one_no_dropout_glorot_init_beam_20():
+    from electra.finetune.squad import SquadSettings
+
+    torch.manual_seed(0)
+    head = SquadHead(16, inner_size=8, answerable=True).train()
+    h, mask = _head_inputs()
+    args = (h, mask, torch.tensor([4, 0, 6]), torch.tensor([5, 0, 8]), torch.tensor([0.0, 1.0, 0.0]))
+    assert head.loss(*args).loss.item() == head.loss(*args).loss.item()  # no dropout: train mode is deterministic
+    assert not any(isinstance(m, torch.nn.Dropout) for m in head.modules())
+    for layer in (head.start, head.end_hidden, head.end, head.answerable_hidden, head.answerable):
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot uniform, TensorFlow's dense default
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.5 * bound
+        assert torch.all(layer.bias == 0)
+    assert SquadSettings().beam_size == 20
+    h, mask = torch.randn(2, 30, 16), torch.ones(2, 30, dtype=torch.bool)
+    whole = head.predict(h, mask)
+    assert whole.end_top_index.shape == (2, 20, 20)
+    import electra.finetune.squad_head as sh  # the end head computed a few starts at a time gives the same beam
+    before, sh.END_CHUNK_ELEMENTS = sh.END_CHUNK_ELEMENTS, 2 * 30 * 8 * 3
+    try:
+        chunked = head.predict(h, mask)
+    finally:
+        sh.END_CHUNK_ELEMENTS = before
+    torch.testing.assert_close(chunked.end_top_log_probs, whole.end_top_log_probs)
+    assert torch.equal(chunked.end_top_index, whole.end_top_index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +222,7 @@ def test_bad_settings_and_inputs(tiny, tmp_path):
         finetune_squad(tiny / "encoder", tmp_path / "x", overrides={"doc_strid": "64"}, **kw)
     with pytest.raises(UserError, match="max_steps"):
         finetune_squad(tiny / "encoder", tmp_path / "x", overrides={"max_steps": "many"}, **kw)
-    with pytest.raises(UserError, match="exceeds the model's 128 positions"):
+    with pytest.raises(UserError, match="exceeds the model's 128 positions; pass --set max_length=128"):
         finetune_squad(tiny / "encoder", tmp_path / "x", overrides={"max_steps": "1"}, **kw)  # default length 512
     with pytest.raises(UserError, match="no SQuAD training file"):
         finetune_squad(tiny / "encoder", tmp_path / "x", dev_file=tiny / "dev-tiny.json", device="cpu")

@@ -146,7 +146,7 @@ def _add_experiment(sub) -> None:
     p.add_argument("out", type=Path, help="experiment folder (pretrain/, finetune/, results.json, glue_vs_flops.png)")
     p.add_argument("--preset", default="small")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--flops", type=positive_float, help="training FLOPs per arm (analytic count)")
+    budget.add_argument("--flops", type=positive_float, help="training FLOPs per arm (official counter's method)")
     budget.add_argument("--electra-steps", type=positive_int, help="ELECTRA steps; the MLM arm gets the same FLOPs")
     p.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte", help="GLUE tasks to fine-tune each checkpoint on")
     p.add_argument("--seeds", type=positive_int, default=1)

@@ -113,10 +113,11 @@ class TrainConfig:
     """``electra`` (replaced token detection) or ``mlm`` (BERT masked-LM baseline, same discriminator shape)."""
     mask_prob: float = 0.15
     """Fraction of non-pad tokens chosen per sequence (0.25 for large)."""
-    # Fractions of chosen positions replaced by [MASK] / a random token; the rest keep their token.
-    # ELECTRA: 85% [MASK], 15% kept, 0% random. BERT MLM: 80/10/10.
-    mask_token_prob: float | None = None
-    random_token_prob: float | None = None
+    mask_token_prob: float = 0.85
+    """Fraction of chosen positions replaced by [MASK]; the official mask() for both objectives
+    (the paper's MLM baseline uses the same function). BERT's own recipe: 0.8."""
+    random_token_prob: float = 0.0
+    """Fraction replaced by a random token; the rest keep their token. Official: 0; BERT: 0.1."""
     generator_weight: float = 1.0
     discriminator_weight: float = 50.0
     temperature: float = 1.0
@@ -154,10 +155,6 @@ class TrainConfig:
             raise UserError(f"train.objective must be 'electra' or 'mlm', got {self.objective!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.mask_token_prob is None:
-            self.mask_token_prob = 0.85 if self.objective == "electra" else 0.8
-        if self.random_token_prob is None:
-            self.random_token_prob = 0.0 if self.objective == "electra" else 0.1
         if self.mask_token_prob + self.random_token_prob > 1 + 1e-9:
             raise UserError("train.mask_token_prob + train.random_token_prob must be <= 1")
         if not 0 < self.mask_prob < 1:

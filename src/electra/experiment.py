@@ -1,10 +1,13 @@
 """``electra experiment``: ELECTRA vs the BERT-style MLM baseline at matched training FLOPs.
 
-Both arms have the same discriminator shape. The MLM model spends no compute on a generator, so
-at equal FLOPs it gets more steps: ``steps_mlm = steps_electra * F_electra / F_mlm`` with ``F``
-the analytic training FLOPs per step (``train/flops.py``). Each arm saves checkpoints at 1/8, 1/4,
-1/2 and all of its budget; every checkpoint is fine-tuned on GLUE; the result is a table, the raw
-JSON and a plot of GLUE score against pretraining FLOPs with the paper's ELECTRA-Small points.
+Both arms have the same discriminator shape; the MLM arm masks with the same function (15%,
+85% [MASK] / 15% kept), as the paper's BERT baseline. The MLM model spends no compute on a
+generator, so at equal FLOPs it gets more steps: ``steps_mlm = steps_electra * F_electra / F_mlm``
+with ``F`` the training FLOPs per step by the official counter's method (``train/flops.py``; for
+small, an MLM step costs 0.756 of an ELECTRA step). Each arm saves checkpoints at 1/8, 1/4, 1/2 and
+all of its budget; every checkpoint is fine-tuned on GLUE; the result is a table, the raw JSON and
+a plot of GLUE score against pretraining FLOPs with the paper's ELECTRA-Small and BERT-Small points
+placed by the same counter.
 """
 
 from __future__ import annotations
@@ -18,20 +21,30 @@ from typing import Any
 from .config import load_config, parse_overrides
 from .errors import UserError
 from .train.checkpoint import find_checkpoint, list_checkpoints
-from .train.flops import train_flops_per_step
+from .train.flops import official_train_flops_per_step
 
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
 
-#: The paper's ELECTRA-Small learning curve (train FLOPs, GLUE dev over 8 tasks) and BERT-Small.
-PAPER_ELECTRA_SMALL = [(8.9e16, 74.1), (1.8e17, 76.0), (3.6e17, 77.7), (7.1e17, 79.0), (1.4e18, 79.9)]
-PAPER_BERT_SMALL = (1.4e18, 75.1)
+#: The paper's ELECTRA-Small learning curve (fraction of its 1M steps, GLUE dev over 8 tasks; the
+#: paper prints 8.9e16 ... 1.4e18 FLOPs) and BERT-Small (1.45M steps, 75.1). Both ran 128 x 128.
+PAPER_ELECTRA_SMALL = [(1 / 16, 74.1), (1 / 8, 76.0), (1 / 4, 77.7), (1 / 2, 79.0), (1.0, 79.9)]
+PAPER_BERT_SMALL = (1.45e6, 75.1)
+
+
+def paper_points() -> dict[str, list[tuple[float, float]]]:
+    """The paper's small models as (train FLOPs, GLUE) by the official counter, the x-scale of our arms."""
+    small = load_config("small").model
+    electra = official_train_flops_per_step(small, "electra", 128, 128) * 1e6
+    mlm = official_train_flops_per_step(small, "mlm", 128, 128)
+    return {"electra": [(frac * electra, score) for frac, score in PAPER_ELECTRA_SMALL],
+            "mlm": [(PAPER_BERT_SMALL[0] * mlm, PAPER_BERT_SMALL[1])]}
 
 
 def plan(preset: str, overrides: list[str], flops: float | None, electra_steps: int | None, max_length: int) -> dict:
     """Steps per arm so that their training FLOPs match (each arm's count is rounded to whole steps)."""
     cfgs = {arm: load_config(preset, overrides=parse_overrides([*overrides, f"train.objective={arm}"]))
             for arm in ("electra", "mlm")}
-    per_step = {arm: train_flops_per_step(c.model, arm, c.train.batch_size, max_length, c.train.mask_prob)
+    per_step = {arm: official_train_flops_per_step(c.model, arm, c.train.batch_size, max_length)
                 for arm, c in cfgs.items()}
     if (flops is None) == (electra_steps is None):
         raise UserError("give the budget as exactly one of --flops or --electra-steps")
@@ -66,7 +79,8 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
     check_output(out, [("dataset", Path(data)), ("GLUE folder", glue_dir)], may_continue=resume,
                  continue_flag="--resume", replace_flag=None)
     p = plan(preset, list(overrides or []), flops, electra_steps, read_meta(Path(data)).max_length)
-    resolve_tasks(tasks if isinstance(tasks, str) else list(tasks), Path(glue_dir) if glue_dir is not None else data_dir() / "glue")  # fail before training
+    glue = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
+    resolve_tasks(tasks if isinstance(tasks, str) else list(tasks), glue)  # missing GLUE data fails before training
     write_marker(out, "experiment")
     mismatch = abs(p["flops"]["mlm"] - p["flops"]["electra"]) / p["flops"]["electra"]
     print(f"budget: ELECTRA {p['steps']['electra']:,} steps x {p['per_step_flops']['electra']:.3g} FLOPs = "
@@ -148,10 +162,11 @@ def plot_experiment(result: dict, png: Path) -> Path:
         if pts:
             ax.plot(*zip(*pts), style, label=f"ours: {'ELECTRA' if arm == 'electra' else 'MLM'} "
                                              f"({result['rows'][0]['score_name']})")
-    ax.plot(*zip(*PAPER_ELECTRA_SMALL), "^:", color="gray", label="paper: ELECTRA-Small (GLUE, 8 tasks)")
-    ax.plot(*PAPER_BERT_SMALL, "v", color="black", label="paper: BERT-Small (GLUE, 8 tasks)")
+    paper = paper_points()
+    ax.plot(*zip(*paper["electra"]), "^:", color="gray", label="paper: ELECTRA-Small (GLUE, 8 tasks)")
+    ax.plot(*zip(*paper["mlm"]), "v", color="black", label="paper: BERT-Small (GLUE, 8 tasks)")
     ax.set_xscale("log")
-    ax.set_xlabel("pretraining FLOPs")
+    ax.set_xlabel("pretraining FLOPs (official counter)")
     ax.set_ylabel("GLUE dev score")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

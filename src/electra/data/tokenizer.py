@@ -188,7 +188,7 @@ def train_tokenizer(
     return tok
 
 
-def _config_json(tok: Tokenizer) -> dict:
+def _config_json(tok: Tokenizer, model_max_length: int) -> dict:
     """tokenizer_config.json contents that make transformers rebuild exactly this pipeline."""
     lowercase, strip_accents = _normalizer_flags(tok)
     return {
@@ -196,7 +196,7 @@ def _config_json(tok: Tokenizer) -> dict:
         "do_lower_case": lowercase,
         "strip_accents": strip_accents,
         "tokenize_chinese_chars": True,
-        "model_max_length": MODEL_MAX_LENGTH,
+        "model_max_length": model_max_length,
         "pad_token": PAD,
         "unk_token": UNK,
         "cls_token": CLS,
@@ -205,11 +205,15 @@ def _config_json(tok: Tokenizer) -> dict:
     }
 
 
-def save_tokenizer(tok: Tokenizer, out_dir: Path) -> None:
+def save_tokenizer(tok: Tokenizer, out_dir: Path, model_max_length: int = MODEL_MAX_LENGTH) -> None:
     """Write tokenizer.json, vocab.txt and tokenizer_config.json into ``out_dir``, atomically.
 
+    ``model_max_length`` is what ``transformers`` truncates to: give the model's ``max_position``
+    when the tokenizer goes with a model (a longer input would not fit its position table).
+
     The files go to a temporary sibling directory that is renamed onto ``out_dir`` at the end
-    (replacing an existing tokenizer directory), so readers never see a half-written tokenizer.
+    (replacing an existing tokenizer directory of ours, never a folder of the user's), so readers
+    never see a half-written tokenizer.
     """
     out_dir = Path(out_dir)
     special_tokens(tok)  # refuse to save something ELECTRA cannot use
@@ -218,7 +222,7 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path) -> None:
     with staged_output(out_dir, "tokenizer") as tmp:
         tok.save(str(tmp / "tokenizer.json"))
         (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-        (tmp / "tokenizer_config.json").write_text(json.dumps(_config_json(tok), indent=2) + "\n")
+        (tmp / "tokenizer_config.json").write_text(json.dumps(_config_json(tok, model_max_length), indent=2) + "\n")
         specials_map = {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials_map, indent=2) + "\n")
 

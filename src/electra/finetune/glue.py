@@ -9,7 +9,8 @@ that ``evaluate_glue`` can score again without retraining.
 Output layout::
 
     OUT/results.json                  per task: seeds, median, spread; the GLUE(-n) score
-    OUT/<TASK>/seed<k>/               model.safetensors, finetune.json, tokenizer/, test predictions
+    OUT/<TASK>/seed<k>/               model.safetensors, finetune.json, tokenizer/, dev_predictions.tsv
+                                      (index, gold, prediction), test predictions
     OUT/submission/<NAME>.tsv         leaderboard files (index<TAB>prediction) of each task's median seed
 """
 
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
-from ..model.encoder import Encoder, set_dropout
+from ..model.encoder import Encoder, glorot_init, set_dropout
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
@@ -64,8 +65,7 @@ class GlueClassifier(nn.Module):
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_outputs)
-        nn.init.normal_(self.classifier.weight, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
+        glorot_init(self.classifier)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
@@ -74,9 +74,11 @@ class GlueClassifier(nn.Module):
 
 
 def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The official loss: summed over the batch (not averaged); regression targets divided by
+    ``task.label_scale`` (STS-B: score / 5)."""
     if task.is_regression:
-        return F.mse_loss(logits[:, 0].float(), labels.float())
-    return F.cross_entropy(logits.float(), labels)
+        return F.mse_loss(logits[:, 0].float(), labels.float() / task.label_scale, reduction="sum")
+    return F.cross_entropy(logits.float(), labels, reduction="sum")
 
 
 @torch.no_grad()
@@ -90,7 +92,7 @@ def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: 
             logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
                            batch["attention_mask"].to(device))
         logits = logits.float().cpu()
-        out[index] = logits[:, 0].numpy() if task.is_regression else logits.argmax(-1).numpy()
+        out[index] = logits[:, 0].numpy() * task.label_scale if task.is_regression else logits.argmax(-1).numpy()
     return out
 
 
@@ -100,7 +102,7 @@ def score_dev(task: GlueTask, preds: np.ndarray, labels: np.ndarray) -> dict[str
 
 def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: FinetuneHParams, seed: int,
                 pad_id: int, device: torch.device, show_progress: bool = True, desc: str = "") -> list[float]:
-    """Fine-tune ``model`` in place for ``hp.epochs`` epochs; returns the mean loss of each epoch."""
+    """Fine-tune ``model`` in place for ``hp.epochs`` epochs; returns the mean per-example loss of each epoch."""
     epochs = hp.epochs if hp.epochs is not None else task.epochs
     steps_per_epoch = math.ceil(len(train) / hp.batch_size)
     total_steps = max(1, round(steps_per_epoch * epochs))
@@ -130,10 +132,10 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
             step += 1
             loss_sum, n, seen = loss_sum + loss.item(), n + 1, seen + len(batch["labels"])
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / n:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
         bar.close()
         if n:
-            epoch_losses.append(loss_sum / n)
+            epoch_losses.append(loss_sum / seen)
     return epoch_losses
 
 
@@ -242,14 +244,32 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _label_text(task: GlueTask, value) -> str:
+    """A class id as its label string, a score with 3 decimals clipped to [0, label_scale]."""
+    if task.is_regression:
+        return f"{min(task.label_scale, max(0.0, float(value))):.3f}"
+    return task.labels[int(value)]
+
+
 def write_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.ndarray) -> None:
     """``index<TAB>prediction`` with the leaderboard's label strings (scores with 3 decimals for STS-B)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("index\tprediction\n")
         for idx, p in zip(split.ids, preds):
-            value = f"{min(5.0, max(0.0, float(p))):.3f}" if task.is_regression else task.labels[int(p)]
-            f.write(f"{idx}\t{value}\n")
+            f.write(f"{idx}\t{_label_text(task, p)}\n")
+
+
+def write_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.ndarray) -> None:
+    """``index<TAB>gold<TAB>prediction`` for a dev set (scores unclipped), to re-score with other tools."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("index\tgold\tprediction\n")
+        for idx, gold, p in zip(split.ids, split.labels, preds):
+            if task.is_regression:
+                f.write(f"{idx}\t{float(gold):.3f}\t{float(p):.4f}\n")
+            else:
+                f.write(f"{idx}\t{task.labels[int(gold)]}\t{task.labels[int(p)]}\n")
 
 
 def _load_results(out_dir: Path, model_name: str) -> dict:
@@ -366,12 +386,16 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
             t0 = time.perf_counter()
             losses = train_model(clf, task, train_feats, hp, seed, pad_id, dev, show_progress, desc=f"{task.name} seed {seed}")
             train_s = time.perf_counter() - t0
-            dev_scores = {name: score_dev(task, predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision),
-                                          dev_splits[name].labels) for name, f in dev_feats.items()}
+            dev_preds = {name: predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision)
+                         for name, f in dev_feats.items()}
+            dev_scores = {name: score_dev(task, p, dev_splits[name].labels) for name, p in dev_preds.items()}
             score = dev_scores[task.dev_sets[0].name][task.score_metric]
             seed_dir = out_dir / task.name / f"seed{seed}"
             if save_models:
                 save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
+            for d in task.dev_sets:  # dev_predictions.tsv (MNLI: dev_matched_/dev_mismatched_predictions.tsv)
+                write_dev_predictions(seed_dir / f"{Path(d.file).stem}_predictions.tsv", task, dev_splits[d.name],
+                                      dev_preds[d.name])
             for name, f in test_feats.items():
                 preds = predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision)
                 write_predictions(seed_dir / "test" / f"{name}.tsv", task, test_splits[name], preds)

@@ -73,6 +73,9 @@ class GlueTask:
     in_glue_score: bool = True
     paper_small: float | None = None
     """ELECTRA-Small dev score from the paper (Table 8), for the printed comparison."""
+    label_scale: float = 1.0
+    """Regression targets are divided by this in training and predictions multiplied by it (the
+    official code trains STS-B on score / 5)."""
 
     @property
     def is_regression(self) -> bool:
@@ -98,7 +101,7 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in [
              swap_augment=True, paper_small=87.4),
     GlueTask("STS-B", text_a="sentence1", text_b="sentence2", label="score", labels=None,
              metrics=("spearman", "pearson"), score_metric="spearman", test_sets=(TestSet("STS-B", "test.tsv"),),
-             epochs=10, swap_augment=True, paper_small=86.8),
+             epochs=10, swap_augment=True, paper_small=86.8, label_scale=5.0),
     GlueTask("QQP", text_a="question1", text_b="question2", label="is_duplicate", labels=_BINARY,
              metrics=("acc", "f1"), score_metric="acc", test_sets=(TestSet("QQP", "test.tsv"),),
              test_index="id", noisy=True, paper_small=88.3),

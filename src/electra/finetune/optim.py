@@ -1,10 +1,14 @@
-"""Fine-tuning hyperparameters and the optimizer the recipe asks for.
+"""Fine-tuning hyperparameters and the optimizer the recipe asks for (the official code's, exactly).
 
-Layer-wise learning-rate decay: the task head on top learns at ``lr``, the transformer layer at
-depth ``d`` from the top at ``lr * decay**d`` (the top layer has ``d = 0``), and the embeddings
-with their projection at the lowest rate, ``lr * decay**num_layers``. AdamW, linear warmup over
-the first ``warmup_frac`` of the steps, then linear decay to zero. (Google's reference code counts
-depth with two extra levels, so its top layer gets ``decay**2``; we keep the simpler count.)
+The optimizer is the pretraining one (``train/optim.py``): Adam *without* bias correction, eps
+1e-6, decoupled weight decay, with the same multiplicative schedule
+``lr * min(1, s / W) * (1 - s / T)``, ``W = warmup_frac * T`` (so the peak stays below ``lr``).
+Layer-wise learning-rate decay counts depth as the official ``model/optimization.py`` does:
+depth 0 = the embeddings and the E->H projection, depth ``i + 1`` = transformer layer ``i``
+(0-based), depth ``L + 2`` = the task head; a parameter at depth ``d`` learns at
+``lr * decay ** (L + 2 - d)``. So the head gets ``lr``, the top layer ``lr * decay**2`` and the
+embeddings ``lr * decay ** (L + 2)``. Gradient clipping (global norm 1.0) is the caller's, before
+``optimizer.step()``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from torch import nn
 from ..config import MAX_SEED, check_range, coerce_value
 from ..errors import UserError
 from ..model.encoder import Encoder
+from ..train.optim import AdamNoBiasCorrection, lr_at
 
 
 @dataclass
@@ -37,7 +42,7 @@ class FinetuneHParams:
     epochs: float | None = None
     """None = the task's default (GLUE 3, RTE and STS-B 10, SQuAD 2)."""
     dropout: float = 0.1
-    """Dropout on the head's input."""
+    """Dropout on the [CLS] vector before a GLUE classifier (the official SQuAD head has none)."""
     encoder_dropout: float | None = 0.1
     """Dropout inside the encoder while fine-tuning (recipe: 0.1, as in BERT/ELECTRA), whatever the
     pretraining used: pretraining often runs without it (our demo and debug runs do). None keeps
@@ -121,63 +126,64 @@ def _no_weight_decay(name: str, param: nn.Parameter) -> bool:
     return param.ndim < 2
 
 
+def encoder_depth(name: str) -> int:
+    """Official depth of an encoder parameter: embeddings/projection 0, ``layers.i.*`` i + 1."""
+    top = name.split(".")[0]
+    if top == "layers":
+        return int(name.split(".")[1]) + 1
+    if top in ("embeddings", "project"):
+        return 0
+    raise ValueError(f"no layer-wise learning rate defined for encoder parameter {name!r}")
+
+
 def layerwise_lr_groups(encoder: Encoder, head_modules: list[nn.Module], lr: float, decay: float,
                         weight_decay: float = 0.0) -> list[dict]:
-    """Parameter groups for ``torch.optim.AdamW`` with layer-wise learning-rate decay.
+    """Parameter groups with the official layer-wise learning-rate decay (see the module docstring).
 
     Returns one group per depth (and, with weight decay, a decayed and an undecayed one), each a
     dict ``{"params", "lr", "weight_decay", "name"}``. Every trainable parameter of the encoder
     and the heads appears in exactly one group.
     """
     L = encoder.config.num_layers
-    buckets: dict[tuple[str, float, bool], list[nn.Parameter]] = {}
+    head_depth = L + 2
+    buckets: dict[tuple[str, int, bool], list[nn.Parameter]] = {}
     seen: set[int] = set()
 
-    def add(group: str, group_lr: float, name: str, p: nn.Parameter) -> None:
+    def add(group: str, depth: int, name: str, p: nn.Parameter) -> None:
         if not p.requires_grad or id(p) in seen:
             return
         seen.add(id(p))
         no_wd = weight_decay > 0 and _no_weight_decay(name, p)
-        buckets.setdefault((group, group_lr, no_wd), []).append(p)
+        buckets.setdefault((group, depth, no_wd), []).append(p)
 
     for name, p in encoder.named_parameters():
-        top = name.split(".")[0]
-        if top == "layers":
-            i = int(name.split(".")[1])
-            add(f"layers.{i}", lr * decay ** (L - 1 - i), name, p)
-        elif top in ("embeddings", "project"):
-            add("embeddings", lr * decay ** L, name, p)
-        else:  # a parameter we do not know where to place: treat as lowest rather than guess
-            add("embeddings", lr * decay ** L, name, p)
+        depth = encoder_depth(name)
+        add("embeddings" if depth == 0 else f"layers.{depth - 1}", depth, name, p)
     for head in head_modules:
         for name, p in head.named_parameters():
-            add("head", lr, name, p)
+            add("head", head_depth, name, p)
 
-    groups = []
-    for (group, group_lr, no_wd), params in buckets.items():
-        groups.append({"params": params, "lr": group_lr, "weight_decay": 0.0 if no_wd else weight_decay,
-                       "name": group + (".no_decay" if no_wd else "")})
-    return groups
+    return [{"params": params, "lr": lr * decay ** (head_depth - depth),
+             "weight_decay": 0.0 if no_wd else weight_decay, "name": group + (".no_decay" if no_wd else "")}
+            for (group, depth, no_wd), params in buckets.items()]
 
 
-def warmup_linear_decay(total_steps: int, warmup_frac: float):
-    """lr multiplier for step s: ramps up over ``warmup_frac * total_steps``, then down to 0 at the end."""
+def warmup_times_decay(total_steps: int, warmup_frac: float):
+    """lr multiplier for update ``s`` (0-based): ``min(1, s / W) * (1 - s / T)``, as in pretraining.
+
+    ``W = warmup_frac * T`` is not rounded (the official code does not round it either); the
+    first update (s = 0) therefore has learning rate 0, as in the official code.
+    """
     total = max(1, int(total_steps))
-    warmup = int(warmup_frac * total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
+    return lambda step: lr_at(step, 1.0, warmup_frac * total, total)
 
 
 def build_finetune_optimizer(encoder: Encoder, heads: list[nn.Module], lr: float, layer_decay: float,
                              weight_decay: float, total_steps: int, warmup_frac: float,
-                             eps: float = 1e-6) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over ``layerwise_lr_groups`` and its warmup-then-linear-decay schedule (step it once per update)."""
+                             eps: float = 1e-6) -> tuple[AdamNoBiasCorrection, torch.optim.lr_scheduler.LambdaLR]:
+    """The one fine-tuning optimizer (GLUE, SQuAD, any further task type): the pretraining Adam
+    without bias correction over ``layerwise_lr_groups``, and its schedule (step it once per update)."""
     groups = layerwise_lr_groups(encoder, heads, lr, layer_decay, weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total_steps, warmup_frac))
+    optimizer = AdamNoBiasCorrection(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_times_decay(total_steps, warmup_frac))
     return optimizer, scheduler

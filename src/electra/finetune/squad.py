@@ -54,8 +54,8 @@ class SquadSettings:
     n_best: int = 20
     max_answer_length: int = 30
     """In tokens."""
-    beam_size: int = 5
-    """Top starts x top ends per window at inference."""
+    beam_size: int = 20
+    """Top starts x top ends per window at inference (official: 20 x 20)."""
     answerable_weight: float = 0.5
     null_threshold: float = 0.0
     """2.0: predict "no answer" when the question's no-answer logit is above this."""
@@ -102,7 +102,8 @@ def _check_fits(feats: SquadFeatures, encoder, where: Path) -> None:
         raise UserError(f"{where}: the tokenizer produces id {top} but the model has only {vocab} embeddings; "
                         f"the checkpoint's vocabulary differs from its tokenizer")
     if feats.spec.max_length > encoder.config.max_position:
-        raise UserError(f"max_length {feats.spec.max_length} exceeds the model's {encoder.config.max_position} positions")
+        raise UserError(f"max_length {feats.spec.max_length} exceeds the model's {encoder.config.max_position} positions; "
+                        f"pass --set max_length={encoder.config.max_position}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
         optimizer.step()
         scheduler.step()
         seen += len(ids)
-        losses.append(out.loss.item())
+        losses.append(out.loss.item() / len(ids))  # per window (the loss itself is the batch sum)
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", ex_s=f"{seen / (time.perf_counter() - t0):.1f}")
     bar.close()
@@ -161,7 +162,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
 
 @torch.no_grad()
 def predict_squad(encoder, head: SquadHead, feats: SquadFeatures, batch_size: int, device: torch.device,
-                  precision: str = "auto", beam: int = 5, show_progress: bool = True) -> BeamOutputs:
+                  precision: str = "auto", beam: int = 20, show_progress: bool = True) -> BeamOutputs:
     """The head's beam output for every window; windows are batched by length to pad little."""
     encoder.eval()
     head.eval()
@@ -301,7 +302,7 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
         run_dir = out_dir if seeds == 1 else out_dir / f"seed-{hp.seed}"
         torch.manual_seed(hp.seed)
         head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=version == "2.0",
-                         dropout=hp.dropout, answerable_weight=settings.answerable_weight)
+                         answerable_weight=settings.answerable_weight)
         encoder.to(dev_device)
         head.to(dev_device)
         train_feats = load_features(train_set, tok, spec, cache_dir, use_cache=use_cache)
@@ -354,7 +355,7 @@ def evaluate_squad(finetuned_dir: Path, dev_file: Path | None, out_dir: Path, de
         spec = WindowSpec(**meta["window"])
         version = meta["version"]
     split = meta.get("split_dev", False) if split_dev is None else split_dev
-    head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=meta["answerable"], dropout=hp.dropout,
+    head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=meta["answerable"],
                      answerable_weight=settings.answerable_weight)
     state = read_safetensors(model_dir / HEAD_FILE)
     try:

@@ -271,7 +271,8 @@ class SquadFeatures:
         Returns ``input_ids``, ``segment_ids``, ``attention_mask``, ``answer_mask`` (B, T) (the
         positions an answer may start/end at: the context tokens and [CLS], which stands for
         "no answer here") and with labels ``start_positions``, ``end_positions`` (B,) (both 0 when
-        the window does not contain the whole first answer) and ``is_impossible`` (B,) float.
+        the window does not contain the whole first answer) and ``is_impossible`` (B,) float: the
+        question's label, whichever window it is (as the official code assigns it).
         """
         rows = []
         for f in feature_ids:
@@ -289,7 +290,7 @@ class SquadFeatures:
         if with_labels:
             out["start_positions"] = np.zeros(B, dtype=np.int64)
             out["end_positions"] = np.zeros(B, dtype=np.int64)
-            out["is_impossible"] = np.ones(B, dtype=np.float32)
+            out["is_impossible"] = np.zeros(B, dtype=np.float32)
         for b, (e, ds, dl, c0, ids) in enumerate(rows):
             n = len(ids)
             out["input_ids"][b, :n] = ids
@@ -298,11 +299,11 @@ class SquadFeatures:
             out["answer_mask"][b, 0] = True
             out["answer_mask"][b, c0:c0 + dl] = True
             if with_labels:
+                out["is_impossible"][b] = 0.0 if self.answerable[e] else 1.0
                 a0, a1 = self.answer_span[e]
                 if a0 >= 0 and ds <= a0 and a1 < ds + dl:
                     out["start_positions"][b] = c0 + a0 - ds
                     out["end_positions"][b] = c0 + a1 - ds
-                    out["is_impossible"][b] = 0.0
         return out
 
 

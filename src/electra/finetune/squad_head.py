@@ -5,7 +5,13 @@
   Training teacher-forces the gold start; inference takes the top-``beam`` starts and, for each,
   the top-``beam`` ends (``beam x beam`` candidate spans per window).
 * SQuAD 2.0 answerability: ``linear(gelu(dense_512(concat(h_[CLS], sum_t p_start(t) h_t))))``, a
-  "no answer" logit trained with sigmoid cross-entropy and weight 0.5.
+  "no answer" logit trained with sigmoid cross-entropy and weight 0.5. Its label is the
+  question's (as in the official code): every window of an answerable question is labelled
+  answerable, even one that does not hold the answer (its span target is then [CLS]).
+
+As in the official head there is no dropout on the encoder output, every dense layer starts
+from TensorFlow's default initialiser (Glorot uniform, zero bias), and the loss is summed over
+the batch.
 
 As in Google's ELECTRA code (which we follow rather than XLNet), there is no LayerNorm in the end
 path; XLNet's own head has dense + tanh + LayerNorm there. Positions outside ``answer_mask`` (the
@@ -23,14 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.encoder import glorot_init
+
 MASK_PENALTY = 10000.0
+#: Upper bound on the (B, k, T, I) end-head activations computed at once in ``predict``.
+END_CHUNK_ELEMENTS = 1 << 27
 
 
 @dataclass
 class SquadLoss:
     loss: torch.Tensor
-    """(start + end) / 2 + answerable_weight * answerability loss."""
+    """Sum over the batch of (start + end) / 2 + answerable_weight * answerability loss."""
     start_loss: torch.Tensor
+    """The components as batch sums too."""
     end_loss: torch.Tensor
     answerable_loss: torch.Tensor | None
 
@@ -47,12 +58,11 @@ class SquadPrediction:
 
 
 class SquadHead(nn.Module):
-    def __init__(self, hidden_size: int, inner_size: int = 512, answerable: bool = False, dropout: float = 0.1,
+    def __init__(self, hidden_size: int, inner_size: int = 512, answerable: bool = False,
                  answerable_weight: float = 0.5):
         super().__init__()
         H, I = hidden_size, inner_size
         self.hidden_size = H
-        self.dropout = nn.Dropout(dropout)
         self.start = nn.Linear(H, 1)
         self.end_hidden = nn.Linear(2 * H, I)  # concat(start repr, token repr) -> I
         self.end = nn.Linear(I, 1)
@@ -62,6 +72,7 @@ class SquadHead(nn.Module):
             self.answerable = nn.Linear(I, 1)
         else:
             self.answerable_hidden = self.answerable = None
+        glorot_init(self)
 
     def start_logits(self, h: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
         """h (B, T, H), answer_mask (B, T) bool -> (B, T) masked start logits."""
@@ -92,28 +103,32 @@ class SquadHead(nn.Module):
              end_positions: torch.Tensor, is_impossible: torch.Tensor | None = None) -> SquadLoss:
         """Cross-entropy on the start, on the end given the gold start (teacher forcing), and for 2.0
         sigmoid cross-entropy of the null logit against ``is_impossible`` (B,) in {0, 1}."""
-        h = self.dropout(h.float())
+        h = h.float()
         start_logits = self.start_logits(h, answer_mask)  # (B, T)
         start_repr = h[torch.arange(h.shape[0], device=h.device), start_positions][:, None]  # (B, 1, H)
         end_logits = self.end_logits(h, start_repr, answer_mask)[:, 0]  # (B, T)
-        start_loss = F.cross_entropy(start_logits, start_positions)
-        end_loss = F.cross_entropy(end_logits, end_positions)
+        start_loss = F.cross_entropy(start_logits, start_positions, reduction="sum")
+        end_loss = F.cross_entropy(end_logits, end_positions, reduction="sum")
         loss = (start_loss + end_loss) / 2
         answerable_loss = None
         if self.answerable is not None and is_impossible is not None:
-            answerable_loss = F.binary_cross_entropy_with_logits(self.null_logit(h, start_logits), is_impossible.float())
+            answerable_loss = F.binary_cross_entropy_with_logits(self.null_logit(h, start_logits), is_impossible.float(),
+                                                                 reduction="sum")
             loss = loss + self.answerable_weight * answerable_loss
         return SquadLoss(loss, start_loss, end_loss, answerable_loss)
 
     @torch.no_grad()
-    def predict(self, h: torch.Tensor, answer_mask: torch.Tensor, beam: int = 5) -> SquadPrediction:
+    def predict(self, h: torch.Tensor, answer_mask: torch.Tensor, beam: int = 20) -> SquadPrediction:
         """Top-``beam`` starts, and for each the top-``beam`` ends, as log-probabilities."""
         h = h.float()
         K = min(beam, h.shape[1])
         start_logits = self.start_logits(h, answer_mask)  # (B, T)
         start_top_lp, start_top = start_logits.log_softmax(-1).topk(K, dim=-1)  # (B, K)
         start_repr = torch.gather(h, 1, start_top[:, :, None].expand(-1, -1, h.shape[-1]))  # (B, K, H)
-        end_lp = self.end_logits(h, start_repr, answer_mask).log_softmax(-1)  # (B, K, T)
+        # (B, K, T, I) inner activations: a 20 x 20 beam over 512 tokens is big, so a few starts at a time.
+        chunk = max(1, END_CHUNK_ELEMENTS // (h.shape[0] * h.shape[1] * self.end.in_features))
+        end_lp = torch.cat([self.end_logits(h, start_repr[:, i:i + chunk], answer_mask) for i in range(0, K, chunk)],
+                           dim=1).log_softmax(-1)  # (B, K, T)
         end_top_lp, end_top = end_lp.topk(K, dim=-1)  # (B, K, K)
         null = self.null_logit(h, start_logits) if self.answerable is not None else None
         return SquadPrediction(start_top_lp, start_top, end_top_lp, end_top, null)

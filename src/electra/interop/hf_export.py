@@ -85,7 +85,8 @@ def export_hf(src: Path, out_dir: Path, overwrite: bool = False) -> tuple[Path, 
     parts, tok = _export_parts(src)
     pad_id = special_tokens(tok).pad
     with staged_output(out_dir, "export") as tmp:
-        save_tokenizer(tok, tmp / "tokenizer")
+        # Every part shares the embedding block, so one position limit holds for all of them.
+        save_tokenizer(tok, tmp / "tokenizer", model_max_length=_encoder_config(parts[0][2]).max_position)
         for name, kind, module in parts:
             d = tmp / name
             d.mkdir()

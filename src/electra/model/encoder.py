@@ -147,3 +147,13 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def glorot_init(module: nn.Module) -> None:
+    """TensorFlow's default dense initialiser, which the official fine-tuning heads get:
+    Glorot-uniform weights (bound sqrt(6 / (fan_in + fan_out))), zero biases, on every Linear."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,4 +1,6 @@
-"""The BERT masked-LM baseline (15% chosen; 80% [MASK], 10% random, 10% kept) in the same loop.
+"""The masked-LM baseline in the same loop, masked as the paper's BERT baseline: the official
+mask() (15% chosen; 85% [MASK], 15% kept, 0% random). BERT's 80/10/10 is a config choice
+(``train.mask_token_prob=0.8 train.random_token_prob=0.1``).
 
 The model is a ``Generator`` of the discriminator's shape, so at equal FLOPs the comparison with
 ELECTRA is apples to apples; its encoder is what goes on to fine-tuning.

@@ -32,7 +32,7 @@ def save_encoder(encoder: Encoder, tokenizer: tokenizers.Tokenizer, out_dir: Pat
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "electra-encoder"})
     meta = {"encoder": dataclasses.asdict(encoder.config), "vocab_fingerprint": vocab_fingerprint(tokenizer)}
     (tmp / ENCODER_CONFIG).write_text(json.dumps(meta, indent=2))
-    save_tokenizer(tokenizer, tmp / "tokenizer")
+    save_tokenizer(tokenizer, tmp / "tokenizer", model_max_length=encoder.config.max_position)
     commit_dir(tmp, out_dir)
     return Path(out_dir)
 

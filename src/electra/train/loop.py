@@ -42,7 +42,7 @@ from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint)
 from .encoder_io import save_encoder
-from .flops import train_flops_per_step
+from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
 from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
 
@@ -219,7 +219,8 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
     step_fn = torch.compile(step_module) if tc.compile else step_module
 
     total_steps = tc.total_steps(T)
-    flops_per_step = train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)
+    flops_per_step = official_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T)  # logged, as the paper counts
+    matmul_per_step = matmul_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)  # for MFU
     if is_main:
         acquire_lock(run_dir)  # creates and marks the run folder; a second process on it refuses here
         (run_dir / "config.json").write_text(cfg.to_json())
@@ -227,7 +228,8 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
         print(f"model: {tc.objective} | discriminator/kept encoder {count_parameters(kept_encoder(model)) / 1e6:.2f}M params"
               f" | total {count_parameters(model) / 1e6:.2f}M | device {device} | {'bf16' if bf16 else 'fp32'}"
               f" | {len(train_data):,} train examples x {T} tokens | {world} rank(s)")
-        print(f"training FLOPs per step (analytic): {flops_per_step:.4g} ({flops_per_step / (tc.batch_size * T):.4g} per token)"
+        print(f"training FLOPs per step (official counter): {flops_per_step:.4g} ({flops_per_step / (tc.batch_size * T):.4g} "
+              f"per token; matmuls of our implementation {matmul_per_step:.4g})"
               f"; budget {total_steps:,} steps" + (f" or {tc.max_minutes} min" if tc.max_minutes else ""))
         if ckpt is not None:
             print(f"resumed from {ckpt} at step {step}")
@@ -309,7 +311,7 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
                     tps = interval_steps * tc.batch_size * T / max(dt, 1e-9)
                     last_train.update(lr=lr, grad_norm=float(last_norm), tokens_per_s=tps, tokens=tokens_seen,
                                       flops=step * flops_per_step, elapsed_s=elapsed_before + time.time() - session_t0,
-                                      mfu=(tps / (tc.batch_size * T) * flops_per_step / world / peak) if peak else None)
+                                      mfu=(tps / (tc.batch_size * T) * matmul_per_step / world / peak) if peak else None)
                     if is_main:
                         logger.log(last_train)
                         tqdm.write(format_line(last_train), file=sys.stdout)
