@@ -5,31 +5,36 @@ with the data already on the device, in the same process:
 
     python benchmarks/pretrain_step.py --shape small --batch 128 --seq 128            # the paper's Small
     python benchmarks/pretrain_step.py --shape base --batch 128 --seq 128 --compile
-    python benchmarks/pretrain_step.py --shape debug --batch 8 --seq 64 --device cpu  # smoke run on a CPU
+    python benchmarks/pretrain_step.py --shape small --batch 32 --seq 128 --device cpu  # a CPU
+    python benchmarks/pretrain_step.py --shape mini --batch 32 --seq 128 --device cpu --vs-fp32
 
-Prints tokens/s, step time, model TFLOP/s (matmul-only count of `electra.train.flops`), MFU against
-the GPU's dense bf16 peak, peak memory, and the ratio to the peer.
+Both steps run at the precision the tool picks on the device (`train.precision=auto`: bf16
+autocast on a GPU or a CPU with bf16 units, else fp32; `--precision` forces one). Prints tokens/s,
+step time (median of the timed steps), model TFLOP/s (matmul-only count of `electra.train.flops`),
+its fraction of the peak (a GPU's datasheet bf16 peak; on a CPU the bf16 and fp32 matmul peaks
+measured first in the same run), and the ratio to the peer. `--vs-fp32` also times our step in
+fp32 without compile (the tool before bf16/compile on CPU), for a ratio inside one process.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
+import statistics
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from electra.config import load_config
+from electra.config import MODEL_PRESETS, load_config
 from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
 from electra.objectives.sampling import gumbel_sample
 from electra.objectives.task import PretrainingStep
 from electra.train.flops import matmul_train_flops_per_step
-from electra.train.loop import _peak_flops
+from electra.train.loop import _peak_flops, autocast, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, param_groups
 
 SPECIAL = SpecialTokens(pad=0, unk=100, cls=101, sep=102, mask=103)
@@ -47,7 +52,7 @@ def synthetic_batch(batch: int, seq: int, vocab: int, device) -> dict[str, torch
             "attention_mask": torch.ones_like(ids, dtype=torch.bool).to(device)}
 
 
-def ours(cfg, batch, device, compile_: bool):
+def ours(cfg, batch, device, compile_: bool, bf16: bool):
     model = ElectraPair(cfg.model).to(device)
     step_module = PretrainingStep(model, cfg.train, SPECIAL, cfg.train.max_predictions(batch["input_ids"].shape[1]))
     fwd = torch.compile(step_module) if compile_ else step_module
@@ -56,7 +61,8 @@ def ours(cfg, batch, device, compile_: bool):
 
     def step():
         gen.manual_seed(0)
-        out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
+        with autocast(device, bf16):  # around the forward only, as the training loop does
+            out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
@@ -64,7 +70,7 @@ def ours(cfg, batch, device, compile_: bool):
     return step
 
 
-def peer(cfg, batch, device, compile_: bool):
+def peer(cfg, batch, device, compile_: bool, bf16: bool):
     """The step as a user would write it on top of transformers (SDPA, fused AdamW, shared embeddings)."""
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
@@ -101,7 +107,8 @@ def peer(cfg, batch, device, compile_: bool):
     fwd = torch.compile(forward) if compile_ else forward
 
     def step():
-        loss = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
+        with autocast(device, bf16):
+            loss = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -109,76 +116,110 @@ def peer(cfg, batch, device, compile_: bool):
     return step
 
 
-def time_step(step, device, warmup: int, iters: int, bf16: bool) -> tuple[float, float]:
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+def time_step(step, device, warmup: int, iters: int) -> tuple[float, float]:
+    """Median seconds per step over ``iters`` timed steps (robust to a shared machine's noise), peak GiB."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with autocast:
-        for _ in range(warmup):
-            step()
-        sync()
+    times = []
+    for _ in range(warmup):
+        step()
+    sync()
+    for _ in range(iters):
         t0 = time.perf_counter()
-        for _ in range(iters):
-            step()
+        step()
         sync()
-    dt = (time.perf_counter() - t0) / iters
+        times.append(time.perf_counter() - t0)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return dt, mem
+    return statistics.median(times), mem
+
+
+def matmul_peak(dtype: torch.dtype, iters: int = 20) -> float:
+    """Measured CPU matmul FLOP/s on ELECTRA-Small's FFN shapes (4096x256 @ 256x1024 and back), best of runs."""
+    g = torch.Generator().manual_seed(0)
+    best = 0.0
+    for m, k, n in ((4096, 256, 1024), (4096, 1024, 256)):
+        a, b = torch.randn(m, k, generator=g).to(dtype), torch.randn(k, n, generator=g).to(dtype)
+        for _ in range(3):
+            a @ b
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                a @ b
+            best = max(best, 2 * m * k * n * iters / (time.perf_counter() - t0))
+    return best
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shape", default="small", choices=["debug", "small", "base", "large"])
+    ap.add_argument("--shape", default="small", choices=list(MODEL_PRESETS))
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--vs-fp32", action="store_true", help="also time our step in fp32, eager (the CPU default before)")
+    ap.add_argument("--vs-eager", action="store_true", help="with --compile, also time our step without compile")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--profile", metavar="TRACE.json",
                     help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
     ap.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON (runs/gpu.sh reads it)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
-    bf16 = device.type == "cuda"
     cfg = load_config(a.shape)
+    bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
     flops = matmul_train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
-    peak = _peak_flops(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{name} | {a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | compile {a.compile} | "
           f"{flops:.3g} matmul training FLOPs per step (analytic)")
+    if device.type == "cuda":
+        peaks = {True: (_peak_flops(device), "GPU bf16 datasheet peak")}
+        peaks[False] = peaks[True]
+    else:
+        peaks = {True: (matmul_peak(torch.bfloat16), "measured bf16 matmul peak"),
+                 False: (matmul_peak(torch.float32), "measured fp32 matmul peak")}
+        print(f"measured matmul peak: bf16 {peaks[True][0] / 1e12:.2f} TFLOP/s | fp32 {peaks[False][0] / 1e12:.2f} TFLOP/s")
+    runs = [("ours", ours, bf16, a.compile), ("transformers", peer, bf16, a.compile)]
+    runs = [r for r in runs if not (r[0] == "transformers" and a.no_peer)]
+    if a.vs_eager and a.compile:
+        runs.append(("ours eager", ours, bf16, False))
+    if a.vs_fp32:
+        runs.append(("ours fp32 eager", ours, False, False))
     results, record = {}, {}
-    for label, build in (("ours", ours), ("transformers", peer)):
-        if label == "transformers" and a.no_peer:
-            continue
+    for label, build, run_bf16, run_compile in runs:
         try:
-            dt, mem = time_step(build(cfg, batch, device, a.compile), device, a.warmup, a.iters, bf16)
+            dt, mem = time_step(build(cfg, batch, device, run_compile, run_bf16), device, a.warmup, a.iters)
         except torch.cuda.OutOfMemoryError:
-            print(f"{label:>13}: out of memory")
+            print(f"{label}: out of memory")
             record[label] = {"out_of_memory": True}
             continue
         results[label] = dt
         tflops = flops / dt / 1e12
-        mfu = f"{flops / dt / peak:.1%}" if peak else "n/a"
-        print(f"{label:>13}: {a.batch * a.seq / dt:12,.0f} tokens/s | {dt * 1e3:8.2f} ms/step | {tflops:7.2f} TFLOP/s"
-              f" | MFU {mfu} | peak mem {mem:.2f} GiB")
+        peak, peak_name = peaks[run_bf16]
+        frac = f"{flops / dt / peak:.1%} of {peak_name}" if peak else "peak n/a"
+        print(f"{label}: {a.batch * a.seq / dt:,.0f} tokens/s | {dt * 1e3:.2f} ms/step | {tflops:.3f} TFLOP/s"
+              f" | {frac} | peak mem {mem:.2f} GiB")
         record[label] = {"out_of_memory": False, "tokens_per_s": a.batch * a.seq / dt, "ms_per_step": dt * 1e3,
-                         "tflops": tflops, "mfu": flops / dt / peak if peak else None,
+                         "tflops": tflops, "mfu": flops / dt / peak if peak else None, "peak_name": peak_name,
                          "peak_mem_gib": None if math.isnan(mem) else mem}
         del build
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    if len(results) == 2:
+    if "ours" in results and "transformers" in results:
         print(f"speed-up over transformers: {results['transformers'] / results['ours']:.2f}x")
+    for other in ("ours eager", "ours fp32 eager"):
+        if "ours" in results and other in results:
+            print(f"speed-up over {other}: {results[other] / results['ours']:.2f}x")
     if a.json:
+        both = "ours" in results and "transformers" in results
         a.json.write_text(json.dumps({
             "device": name, "torch": torch.__version__, "shape": a.shape, "batch": a.batch, "seq": a.seq,
             "precision": "bf16" if bf16 else "fp32", "compile": a.compile, "iters": a.iters, "warmup": a.warmup,
-            "flops_per_step": flops, "peak_flops": peak, "results": record,
-            "speedup": results["transformers"] / results["ours"] if len(results) == 2 else None}, indent=2) + "\n")
+            "flops_per_step": flops, "peak_flops": peaks[bf16][0], "results": record,
+            "speedup": results["transformers"] / results["ours"] if both else None}, indent=2) + "\n")
     if a.profile:
         profile_ours(cfg, batch, device, a.compile, bf16, a.profile)
 
@@ -187,17 +228,15 @@ def profile_ours(cfg, batch, device, compile_: bool, bf16: bool, trace: str) -> 
     """Where the time goes: PyTorch profiler over a few warmed-up steps of ours."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = ours(cfg, batch, device, compile_)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    step = ours(cfg, batch, device, compile_, bf16)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with autocast:
+    for _ in range(3):
+        step()
+    with profile(activities=activities) as prof:
         for _ in range(3):
             step()
-        with profile(activities=activities) as prof:
-            for _ in range(3):
-                step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=25))
     prof.export_chrome_trace(trace)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,18 @@ def synthetic_corpus(n_docs: int = 120, seed: int = 0) -> str:
                  for _ in range(rng.randint(3, 12))]
         docs.append("\n".join(lines))
     return "\n\n".join(docs) + "\n"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: thread hand-offs cost more than they save,
+    badly so on a busy 2-core box. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +66,33 @@ def tiny_data(tiny_corpus, tiny_tokenizer, tmp_path_factory) -> Path:
 
 def tiny_overrides(**extra) -> dict:
     """Config overrides for a fast CPU run on ``tiny_data`` (debug preset, shrunk further)."""
+    # fp32 pinned: `auto` is bf16 on a CPU with bf16 units, and these runs compare exact values.
     train = dict(batch_size=16, max_steps=30, warmup_steps=5, learning_rate=2e-3, log_every=1, eval_every=10,
-                 eval_batches=2, save_every=10, keep_checkpoints=0, device="cpu")
+                 eval_batches=2, save_every=10, keep_checkpoints=0, device="cpu", precision="fp32")
     model = dict(hidden_size=32, num_layers=2, num_heads=2, ffn_size=64, embedding_size=32, max_position=64)
     for k, v in extra.items():
         section, key = k.split("__")
         (train if section == "train" else model)[key] = v
     return {"train": train, "model": model}
+
+
+@contextlib.contextmanager
+def linear_output_dtypes() -> Iterator[set]:
+    """Collect ``(module.training, output dtype)`` of every ``nn.Linear`` call inside the block.
+
+    Proof that a bf16 run computed in bf16 which holds on every run: a tiny model's loss may
+    round to the same float32 number in both precisions, so comparing numbers proves nothing.
+    """
+    import torch
+
+    seen: set = set()
+
+    def hook(module, args, out):
+        if isinstance(module, torch.nn.Linear):
+            seen.add((module.training, out.dtype))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()

@@ -14,7 +14,14 @@ def test_presets_have_paper_generator_shapes():
     large = load_config("large").model.generator()
     assert (large.hidden_size, large.num_heads, large.ffn_size, large.num_layers) == (256, 4, 1024, 24)
     assert load_config("large").train.mask_prob == 0.25
-    assert set(MODEL_PRESETS) == {"debug", "small", "base", "large"}
+    assert set(MODEL_PRESETS) == {"debug", "mini", "small", "base", "large"}
+
+
+def test_mini_preset_is_bert_mini_with_a_quarter_width_generator():
+    mini = load_config("mini").model
+    d, g = mini.discriminator(), mini.generator()
+    assert (d.num_layers, d.hidden_size, d.num_heads, d.ffn_size, d.embedding_size) == (4, 256, 4, 1024, 128)
+    assert (g.num_layers, g.hidden_size, g.num_heads, g.ffn_size, g.embedding_size) == (4, 64, 1, 256, 128)
 
 
 def test_unknown_key_is_an_error():

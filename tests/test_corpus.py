@@ -4,11 +4,11 @@ import gzip
 
 import pytest
 
-from electra.data.corpus import find_text_files, iter_documents
+from electra.data.corpus import find_corpus_files, iter_documents
 from electra.errors import UserError
 
 
-def test_find_text_files_recursive_sorted_and_filtered(tmp_path):
+def test_find_corpus_files_recursive_sorted_and_filtered(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "deep").mkdir(parents=True)
     (tmp_path / "b" / "z.txt").write_text("z\n")
@@ -16,31 +16,31 @@ def test_find_text_files_recursive_sorted_and_filtered(tmp_path):
     (tmp_path / "a" / "x.txt").write_text("x\n")
     (tmp_path / "a" / "notes.md").write_text("not a corpus file\n")
     (tmp_path / "a" / "empty.txt").write_text("")
-    files = find_text_files(tmp_path)
+    files = find_corpus_files(tmp_path)
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a/deep/y.txt.gz", "a/x.txt", "b/z.txt"]
-    assert find_text_files(tmp_path / "a" / "x.txt") == [tmp_path / "a" / "x.txt"]
+    assert find_corpus_files(tmp_path / "a" / "x.txt") == [tmp_path / "a" / "x.txt"]
 
 
 @pytest.mark.parametrize(
     "setup, message",
     [
         (lambda p: None, "does not exist"),
-        (lambda p: p.mkdir(), "no .txt or .txt.gz files"),
-        (lambda p: (p.mkdir(), (p / "a.txt").write_text(""), (p / "b.txt.gz").write_bytes(gzip.compress(b""))), "all 2 text files are empty"),
+        (lambda p: p.mkdir(), "holds no corpus files"),
+        (lambda p: (p.mkdir(), (p / "a.txt").write_text(""), (p / "b.txt.gz").write_bytes(gzip.compress(b""))), "all 2 corpus files are empty"),
     ],
 )
-def test_find_text_files_errors(tmp_path, setup, message):
+def test_find_corpus_files_errors(tmp_path, setup, message):
     path = tmp_path / "corpus"
     setup(path)
     with pytest.raises(UserError, match=message) as e:
-        find_text_files(path)
+        find_corpus_files(path)
     assert str(path) in str(e.value)
 
 
-def test_find_text_files_rejects_other_file_types(tmp_path):
+def test_find_corpus_files_rejects_other_file_types(tmp_path):
     (tmp_path / "data.csv").write_text("a,b\n")
-    with pytest.raises(UserError, match="not a .txt or .txt.gz file"):
-        find_text_files(tmp_path / "data.csv")
+    with pytest.raises(UserError, match="not a corpus file"):
+        find_corpus_files(tmp_path / "data.csv")
 
 
 def test_documents_split_on_blank_lines_and_file_ends(tmp_path):

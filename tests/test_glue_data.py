@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from electra.errors import UserError
-from electra.finetune.batching import cached_features, collate, tokenize_split
+from electra.finetune.batching import Features, cached_features, collate, tokenize_split, train_batches
 from electra.finetune.glue import resolve_tasks
 from electra.finetune.glue_tasks import TASKS, get_task, load_dev, load_tests, load_train, read_split
 from electra.paths import data_dir
@@ -242,3 +242,25 @@ def test_feature_cache_is_reused_not_retokenized(tmp_path, monkeypatch):
     assert again.ids.tolist() == first.ids.tolist() and again.labels.tolist() == [1, 0]
     with pytest.raises(AssertionError):  # another max length is another key
         cached_features(split, tok, 64, tmp_path / "cache")
+
+
+def test_length_grouped_batches_cover_the_epoch_once_with_less_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 120, size=1000)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    feats = Features(np.ones(starts[-1], dtype=np.int32), starts, np.full(1000, 3, dtype=np.int32),
+                     np.arange(1000, dtype=np.int64))
+
+    def epoch(group, seed):
+        batches = list(train_batches(feats, 32, 0, np.random.default_rng(seed), group))
+        return [b["labels"].numpy() for b in batches], sum(b["input_ids"].numel() for b in batches)
+
+    plain, plain_cells = epoch(0, 1)
+    grouped, grouped_cells = epoch(10, 1)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(1000))  # every example once
+    assert len(grouped) == len(plain) == 32
+    assert grouped_cells < 0.7 * plain_cells  # padded (B, T) cells: far fewer when grouped
+    assert plain_cells == sum(32 * lengths[b].max() for b in plain[:-1]) + len(plain[-1]) * lengths[plain[-1]].max()
+    spread = [lengths[b].max() - lengths[b].min() for b in grouped]
+    assert np.median(spread) < 20  # similar lengths within a batch (lengths span 5-119)
+    assert [b.tolist() for b in epoch(10, 2)[0]] != [b.tolist() for b in grouped]  # the order is random

@@ -26,13 +26,7 @@ needs_glue = pytest.mark.skipif(not (GLUE / "SST-2" / "train.tsv").is_file() or 
 FAST = {"learning_rate": "1e-3", "layer_decay": "1.0"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices: thread hand-offs cost more than they save, badly so on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

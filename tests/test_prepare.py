@@ -8,7 +8,7 @@ import pytest
 from conftest_data import train_tiny_tokenizer, write_corpus
 
 import electra.data.prepare as prepare_mod
-from electra.data.corpus import find_text_files, iter_documents
+from electra.data.corpus import find_corpus_files, iter_documents
 from electra.data.prepare import is_heldout, prepare_corpus
 from electra.data.shards import PretrainingData
 from electra.data.tokenizer import load_tokenizer, train_tokenizer, vocab_fingerprint
@@ -42,7 +42,7 @@ def test_counts_layout_and_no_token_lost(corpus, tokenizer_dir, tmp_path):
     out = tmp_path / "ds"
     s = prepare_corpus(corpus, tokenizer_dir, out, max_length=512, seed=0, heldout_fraction=0.1, show_progress=False)
     tok = load_tokenizer(tokenizer_dir)
-    docs = list(iter_documents(find_text_files(corpus)))
+    docs = list(iter_documents(find_corpus_files(corpus)))
     assert s.documents == len(docs) == 70
     assert s.lines == sum(map(len, docs))
     assert s.tokens == sum(len(tok.encode(line, add_special_tokens=False).ids) for d in docs for line in d)
@@ -175,7 +175,7 @@ def test_real_gutenberg_books(tmp_path):
     few.mkdir()
     for f in sorted(books.glob("*.txt.gz"))[:3]:
         (few / f.name).symlink_to(f)
-    tok = train_tokenizer(find_text_files(few), tmp_path / "tok", vocab_size=3000, show_progress=False)
+    tok = train_tokenizer(find_corpus_files(few), tmp_path / "tok", vocab_size=3000, show_progress=False)
     s = prepare_corpus(few, tmp_path / "tok", tmp_path / "ds", max_length=128, show_progress=False)
     assert s.documents > 1000 and s.tokens > 100_000 and s.heldout_documents >= 1
     assert 0.0 < s.padding_fraction < 1.0

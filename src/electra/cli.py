@@ -5,7 +5,8 @@
     electra pretrain DATA RUN               ELECTRA (or --objective mlm) pretraining
     electra demo [OUT]                      the whole pipeline on a built-in corpus, in minutes on a CPU
     electra export RUN OUT                  HuggingFace transformers directories
-    electra finetune / evaluate             GLUE and SQuAD
+    electra finetune / evaluate             GLUE, SQuAD and your own tasks (--task custom)
+    electra predict FINETUNED IN --out OUT  label new rows with a fine-tuned classifier
     electra experiment DATA OUT             ELECTRA vs MLM at matched FLOPs, GLUE against FLOPs
 
 User errors print one line ``error: ...`` and exit with code 2; SIGINT/SIGTERM during pretraining
@@ -27,31 +28,39 @@ MAX_VOCAB_SIZE = 1_000_000
 
 def _add_tokenizer(sub) -> None:
     p = sub.add_parser("tokenizer", help="train a WordPiece vocabulary (BERT uncased style) on a corpus")
-    p.add_argument("corpus", type=Path, help=".txt / .txt.gz file or a folder of them")
+    p.add_argument("corpus", type=Path, help=".txt(.gz), .jsonl(.gz), .parquet, a datasets save_to_disk folder, "
+                                             "or a folder of them")
     p.add_argument("out", type=Path, help="output folder (tokenizer.json, vocab.txt)")
     p.add_argument("--vocab-size", type=int_in(6, MAX_VOCAB_SIZE), default=30522)
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case, strip accents)")
     p.add_argument("--min-frequency", type=nonnegative_int, default=2)
     p.add_argument("--max-line-chars", type=positive_int, default=100_000, help="reject lines longer than this")
+    _add_text_field(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds an earlier electra tokenizer")
     p.set_defaults(func=_run_tokenizer)
 
 
+def _add_text_field(p) -> None:
+    p.add_argument("--text-field", default="text", help="text field of .jsonl records / column of .parquet and "
+                                                         "datasets folders (default: text)")
+
+
 def _run_tokenizer(a) -> int:
-    from .data.corpus import find_text_files
+    from .data.corpus import find_corpus_files
     from .data.tokenizer import train_tokenizer
     from .outputs import check_output
 
     check_output(a.out, [("corpus", a.corpus)], overwrite=a.overwrite)
-    tok = train_tokenizer(find_text_files(a.corpus), a.out, vocab_size=a.vocab_size, lowercase=not a.cased,
-                          strip_accents=not a.cased, min_frequency=a.min_frequency, max_line_chars=a.max_line_chars)
+    tok = train_tokenizer(find_corpus_files(a.corpus), a.out, vocab_size=a.vocab_size, lowercase=not a.cased,
+                          strip_accents=not a.cased, min_frequency=a.min_frequency, max_line_chars=a.max_line_chars,
+                          text_field=a.text_field)
     print(f"wrote {a.out}/tokenizer.json and vocab.txt ({tok.get_vocab_size():,} tokens)")
     return 0
 
 
 def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="tokenize and pack a corpus into memory-mapped shards")
-    p.add_argument("corpus", type=Path)
+    p.add_argument("corpus", type=Path, help="corpus file or folder (formats as for `electra tokenizer`)")
     p.add_argument("tokenizer", type=Path, help="folder with tokenizer.json / vocab.txt, or a vocab.txt file")
     p.add_argument("out", type=Path)
     p.add_argument("--max-length", type=int_in(8, 512), default=128, help="128 for small, 512 for base/large")
@@ -63,6 +72,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--file-per-document", action="store_true",
                    help="each file is one document and blank lines are paragraph breaks (books); "
                         "default: blank lines separate documents")
+    _add_text_field(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds an earlier electra dataset")
     p.set_defaults(func=_run_prepare)
 
@@ -72,7 +82,8 @@ def _run_prepare(a) -> int:
 
     s = prepare_corpus(a.corpus, a.tokenizer, a.out, max_length=a.max_length, seed=a.seed,
                        heldout_fraction=a.heldout_fraction, examples_per_shard=a.examples_per_shard,
-                       max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document)
+                       max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document,
+                       text_field=a.text_field)
     print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train + {s.heldout_examples:,} "
           f"held-out examples of {s.max_length}; {s.dropped_tokens:,} tokens cut by truncation; "
           f"padding {s.padding_fraction:.1%}; "

@@ -99,6 +99,7 @@ class ModelConfig(EncoderConfig):
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "debug": dict(hidden_size=64, num_layers=2, num_heads=2, ffn_size=256, embedding_size=64,
                   max_position=128, generator_fraction=0.25),
+    "mini": dict(hidden_size=256, num_layers=4, num_heads=4, ffn_size=1024, embedding_size=128, generator_fraction=0.25),
     "small": dict(),
     "base": dict(hidden_size=768, num_heads=12, ffn_size=3072, embedding_size=768, generator_fraction=1 / 3),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, ffn_size=4096, embedding_size=1024),
@@ -144,7 +145,8 @@ class TrainConfig:
     """How many of the newest checkpoints to keep (0 keeps all)."""
     seed: int = 0
     precision: str = "auto"
-    """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""
+    """``auto`` (bf16 autocast on CUDA, and on a CPU with bf16 units, AMX or AVX-512 BF16, for models
+    at least 256 wide; else fp32), ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32."""
     device: str = "auto"
     compile: bool = False
     activation_checkpointing: bool = False
@@ -201,6 +203,8 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # larger, which made the tiny discriminator collapse to "all original" with a short warmup.
     "debug": dict(learning_rate=1e-3, warmup_steps=800, batch_size=32, max_steps=1000, log_every=10,
                   eval_every=200, eval_batches=5, save_every=200),
+    # BERT-Mini's shape for CPU-scale work: a CPU-sized batch, warmup ~ 1 / (1 - beta2) as for debug.
+    "mini": dict(batch_size=32, warmup_steps=1000, log_every=50, eval_every=500, eval_batches=10, save_every=1000),
     "small": dict(),
     "base": dict(learning_rate=2e-4, batch_size=256, max_steps=766_000),
     "large": dict(learning_rate=2e-4, batch_size=2048, max_steps=400_000, mask_prob=0.25),

@@ -100,11 +100,11 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
     Everything is built in a temporary sibling of ``out`` and moved into place at the end
     (``electra.outputs``): an earlier demo folder is replaced only with ``overwrite``.
     """
-    from .data.corpus import find_text_files
+    from .data.corpus import find_corpus_files
 
     out = Path(out)
     check_output(out, [("corpus", corpus)], overwrite=overwrite)
-    files = find_text_files(corpus) if corpus is not None else None
+    files = find_corpus_files(corpus) if corpus is not None else None
     pairs = ["model.dropout=0.0", f"train.max_steps={steps}",
              f"train.max_minutes={minutes}", "train.log_every=50", "train.eval_every=250", "train.eval_batches=8",
              "train.save_every=250", "train.keep_checkpoints=1", *(overrides or [])]
@@ -116,10 +116,11 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
 def _run_demo(out: Path, work: Path, corpus: Path | None, files: list[Path] | None, pairs: list[str], steps: int,
               minutes: float | None, vocab_size: int, show_progress: bool) -> dict:
     """The demo's five stages, written into ``work`` (renamed to ``out`` by the caller)."""
-    from .data.corpus import find_text_files
+    from .data.corpus import find_corpus_files
     from .data.prepare import prepare_corpus
     from .data.tokenizer import train_tokenizer
     from .report import plot_run, summarize
+    from .rtd_examples import format_examples, plot_examples, rtd_examples, use_color
     from .train.logger import read_metrics
     from .train.loop import pretrain
 
@@ -129,7 +130,7 @@ def _run_demo(out: Path, work: Path, corpus: Path | None, files: list[Path] | No
         corpus = write_builtin_corpus(work / "corpus" / "python_docs.txt")
         print(f"built-in corpus: Python's reference topics + docstrings of the standard library, numpy, matplotlib -> "
               f"{out / 'corpus' / corpus.name} ({corpus.stat().st_size / 1e6:.1f} MB)")
-        files = find_text_files(corpus)
+        files = find_corpus_files(corpus)
 
     print(f"== 2/5 tokenizer (WordPiece, {vocab_size} tokens)")
     tok = train_tokenizer(files, work / "tokenizer", vocab_size=vocab_size, show_progress=show_progress)
@@ -151,10 +152,16 @@ def _run_demo(out: Path, work: Path, corpus: Path | None, files: list[Path] | No
     evals = [r for r in read_metrics(work / "run") if r.get("split") == "heldout"]
     text, learned = summarize(result.final_eval, evals[0] if len(evals) > 1 else None)
     png = plot_run(work / "run", work / "report.png")
-    (work / "report.txt").write_text(text + "\n")
+    examples = rtd_examples(work / "run", work / "data")
+    shown = format_examples(examples, color=False)
+    examples_png = plot_examples(examples, work / "replacements.png")
+    (work / "report.txt").write_text(text + "\n\n" + shown + "\n")
     summary = {"learned": learned, "heldout": result.final_eval, "train": result.final_train, "steps": result.steps,
                "prepare": s.__dict__, "seconds": time.time() - t0}
     (work / "report.json").write_text(json.dumps(summary, indent=2))
     print(text)
-    print(f"plot: {out / png.name}\nencoder for fine-tuning: {out / 'run' / 'final'}\ntotal {time.time() - t0:.0f} s")
+    print()
+    print(format_examples(examples, color=True) if use_color() else shown)
+    print(f"plots: {out / png.name}, {out / examples_png.name}\nencoder for fine-tuning: {out / 'run' / 'final'}\n"
+          f"total {time.time() - t0:.0f} s")
     return summary

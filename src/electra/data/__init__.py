@@ -6,7 +6,7 @@
 which this package import deliberately does not pull in).
 """
 
-from electra.data.corpus import find_text_files, iter_documents
+from electra.data.corpus import find_corpus_files, iter_documents
 from electra.data.packing import PackedExample, pack_documents
 from electra.data.prepare import PrepareSummary, prepare_corpus
 from electra.data.shards import PretrainingData
@@ -24,7 +24,7 @@ __all__ = [
     "PrepareSummary",
     "PretrainingData",
     "SpecialTokens",
-    "find_text_files",
+    "find_corpus_files",
     "iter_documents",
     "load_tokenizer",
     "pack_documents",

@@ -1,9 +1,11 @@
 """Raw-text corpora: find the files, stream them as documents, reject bad input early.
 
-A corpus is one ``.txt`` / ``.txt.gz`` file or a folder of them (searched recursively). Inside a
-file, blank lines separate documents and every other line is one unit of text (a sentence or a
-wrapped line of a paragraph). Files are streamed line by line with a bounded read size, so a
-100 MB file, or a 1 GB file with no newline in it, never sits in memory whole.
+A corpus is one file or a folder searched recursively, possibly mixing formats: ``.txt`` /
+``.txt.gz`` text, ``.jsonl`` / ``.jsonl.gz`` and ``.parquet`` records, and ``datasets``
+``save_to_disk`` folders (the last three read by :mod:`electra.data.records`, one document per
+record). Inside a text file, blank lines separate documents and every other line is one unit of
+text (a sentence or a wrapped line of a paragraph). Files are streamed line by line with a bounded
+read size, so a 100 MB file, or a 1 GB file with no newline in it, never sits in memory whole.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from electra.data.records import DEFAULT_TEXT_FIELD, is_datasets_dir, is_record_source, iter_record_documents
 from electra.errors import UserError
 
 #: Longest line accepted by default, in characters; longer ones almost always mean a file that
@@ -22,10 +25,18 @@ from electra.errors import UserError
 DEFAULT_MAX_LINE_CHARS = 100_000
 
 
+#: What a corpus may hold, for error messages.
+FORMATS = ".txt, .txt.gz, .jsonl, .jsonl.gz, .parquet or a datasets save_to_disk folder"
+
+
 def is_text_file(path: Path) -> bool:
     """True for names ending in ``.txt`` or ``.txt.gz`` (case-insensitive)."""
     name = path.name.lower()
     return name.endswith(".txt") or name.endswith(".txt.gz")
+
+
+def is_corpus_file(path: Path) -> bool:
+    return is_text_file(path) or is_record_source(path)
 
 
 def _has_content(path: Path) -> bool:
@@ -43,34 +54,48 @@ def _has_content(path: Path) -> bool:
         return True  # corrupt or unreadable: let iter_documents report it with the full reason
 
 
-def find_text_files(path: Path) -> list[Path]:
-    """The corpus files under ``path``, sorted so every run reads them in the same order.
+def _walk(folder: Path) -> Iterator[Path]:
+    """Corpus files and ``save_to_disk`` folders under ``folder``; a dataset folder is not entered."""
+    for child in folder.iterdir():
+        if is_datasets_dir(child):
+            yield child
+        elif child.is_dir():
+            yield from _walk(child)
+        elif child.is_file() and is_corpus_file(child):
+            yield child
+
+
+def find_corpus_files(path: Path) -> list[Path]:
+    """The corpus sources under ``path``, sorted so every run reads them in the same order.
 
     Args:
-        path: a ``.txt`` or ``.txt.gz`` file, or a folder searched recursively for them.
+        path: a corpus file (see ``FORMATS``), a ``save_to_disk`` folder, or a folder searched
+            recursively for both.
 
     Returns:
         list[Path], sorted by path; empty files are kept out.
 
     Raises:
-        UserError: the path does not exist, is a file of another type, is a folder with no text
+        UserError: the path does not exist, is a file of another type, is a folder with no corpus
             files, or every file found is empty.
     """
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: corpus path does not exist")
+    if is_datasets_dir(path):
+        return [path]
     if path.is_file():
-        if not is_text_file(path):
-            raise UserError(f"{path}: not a .txt or .txt.gz file")
+        if not is_corpus_file(path):
+            raise UserError(f"{path}: not a corpus file (expected {FORMATS})")
         files = [path]
     else:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and is_text_file(p))
+        files = sorted(_walk(path))
         if not files:
-            raise UserError(f"{path}: folder holds no .txt or .txt.gz files")
-    nonempty = [p for p in files if _has_content(p)]
+            raise UserError(f"{path}: folder holds no corpus files ({FORMATS})")
+    nonempty = [p for p in files if p.is_dir() or _has_content(p)]
     if not nonempty:
         what = ("file is empty or holds only whitespace" if len(files) == 1
-                else f"all {len(files)} text files are empty or hold only whitespace")
+                else f"all {len(files)} corpus files are empty or hold only whitespace")
         raise UserError(f"{path}: {what}")
     return nonempty
 
@@ -154,14 +179,17 @@ def iter_lines(path: Path, max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iter
 
 
 def iter_documents(
-    files: Sequence[Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS, file_is_document: bool = False
+    files: Sequence[Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS, file_is_document: bool = False,
+    text_field: str = DEFAULT_TEXT_FIELD,
 ) -> Iterator[list[str]]:
     """Stream every document of every file, in file order.
 
-    Blank (or whitespace-only) lines separate documents, and the end of a file ends the document
-    in progress, so no document spans two files. With ``file_is_document`` blank lines are only
-    paragraph breaks and each file is one document: right for books (e.g. Project Gutenberg
-    e-texts), whose blank lines separate paragraphs, not documents.
+    In text files blank (or whitespace-only) lines separate documents, and the end of a file ends
+    the document in progress, so no document spans two files. With ``file_is_document`` blank
+    lines are only paragraph breaks and each text file is one document: right for books (e.g.
+    Project Gutenberg e-texts), whose blank lines separate paragraphs, not documents. In JSON
+    Lines, Parquet and ``datasets`` sources each record is one document, its ``text_field`` split
+    into lines (``file_is_document`` does not apply).
 
     Yields:
         list[str]: one document, its stripped non-empty lines in order (never empty).
@@ -170,8 +198,12 @@ def iter_documents(
         UserError naming the file on bad input; see :func:`iter_lines`.
     """
     for path in files:
+        path = Path(path)
+        if is_record_source(path):
+            yield from iter_record_documents(path, text_field, max_line_chars)
+            continue
         doc: list[str] = []
-        for line in iter_lines(Path(path), max_line_chars):
+        for line in iter_lines(path, max_line_chars):
             if line:
                 doc.append(line)
             elif doc and not file_is_document:

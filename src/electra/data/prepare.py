@@ -24,7 +24,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, find_text_files, iter_documents
+from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, find_corpus_files, iter_documents
+from electra.data.records import DEFAULT_TEXT_FIELD, source_bytes
 from electra.data.packing import ExamplePacker
 from electra.data.shards import DatasetMeta, ShardWriter, ids_dtype, write_meta
 from electra.data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
@@ -114,11 +115,12 @@ def prepare_corpus(
     file_is_document: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
+    text_field: str = DEFAULT_TEXT_FIELD,
 ) -> PrepareSummary:
     """Tokenize, pack and shard a raw text corpus into ``out_dir``.
 
     Args:
-        corpus: a ``.txt`` / ``.txt.gz`` file or a folder of them (blank lines separate documents).
+        corpus: a corpus file or folder (see :func:`electra.data.corpus.find_corpus_files`).
         tokenizer_path: anything :func:`electra.data.tokenizer.load_tokenizer` accepts.
         out_dir: the dataset directory to create (see :mod:`electra.data.shards` for its layout).
         max_length: example length with specials, 8..512 (128 small, 512 base/large).
@@ -130,6 +132,7 @@ def prepare_corpus(
         file_is_document: each file is one document and blank lines are paragraph breaks (books).
         show_progress: tqdm bar over input bytes (advanced as each file is finished).
         overwrite: replace an existing non-empty ``out_dir`` (only once the new one is complete).
+        text_field: the text field/column of JSON Lines, Parquet and ``datasets`` sources.
 
     Returns:
         PrepareSummary (also written as ``summary.json``).
@@ -142,7 +145,7 @@ def prepare_corpus(
     corpus, out_dir = Path(corpus), Path(out_dir)
     _check_args(max_length, heldout_fraction, examples_per_shard)
     check_output(out_dir, [("corpus", corpus), ("tokenizer", Path(tokenizer_path))], overwrite=overwrite)
-    files = find_text_files(corpus)
+    files = find_corpus_files(corpus)
     tok = load_tokenizer(tokenizer_path)
     specials = special_tokens(tok)
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
@@ -150,7 +153,7 @@ def prepare_corpus(
     with staged_output(out_dir, "prepare", fsync=False) as tmp:  # data shards are large; a rename is the atomic step
         summary = _build(
             files, tok, tmp, max_length, seed, heldout_fraction, examples_per_shard, max_line_chars, show_progress,
-            file_is_document,
+            file_is_document, text_field,
         )
         meta_splits = summary.pop("shards")
         if summary["train_examples"] == 0:
@@ -196,6 +199,7 @@ def _build(
     max_line_chars: int,
     show_progress: bool,
     file_is_document: bool = False,
+    text_field: str = DEFAULT_TEXT_FIELD,
 ) -> dict:
     """Stream the corpus into per-split shard writers; returns the counts for the summary."""
     specials = special_tokens(tok)
@@ -221,11 +225,11 @@ def _build(
     # flips held out nothing can still send its last document to the held-out split.
     pending: tuple[str, list[list[int]]] | None = None
     bar = tqdm(
-        total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True, desc="prepare", disable=not show_progress
+        total=sum(source_bytes(f) for f in files), unit="B", unit_scale=True, desc="prepare", disable=not show_progress
     )
     with bar:
         for path in files:
-            for docs in _doc_batches(iter_documents([path], max_line_chars, file_is_document)):
+            for docs in _doc_batches(iter_documents([path], max_line_chars, file_is_document, text_field)):
                 ids = _encode_lines(tok, [line for doc in docs for line in doc])
                 pos = 0
                 for doc in docs:
@@ -238,7 +242,7 @@ def _build(
                     if pending is not None:
                         emit(*pending)
                     pending = (split, doc_ids)
-            bar.update(path.stat().st_size)
+            bar.update(source_bytes(path))
             bar.set_postfix(docs=counts["documents"], tokens=counts["tokens"], refresh=False)
     if pending is not None:
         split, doc_ids = pending

@@ -21,6 +21,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from tqdm.auto import tqdm
 
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
+from electra.data.records import DEFAULT_TEXT_FIELD
 from electra.errors import UserError
 from electra.outputs import check_output, staged_output
 
@@ -111,6 +112,44 @@ def _normalizer_flags(tok: Tokenizer) -> tuple[bool, bool | None]:
     return bool(norm.get("lowercase", True)), norm.get("strip_accents")
 
 
+def _corpus_chars(files: Sequence[Path], max_line_chars: int, show_progress: bool, text_field: str) -> set[str]:
+    """Every character on the lines the trainer will read (a fast first pass; bad input fails here)."""
+    chars: set[str] = set()
+    for path in tqdm(files, desc="tokenizer: alphabet", unit="file", disable=not show_progress):
+        for doc in iter_documents([path], max_line_chars, text_field=text_field):
+            for line in doc:
+                chars.update(line)
+    return chars
+
+
+def _pinned_tokens(tok: Tokenizer, chars: set[str]) -> list[str]:
+    """The single-character tokens the trainer can create from ``chars``, in code point order.
+
+    Words are split into characters before any merge: the first character of a word is an
+    alphabet token ``c``, the others continuation tokens ``##c``. Normalization and
+    pre-tokenization are per character (BertNormalizer maps or removes each character on its own,
+    BertPreTokenizer splits at whitespace and isolates punctuation), so running the real pipeline
+    on ``c`` and on ``"a" + c`` tells which of the two forms ``c`` can take. This is a superset of
+    what the trainer creates: a ``##c`` whose character never follows another one in this corpus
+    costs one slot and is otherwise harmless.
+    """
+    alphabet: set[str] = set()
+    continuations: set[str] = set()
+    for c in chars:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(c)):
+            alphabet.update(word)
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str("a" + c)):
+            continuations.update(word[1:])
+    return sorted(alphabet) + ["##" + c for c in sorted(continuations)]
+
+
+def _unpinned_continuations(tok: Tokenizer, pinned: Sequence[str]) -> list[str]:
+    """``##c`` tokens the trainer created although they were not pinned (none, unless
+    :func:`_pinned_tokens` missed a character), in code point order."""
+    known = set(pinned)
+    return sorted(t for t in tok.get_vocab() if len(t) == 3 and t.startswith("##") and t not in known)
+
+
 def train_tokenizer(
     files: Sequence[Path],
     out_dir: Path,
@@ -120,11 +159,12 @@ def train_tokenizer(
     min_frequency: int = 2,
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
     show_progress: bool = True,
+    text_field: str = DEFAULT_TEXT_FIELD,
 ) -> Tokenizer:
     """Train a BERT-uncased style WordPiece vocabulary on raw text files and save it.
 
     Args:
-        files: ``.txt`` / ``.txt.gz`` files (see :func:`electra.data.corpus.find_text_files`).
+        files: corpus files (see :func:`electra.data.corpus.find_corpus_files`).
         out_dir: directory to create; receives tokenizer.json, vocab.txt, tokenizer_config.json.
             Written to a temporary sibling first and renamed, so a crash leaves nothing that looks
             like a tokenizer.
@@ -132,16 +172,24 @@ def train_tokenizer(
         lowercase, strip_accents: BertNormalizer settings (uncased BERT: both True).
         min_frequency: a merge must be seen this often to enter the vocabulary.
         max_line_chars: longer lines are rejected as not-text (see corpus.iter_lines).
-        show_progress: a progress bar over the input files while reading.
+        show_progress: progress bars over the input files while reading.
+        text_field: the text field/column of JSON Lines, Parquet and ``datasets`` sources.
 
     Returns:
-        The trained tokenizer, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4.
+        The trained tokenizer, specials ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4, then the
+        alphabet and the ``##`` continuation characters in code point order, then the merges.
 
     Note:
-        Not bit-reproducible: ``tokenizers`` breaks ties between equally frequent merges by ids
-        that depend on hash-map order (huggingface/tokenizers#1794), so two runs on the same text
-        can differ in a few low-frequency tokens. Train once and keep the directory; datasets
-        and checkpoints record :func:`vocab_fingerprint` to catch a mismatch.
+        Bit-reproducible: the same files and settings give byte-identical files in any process.
+        ``tokenizers`` on its own is not (huggingface/tokenizers#1794): it numbers the ``##c``
+        tokens in hash-map order, and equally frequent merges are taken in id order, so two runs
+        can learn different tokens. We read the corpus's characters first and hand every
+        single-character token to the trainer in sorted order (as extra "special" tokens, which
+        take the first ids), so every id the tie-break compares is fixed; the finished
+        vocabulary is then rebuilt with only the five real specials. One order dependence is
+        left inside the trainer: two queue entries for the same pair with the same count (after
+        a merge re-creates an existing token) pop in heap-layout order. It never showed in
+        75 runs over six corpora (tests/test_tokenizer.py checks it across processes).
 
     Raises:
         UserError: bad input text (naming the file), or vocab_size too small.
@@ -149,11 +197,45 @@ def train_tokenizer(
     if vocab_size <= len(SPECIAL_TOKENS):
         raise UserError(f"vocab_size must be larger than {len(SPECIAL_TOKENS)}, got {vocab_size}")
     files = [Path(f) for f in files]
-    tok = _assemble(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"), lowercase, strip_accents)
+
+    def pipeline() -> Tokenizer:
+        return _assemble(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"), lowercase, strip_accents)
+
+    pinned = _pinned_tokens(pipeline(), _corpus_chars(files, max_line_chars, show_progress, text_field))
+    trained = _train_pinned(pipeline(), files, pinned, vocab_size, min_frequency, max_line_chars, show_progress, text_field)
+    missed = _unpinned_continuations(trained, pinned)
+    if missed:  # a normalizer that is not per character; the second run pins the trainer's own set
+        pinned += missed
+        trained = _train_pinned(pipeline(), files, pinned, vocab_size, min_frequency, max_line_chars, show_progress, text_field)
+    tokens = vocab_tokens(trained)
+    if tokens[: len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
+        raise AssertionError("trainer did not put the special tokens at ids 0..4")
+    tok = _assemble(
+        models.WordPiece({t: i for i, t in enumerate(tokens)}, unk_token=UNK, continuing_subword_prefix="##"),
+        lowercase,
+        strip_accents,
+    )
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    _add_post_processor(tok)
+    save_tokenizer(tok, out_dir)
+    return tok
+
+
+def _train_pinned(
+    tok: Tokenizer,
+    files: Sequence[Path],
+    pinned: Sequence[str],
+    vocab_size: int,
+    min_frequency: int,
+    max_line_chars: int,
+    show_progress: bool,
+    text_field: str,
+) -> Tokenizer:
+    """Run the WordPiece trainer on ``files`` with ``pinned`` at ids 5.. (after the specials)."""
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(SPECIAL_TOKENS) + list(pinned),
         continuing_subword_prefix="##",
         show_progress=False,  # our own bar below; the trainer's would interleave with it
     )
@@ -164,7 +246,7 @@ def train_tokenizer(
         bar = tqdm(files, desc="tokenizer: reading", unit="file", disable=not show_progress)
         batch: list[str] = []
         for path in bar:
-            for doc in iter_documents([path], max_line_chars):
+            for doc in iter_documents([path], max_line_chars, text_field=text_field):
                 batch.extend(doc)
                 if len(batch) >= 10_000:
                     yield batch
@@ -181,10 +263,6 @@ def train_tokenizer(
         if isinstance(cause, UserError):
             raise cause from None
         raise
-    _add_post_processor(tok)
-    if vocab_tokens(tok)[: len(SPECIAL_TOKENS)] != list(SPECIAL_TOKENS):
-        raise AssertionError("trainer did not put the special tokens at ids 0..4")
-    save_tokenizer(tok, out_dir)
     return tok
 
 

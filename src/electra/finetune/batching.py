@@ -157,9 +157,24 @@ def collate(feats: Features, index: np.ndarray, pad_id: int) -> dict[str, torch.
     return batch
 
 
-def train_batches(feats: Features, batch_size: int, pad_id: int, rng: np.random.Generator) -> Iterator[dict]:
-    """One epoch of shuffled batches (the last may be smaller)."""
+def train_batches(feats: Features, batch_size: int, pad_id: int, rng: np.random.Generator,
+                  group: int = 0) -> Iterator[dict]:
+    """One epoch of shuffled batches (the last may be smaller).
+
+    ``group`` > 0 groups by length: the shuffled order is cut into chunks of ``group`` batches,
+    each chunk is sorted by length and cut into batches, and the batches are shuffled, so a batch
+    holds examples of similar length (less padding, fewer tokens to compute) that are still
+    drawn at random. ``group=0`` is plain shuffling.
+    """
     order = rng.permutation(len(feats))
+    if group > 0:
+        chunk = group * batch_size
+        order = np.concatenate([c[np.argsort(feats.lengths[c], kind="stable")]
+                                for c in np.split(order, list(range(chunk, len(order), chunk)))])
+        batches = [order[s: s + batch_size] for s in range(0, len(order), batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield collate(feats, batches[b], pad_id)
+        return
     for s in range(0, len(order), batch_size):
         yield collate(feats, order[s: s + batch_size], pad_id)
 

@@ -42,7 +42,8 @@ from ..train.encoder_io import load_encoder
 from ..train.loop import autocast, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, train_batches
-from .glue_tasks import TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files, task_available
+from .glue_tasks import (TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files,
+                         task_available, task_from_spec, task_spec)
 from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
 
 FINETUNE_CONFIG = "finetune.json"
@@ -82,18 +83,24 @@ def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch
 
 
 @torch.no_grad()
-def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: int, pad_id: int,
-            device: torch.device, precision: str = "auto") -> np.ndarray:
-    """Class ids (int64) or scores (float32) for every example, in the split's order."""
+def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_id: int, device: torch.device,
+                   precision: str = "auto") -> np.ndarray:
+    """(N, num_outputs) float32 logits for every example, in the split's order."""
     model.eval()
-    out = np.empty(len(feats), dtype=np.float32 if task.is_regression else np.int64)
+    out = np.empty((len(feats), model.classifier.out_features), dtype=np.float32)
     for index, batch in eval_batches(feats, batch_size, pad_id):
-        with autocast(device, use_bf16(device, precision)):
+        with autocast(device, use_bf16(device, precision, model.encoder.config.hidden_size)):
             logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
                            batch["attention_mask"].to(device))
-        logits = logits.float().cpu()
-        out[index] = logits[:, 0].numpy() * task.label_scale if task.is_regression else logits.argmax(-1).numpy()
+        out[index] = logits.float().cpu().numpy()
     return out
+
+
+def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: int, pad_id: int,
+            device: torch.device, precision: str = "auto") -> np.ndarray:
+    """Class ids (int64) or scores (float32, on the labels' scale: x ``task.label_scale``), in the split's order."""
+    logits = predict_logits(model, feats, batch_size, pad_id, device, precision)
+    return logits[:, 0] * task.label_scale if task.is_regression else logits.argmax(-1).astype(np.int64)
 
 
 def score_dev(task: GlueTask, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -116,11 +123,11 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
         bar = tqdm(total=min(steps_per_epoch, total_steps - step), desc=f"{desc} epoch {epoch + 1}/{math.ceil(epochs)}",
                    disable=not show_progress, leave=False, unit="step")
         t0, seen, loss_sum, n = time.perf_counter(), 0, 0.0, 0
-        for batch in train_batches(train, hp.batch_size, pad_id, rng):
+        for batch in train_batches(train, hp.batch_size, pad_id, rng, hp.length_grouping):
             if step >= total_steps:
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device, use_bf16(device, hp.precision)):
+            with autocast(device, use_bf16(device, hp.precision, model.encoder.config.hidden_size)):
                 logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
             loss = loss_fn(task, logits, batch["labels"])
             optimizer.zero_grad(set_to_none=True)
@@ -148,7 +155,8 @@ def save_finetuned(model: GlueClassifier, tok, task: GlueTask, hp: FinetuneHPara
     tmp = atomic_dir(out_dir)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "electra-glue"})
-    meta = {"task": task.name, "seed": seed, "hparams": dataclasses.asdict(hp),
+    meta = {"task": task.name, "task_spec": None if task.name in TASKS else task_spec(task),
+            "seed": seed, "hparams": dataclasses.asdict(hp),
             "encoder": dataclasses.asdict(model.encoder.config), "num_outputs": task.num_outputs,
             "labels": list(task.labels) if task.labels else None,
             "vocab_fingerprint": vocab_fingerprint(tok), "dev": dev}
@@ -165,7 +173,7 @@ def load_finetuned(path: Path) -> tuple[GlueClassifier, object, GlueTask, Finetu
         raise UserError(f"{path} is not a fine-tuned GLUE model (no {FINETUNE_CONFIG})")
     meta = read_json(meta_path)
     with reading(meta_path):
-        task = get_task(meta["task"])
+        task = task_from_spec(meta["task_spec"]) if meta.get("task_spec") else get_task(meta["task"])
         hp = FinetuneHParams(**meta["hparams"])
         model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
     state = read_safetensors(path / "model.safetensors")
@@ -266,8 +274,8 @@ def write_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: n
     with open(path, "w", encoding="utf-8") as f:
         f.write("index\tgold\tprediction\n")
         for idx, gold, p in zip(split.ids, split.labels, preds):
-            if task.is_regression:
-                f.write(f"{idx}\t{float(gold):.3f}\t{float(p):.4f}\n")
+            if task.is_regression:  # exact float32 values: metrics recomputed from the file match
+                f.write(f"{idx}\t{float(gold):.9g}\t{float(p):.9g}\n")
             else:
                 f.write(f"{idx}\t{task.labels[int(gold)]}\t{task.labels[int(p)]}\n")
 
@@ -312,6 +320,79 @@ def resolve_tasks(names: list[str] | str, glue_dir: Path) -> list[GlueTask]:
     return tasks
 
 
+def load_for_finetuning(model: Path, overrides: dict[str, str] | None, device: str):
+    """(encoder, tokenizer, base settings, device, a copy of the pretrained weights) for ``finetune_seeds``."""
+    encoder, tok = load_encoder(Path(model))
+    _check_vocab(encoder, tok, model)
+    base_hp = default_hparams(encoder.config.hidden_size, overrides)
+    if base_hp.encoder_dropout is not None:  # the same for every task and seed: set once
+        set_dropout(encoder, base_hp.encoder_dropout)
+    pristine = {k: v.clone() for k, v in encoder.state_dict().items()}
+    return encoder, tok, base_hp, resolve_device(device), pristine
+
+
+def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder) -> FinetuneHParams:
+    """The settings for one task: the task's epochs and swap augmentation unless overridden."""
+    hp = dataclasses.replace(base_hp, max_length=base_hp.max_length or DEFAULT_MAX_LENGTH,
+                             epochs=base_hp.epochs if base_hp.epochs is not None else task.epochs,
+                             swap_augment=base_hp.swap_augment if base_hp.swap_augment is not None else task.swap_augment)
+    if hp.max_length > encoder.config.max_position:
+        raise UserError(f"max_length {hp.max_length} exceeds the model's {encoder.config.max_position} positions; "
+                        f"pass --set max_length={encoder.config.max_position}")
+    return hp
+
+
+def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: FinetuneHParams, train_split: GlueSplit,
+                   dev_splits: dict[str, GlueSplit], test_splits: dict[str, GlueSplit], *, seeds: int,
+                   device: torch.device, out_dir: Path, cache_dir: Path | None, save_models: bool,
+                   show_progress: bool, log=print) -> list[dict]:
+    """Fine-tune ``encoder`` (reset to ``pristine`` each time) on one task for ``seeds`` seeds.
+
+    Any task described by a ``GlueTask`` with its splits runs here (GLUE's and ``--task custom``).
+    Writes ``OUT/<task>/seed<k>/``: the model (``save_models``), ``dev_predictions.tsv`` per dev
+    set and the test predictions. Returns one dict per seed (dev scores, score, losses, timing).
+    """
+    pad_id = special_tokens(tok).pad
+    train_feats = cached_features(train_split, tok, hp.max_length, cache_dir)
+    if hp.swap_augment and train_split.text_b is not None:
+        train_feats = train_feats.concat(cached_features(train_split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
+    dev_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in dev_splits.items()}
+    test_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in test_splits.items()}
+    log(f"{task.name}: {len(train_split)} train examples ({len(train_feats)} with augmentation), "
+        f"dev {', '.join(f'{k} {len(v)}' for k, v in dev_splits.items())}; lr {hp.learning_rate:g}, "
+        f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
+
+    runs = []
+    for k in range(seeds):
+        seed = hp.seed + k
+        torch.manual_seed(seed)
+        encoder.load_state_dict(pristine)
+        clf = GlueClassifier(encoder, task.num_outputs, hp.dropout).to(device)
+        t0 = time.perf_counter()
+        losses = train_model(clf, task, train_feats, hp, seed, pad_id, device, show_progress, desc=f"{task.name} seed {seed}")
+        train_s = time.perf_counter() - t0
+        dev_preds = {name: predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
+                     for name, f in dev_feats.items()}
+        dev_scores = {name: score_dev(task, p, dev_splits[name].labels) for name, p in dev_preds.items()}
+        score = dev_scores[task.dev_sets[0].name][task.score_metric]
+        seed_dir = out_dir / task.name / f"seed{seed}"
+        if save_models:
+            save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
+        for d in task.dev_sets:  # dev_predictions.tsv (MNLI: dev_matched_/dev_mismatched_predictions.tsv)
+            write_dev_predictions(seed_dir / f"{Path(d.file).stem}_predictions.tsv", task, dev_splits[d.name],
+                                  dev_preds[d.name])
+        for name, f in test_feats.items():
+            preds = predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
+            write_predictions(seed_dir / "test" / f"{name}.tsv", task, test_splits[name], preds)
+        runs.append({"seed": seed, "dev": dev_scores, "score": score, "epoch_losses": losses,
+                     "train_seconds": round(train_s, 2),
+                     "train_examples_per_s": round(len(train_feats) * hp.epochs / max(train_s, 1e-9), 1)})
+        shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in dev_scores.items() for m, v in ms.items())
+        log(f"{task.name} seed {seed}: {shown} (train {train_s:.1f} s, final loss {losses[-1]:.4f})")
+    clf.to("cpu")
+    return runs
+
+
 def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *, glue_dir: Path | None = None,
                   seeds: int = 1, device: str = "auto", overrides: dict[str, str] | None = None,
                   show_progress: bool = True, cache_dir: Path | None = None, use_cache: bool = True,
@@ -337,26 +418,14 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     task_list = resolve_tasks(tasks, glue_dir)
     cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
-    encoder, tok = load_encoder(Path(model))
-    _check_vocab(encoder, tok, model)
-    pad_id = special_tokens(tok).pad
-    base_hp = default_hparams(encoder.config.hidden_size, overrides)
-    if base_hp.encoder_dropout is not None:  # the same for every task and seed: set once
-        set_dropout(encoder, base_hp.encoder_dropout)
-    dev = resolve_device(device)
-    pristine = {k: v.clone() for k, v in encoder.state_dict().items()}
+    encoder, tok, base_hp, dev, pristine = load_for_finetuning(model, overrides, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = _load_results(out_dir, str(model))
     log(f"fine-tuning {model} (hidden {encoder.config.hidden_size}, {encoder.config.num_layers} layers) on "
         f"{', '.join(t.name for t in task_list)} x {seeds} seed(s), device {dev}")
 
     for task in task_list:
-        hp = dataclasses.replace(base_hp, max_length=base_hp.max_length or DEFAULT_MAX_LENGTH,
-                                 epochs=base_hp.epochs if base_hp.epochs is not None else task.epochs,
-                                 swap_augment=base_hp.swap_augment if base_hp.swap_augment is not None else task.swap_augment)
-        if hp.max_length > encoder.config.max_position:
-            raise UserError(f"max_length {hp.max_length} exceeds the model's {encoder.config.max_position} positions; "
-                            f"pass --set max_length={encoder.config.max_position}")
+        hp = task_hparams(base_hp, task, encoder)
         train_split = load_train(task, glue_dir)
         dev_splits = load_dev(task, glue_dir)
         test_splits = load_tests(task, glue_dir) if predict_test else {}
@@ -368,48 +437,13 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
         for where, counts in skipped.items():
             for reason, n in counts.items():
                 log(f"{task.name} {where}: skipped {n} row(s): {reason} (known noise in the official files)")
-        train_feats = cached_features(train_split, tok, hp.max_length, cache_dir)
-        if hp.swap_augment and train_split.text_b is not None:
-            train_feats = train_feats.concat(cached_features(train_split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
-        dev_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in dev_splits.items()}
-        test_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in test_splits.items()}
-        log(f"{task.name}: {len(train_split)} train examples ({len(train_feats)} with augmentation), "
-            f"dev {', '.join(f'{k} {len(v)}' for k, v in dev_splits.items())}; lr {hp.learning_rate:g}, "
-            f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
-
-        runs = []
-        for k in range(seeds):
-            seed = hp.seed + k
-            torch.manual_seed(seed)
-            encoder.load_state_dict(pristine)
-            clf = GlueClassifier(encoder, task.num_outputs, hp.dropout).to(dev)
-            t0 = time.perf_counter()
-            losses = train_model(clf, task, train_feats, hp, seed, pad_id, dev, show_progress, desc=f"{task.name} seed {seed}")
-            train_s = time.perf_counter() - t0
-            dev_preds = {name: predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision)
-                         for name, f in dev_feats.items()}
-            dev_scores = {name: score_dev(task, p, dev_splits[name].labels) for name, p in dev_preds.items()}
-            score = dev_scores[task.dev_sets[0].name][task.score_metric]
-            seed_dir = out_dir / task.name / f"seed{seed}"
-            if save_models:
-                save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
-            for d in task.dev_sets:  # dev_predictions.tsv (MNLI: dev_matched_/dev_mismatched_predictions.tsv)
-                write_dev_predictions(seed_dir / f"{Path(d.file).stem}_predictions.tsv", task, dev_splits[d.name],
-                                      dev_preds[d.name])
-            for name, f in test_feats.items():
-                preds = predict(clf, task, f, hp.eval_batch_size, pad_id, dev, hp.precision)
-                write_predictions(seed_dir / "test" / f"{name}.tsv", task, test_splits[name], preds)
-            runs.append({"seed": seed, "dev": dev_scores, "score": score, "epoch_losses": losses,
-                         "train_seconds": round(train_s, 2),
-                         "train_examples_per_s": round(len(train_feats) * hp.epochs / max(train_s, 1e-9), 1)})
-            shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in dev_scores.items() for m, v in ms.items())
-            log(f"{task.name} seed {seed}: {shown} (train {train_s:.1f} s, final loss {losses[-1]:.4f})")
-        clf.to("cpu")
-
+        runs = finetune_seeds(encoder, pristine, tok, task, hp, train_split, dev_splits, test_splits, seeds=seeds,
+                              device=dev, out_dir=out_dir, cache_dir=cache_dir, save_models=save_models,
+                              show_progress=show_progress, log=log)
         summary = summarize_seeds(task, runs)
-        if test_feats:
+        if test_splits:
             src = out_dir / task.name / f"seed{summary['median_seed']}" / "test"
-            for name in test_feats:
+            for name in test_splits:
                 (out_dir / "submission").mkdir(exist_ok=True)
                 shutil.copyfile(src / f"{name}.tsv", out_dir / "submission" / f"{name}.tsv")
         results["tasks"][task.name] = {"hparams": dataclasses.asdict(hp), "train_examples": len(train_split),

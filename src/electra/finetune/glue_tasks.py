@@ -86,6 +86,18 @@ class GlueTask:
         return 1 if self.labels is None else len(self.labels)
 
 
+def task_spec(task: GlueTask) -> dict:
+    """A task as plain JSON (saved with a fine-tuned model of a task outside the table)."""
+    return dataclasses.asdict(task)
+
+
+def task_from_spec(spec: dict) -> GlueTask:
+    """The inverse of :func:`task_spec`."""
+    tuples = {k: tuple(v) for k, v in spec.items() if isinstance(v, list) and k not in ("dev_sets", "test_sets")}
+    return GlueTask(**{**spec, **tuples, "dev_sets": tuple(DevSet(**d) for d in spec["dev_sets"]),
+                       "test_sets": tuple(TestSet(**t) for t in spec["test_sets"])})
+
+
 _BINARY = ("0", "1")
 _NLI2 = ("entailment", "not_entailment")
 

@@ -1,5 +1,5 @@
 """GLUE metrics as GLUE defines them, in numpy: accuracy, binary F1, Matthews correlation, Pearson
-and Spearman correlation. All return plain floats in [0, 1] (or [-1, 1] for correlations).
+and Spearman correlation; macro-F1 and multi-class MCC for tasks of your own. All return plain floats in [0, 1] (or [-1, 1] for correlations).
 
 Degenerate inputs follow scikit-learn's conventions rather than returning NaN: MCC is 0 when either
 the predictions or the labels are constant, F1 is 0 when there is no positive in either, and a
@@ -31,11 +31,25 @@ def f1(preds, labels, positive: int = 1) -> float:
 
 
 def matthews_corr(preds, labels) -> float:
-    """Matthews correlation of a binary problem: (tp tn - fp fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))."""
+    """Matthews correlation: (tp tn - fp fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn)) for two classes.
+
+    With more classes, Gorodkin's R_K from the confusion matrix C (rows gold, columns predicted):
+    (c s - sum_k p_k t_k) / sqrt((s^2 - sum_k p_k^2)(s^2 - sum_k t_k^2)), with c correct, s
+    examples, p_k predicted and t_k gold counts of class k; for two classes it is the binary formula.
+    """
     preds, labels = _pair(preds, labels)
-    tp, fp, fn, tn = _confusion(preds, labels)
-    denom = float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
-    return float((tp * tn - fp * fn) / np.sqrt(denom)) if denom else 0.0
+    classes, idx = np.unique(np.concatenate([labels, preds]), return_inverse=True)
+    y, p = idx[: len(labels)], idx[len(labels):]
+    t_k, p_k = np.bincount(y, minlength=len(classes)).astype(float), np.bincount(p, minlength=len(classes)).astype(float)
+    c, s = float((y == p).sum()), float(len(y))
+    denom = (s * s - (p_k * p_k).sum()) * (s * s - (t_k * t_k).sum())
+    return float((c * s - (p_k * t_k).sum()) / np.sqrt(denom)) if denom > 0 else 0.0
+
+
+def macro_f1(preds, labels) -> float:
+    """Unweighted mean over the classes present (in gold or predictions) of each class's F1."""
+    preds, labels = _pair(preds, labels)
+    return float(np.mean([f1(preds, labels, positive=k) for k in np.union1d(preds, labels)]))
 
 
 def pearson(x, y) -> float:
@@ -71,6 +85,7 @@ METRICS = {
     "acc": accuracy,
     "f1": f1,
     "mcc": matthews_corr,
+    "macro_f1": macro_f1,
     "pearson": pearson,
     "spearman": spearman,
 }

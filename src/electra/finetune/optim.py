@@ -52,8 +52,12 @@ class FinetuneHParams:
     swap_augment: bool | None = None
     """Also train on (B, A) for pair tasks; None = the task's default (MRPC and STS-B)."""
     eval_batch_size: int = 128
+    length_grouping: int = 0
+    """Batches of similar length, drawn from chunks of this many batches (0 = plain shuffling; 50
+    cuts the tokens computed on SST-2/RTE, see ``benchmarks/finetune_step.py``)."""
     precision: str = "auto"
-    """``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``."""
+    """``auto`` (as pretraining's ``train.precision``: bf16 autocast on CUDA, and on a CPU with bf16
+    units for models at least 256 wide; else fp32), ``fp32`` or ``bf16``."""
     seed: int = 0
     """First fine-tuning seed; seed ``k`` of ``--seeds N`` is ``seed + k``."""
 
@@ -68,6 +72,8 @@ class FinetuneHParams:
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
                 raise UserError(f"{name} must be in [0, 1), got {value}")
+        if self.length_grouping < 0:
+            raise UserError(f"length_grouping must be >= 0, got {self.length_grouping}")
         for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")

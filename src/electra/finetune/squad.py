@@ -140,7 +140,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
             order = np.concatenate([order, rng.permutation(n)]) if len(order) else rng.permutation(n)
         ids, order = usable[order[:hp.batch_size]], order[hp.batch_size:]
         batch = _to_device(feats.batch(ids, with_labels=True), device)
-        with autocast(device, use_bf16(device, hp.precision)):
+        with autocast(device, use_bf16(device, hp.precision, encoder.config.hidden_size)):
             h = encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])  # (B, T, H)
         out = head.loss(h, batch["answer_mask"], batch["start_positions"], batch["end_positions"],
                         batch["is_impossible"])
@@ -177,7 +177,7 @@ def predict_squad(encoder, head: SquadHead, feats: SquadFeatures, batch_size: in
     for i in range(0, F_, batch_size):
         ids = order[i:i + batch_size]
         batch = _to_device(feats.batch(ids), device)
-        with autocast(device, use_bf16(device, precision)):
+        with autocast(device, use_bf16(device, precision, encoder.config.hidden_size)):
             h = encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
         p = head.predict(h, batch["answer_mask"], beam=K)
         out.start_top_log_probs[ids] = p.start_top_log_probs.cpu().numpy()

@@ -24,6 +24,8 @@ class PretrainOutput:
     """(B, T) discriminator logits (ELECTRA only), detached; for AUC at evaluation."""
     disc_labels: torch.Tensor | None = None
     """(B, T) bool, True where the token was replaced; False on padding."""
+    disc_input: torch.Tensor | None = None
+    """(B, T) the corrupted ids the discriminator saw (ELECTRA only); for showing examples."""
 
 
 def metrics_from_counts(counts: dict[str, float]) -> dict[str, float]:

@@ -67,4 +67,4 @@ def rtd_forward(model: ElectraPair, input_ids: torch.Tensor, segment_ids: torch.
             "disc_replaced": labels.sum(),
         }
     return PretrainOutput(loss=loss, losses={"generator": gen_loss, "discriminator": disc_loss}, counts=counts,
-                          disc_logits=disc_logits.detach(), disc_labels=labels)
+                          disc_logits=disc_logits.detach(), disc_labels=labels, disc_input=disc_input)

@@ -1,0 +1,208 @@
+"""``--task custom`` end to end on small generated CSV/TSV/JSONL files: classification and regression
+learn, the label map is saved, dev predictions match the reported scores, ``electra predict``
+reproduces them on new rows, and bad files fail with one line naming file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import OBJECTS, SUBJECTS, VERBS
+from test_cli import assert_user_error, electra
+
+from electra.cli import main
+from electra.config import EncoderConfig
+from electra.data.tokenizer import load_tokenizer
+from electra.errors import UserError
+from electra.finetune import metrics as M
+from electra.finetune.custom_tasks import custom_task, finetune_custom
+from electra.finetune.predict import predict_file
+from electra.model.encoder import Encoder, init_weights
+from electra.train.encoder_io import save_encoder
+
+#: A random-init tiny encoder learns keyword tasks in a few dozen steps with a larger, undecayed rate.
+FAST = {"learning_rate": "2e-3", "layer_decay": "1.0", "batch_size": "16", "epochs": "6",
+        "max_length": "32"}
+COLOURS = {"red": "the red ball", "green": "a green tree", "blue": "the blue sky"}
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tiny_tokenizer, tmp_path_factory):
+    tok = load_tokenizer(tiny_tokenizer)
+    cfg = EncoderConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_layers=2, num_heads=2, ffn_size=64,
+                        embedding_size=32, max_position=64)
+    torch.manual_seed(0)
+    encoder = Encoder(cfg)
+    init_weights(encoder)
+    return save_encoder(encoder, tok, tmp_path_factory.mktemp("custom") / "encoder")
+
+
+def colour_rows(n, seed):
+    """Sentence -> the colour of its object (3 classes); commas inside the text test CSV quoting."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        colour = rng.choice(sorted(COLOURS))
+        rows.append({"id": str(len(rows)), "sentence": f"{rng.choice(SUBJECTS)}, {rng.choice(VERBS)} {COLOURS[colour]}",
+                     "label": colour})
+    return rows
+
+
+def verb_rows(n, seed):
+    """Sentence pair -> a score set by the first sentence's verb (regression)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        k = rng.randrange(len(VERBS))
+        rows.append({"a": f"{rng.choice(SUBJECTS)} {VERBS[k]} {rng.choice(OBJECTS)}",
+                     "b": f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}", "score": k / 2})
+    return rows
+
+
+def write_csv(path, rows, delimiter=","):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def read_tsv(path):
+    lines = path.read_text().splitlines()
+    return [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+
+
+def test_classification_end_to_end_and_predict(encoder_dir, tmp_path):
+    train = write_csv(tmp_path / "train.csv", colour_rows(240, seed=1))
+    dev_rows = colour_rows(60, seed=2)
+    dev = write_csv(tmp_path / "dev.csv", dev_rows)
+    out = tmp_path / "out"
+    res = finetune_custom(encoder_dir, out, train, dev, ["sentence"], "label", seeds=2, device="cpu",
+                          overrides=FAST, show_progress=False, use_cache=False, log=lambda *a: None)
+    task = res["tasks"]["custom"]
+    assert res["task"]["labels"] == ["blue", "green", "red"] and res["task"]["metrics"] == ["acc", "macro_f1", "mcc"]
+    assert [r["seed"] for r in task["seeds"]] == [0, 1]
+    assert task["score_median"] > 0.6, task["seeds"]  # majority class: about 1/3
+    assert task["seeds"][0]["epoch_losses"][-1] < task["seeds"][0]["epoch_losses"][0]
+    assert json.loads((out / "results.json").read_text()) == res
+
+    # Each seed's dev predictions file gives back exactly the scores reported for that seed.
+    label_id = {s: i for i, s in enumerate(res["task"]["labels"])}
+    for run in task["seeds"]:
+        rows = read_tsv(out / "custom" / f"seed{run['seed']}" / "dev_predictions.tsv")
+        assert [r["gold"] for r in rows] == [r["label"] for r in dev_rows]
+        assert [r["index"] for r in rows] == [str(i) for i in range(2, 62)]  # the rows' line numbers
+        preds = np.array([label_id[r["prediction"]] for r in rows])
+        gold = np.array([label_id[r["gold"]] for r in rows])
+        assert run["dev"]["dev"] == pytest.approx(M.compute(("acc", "macro_f1", "mcc"), preds, gold))
+        saved = json.loads((out / "custom" / f"seed{run['seed']}" / "finetune.json").read_text())
+        assert saved["task_spec"]["labels"] == ["blue", "green", "red"]  # the label map travels with the model
+
+    # predict: the finetune output picks the median seed; new rows keep their columns, gain the labels.
+    median_dir = out / "custom" / f"seed{task['median_seed']}"
+    new = write_csv(tmp_path / "new.tsv", [{"sentence": r["sentence"], "note": "x"} for r in dev_rows], delimiter="\t")
+    proc = electra("predict", out, new, "--out", tmp_path / "preds.csv", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "preds.csv", newline="") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == ["sentence", "note", "prediction", "p(blue)", "p(green)", "p(red)"]
+    expected = read_tsv(median_dir / "dev_predictions.tsv")
+    assert [g["prediction"] for g in got] == [e["prediction"] for e in expected]
+    for g in got:
+        probs = [float(g[f"p({c})"]) for c in ("blue", "green", "red")]
+        assert sum(probs) == pytest.approx(1, abs=1e-5)
+        assert g["prediction"] == ["blue", "green", "red"][int(np.argmax(probs))]
+    # The output file is never replaced without --overwrite.
+    assert_user_error(electra("predict", out, new, "--out", tmp_path / "preds.csv"), "preds.csv exists")
+
+
+def test_regression_pairs_from_jsonl_via_cli(encoder_dir, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", verb_rows(260, seed=3))
+    dev_rows = verb_rows(60, seed=4)
+    dev = write_jsonl(tmp_path / "dev.jsonl", dev_rows)
+    out = tmp_path / "out"
+    sets = [x for k, v in FAST.items() for x in ("--set", f"{k}={v}")]
+    # In-process (the one-thread fixture applies); the subprocess CLI is exercised by the other tests.
+    code = main(["finetune", str(encoder_dir), "--task", "custom", "--train-file", str(train), "--dev-file", str(dev),
+                 "--text-columns", "a,b", "--label-column", "score", "--regression", "--out", str(out),
+                 "--device", "cpu", "--quiet", "--no-cache", "--max-train", "240", *sets])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["task"]["labels"] is None and res["task"]["text_b"] == "b"
+    assert res["tasks"]["custom"]["train_examples"] == 240
+    median = res["tasks"]["custom"]["median"]["dev"]
+    assert set(median) == {"pearson", "spearman"}
+    assert median["spearman"] > 0.5, median
+    rows = read_tsv(out / "custom" / "seed0" / "dev_predictions.tsv")
+    preds = np.array([float(r["prediction"]) for r in rows])
+    assert [float(r["gold"]) for r in rows] == [r["score"] for r in dev_rows]
+    assert M.spearman(preds, [r["score"] for r in dev_rows]) == pytest.approx(median["spearman"], abs=1e-9)
+
+    # predict on JSONL without the label column writes JSONL with a score per row.
+    new = write_jsonl(tmp_path / "new.jsonl", [{"a": r["a"], "b": r["b"]} for r in dev_rows])
+    logits = predict_file(out / "custom" / "seed0", new, tmp_path / "p.jsonl", device="cpu", log=lambda *a: None)
+    got = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert logits.shape == (60, 1) and list(got[0]) == ["a", "b", "prediction"]
+    np.testing.assert_allclose([g["prediction"] for g in got], preds, atol=1e-4)
+
+
+@pytest.mark.parametrize("train, dev, kwargs, message", [
+    ("sentence,label\nhi,a\nho,b\n", "sentence,lab\nhi,a\n", {},
+     r"dev.csv: missing column\(s\) 'label' \(columns: 'sentence', 'lab'\)"),
+    ("sentence,label\nhi,a\nho,b\n", "sentence,label\nhi,a\nho,c\n", {},
+     r"dev.csv, line 3: label 'c' does not occur in the training file \(labels: a, b\)"),
+    ("sentence,label\nhi,a\nho,a\n", "sentence,label\nhi,a\n", {}, r"train.csv: column 'label' has a single label"),
+    ("sentence,label\nhi,a\nho,b,extra\n", "sentence,label\nhi,a\n", {},
+     r"train.csv, line 3: 3 fields, the header has 2"),
+    ("sentence,label\nhi,1.5\nho,lots\n", "sentence,label\nhi,1\n", {"regression": True},
+     r"train.csv, line 3: label 'lots' is not a finite number"),
+    ("sentence,label\nhi,a\nho,b\n", "sentence,label\nhi,a\n", {"text_columns": ["sentence", "x", "y"]},
+     r"--text-columns takes one or two column names"),
+])
+def test_bad_task_files(tmp_path, train, dev, kwargs, message):
+    (tmp_path / "train.csv").write_text(train)
+    (tmp_path / "dev.csv").write_text(dev)
+    args = {"text_columns": ["sentence"], "label_column": "label", **kwargs}
+    with pytest.raises(UserError, match=message):
+        custom_task(tmp_path / "train.csv", tmp_path / "dev.csv", **args)
+
+
+def test_bad_jsonl_and_cli_errors(encoder_dir, tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"sentence": "hi", "label": "a"}\n{"sentence": "ho", "label": \n')
+    with pytest.raises(UserError, match=r"train.jsonl, line 2: not valid JSON"):
+        custom_task(tmp_path / "train.jsonl", tmp_path / "train.jsonl", ["sentence"], "label")
+    assert_user_error(electra("finetune", encoder_dir, "--task", "custom", "--out", tmp_path / "o"),
+                      "--task custom needs --train-file, --dev-file, --text-columns")
+    assert_user_error(electra("finetune", encoder_dir, "--task", "custom,sst2", "--out", tmp_path / "o"),
+                      "run --task custom on its own")
+    assert_user_error(electra("predict", encoder_dir, tmp_path / "train.jsonl", "--out", tmp_path / "p.csv"),
+                      "not a fine-tuned model")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_macro_f1_and_multiclass_mcc():
+    preds = np.array([0, 2, 1, 1, 0, 2, 2, 0])
+    gold = np.array([0, 1, 1, 2, 0, 2, 1, 1])
+    # Per class (tp, fp, fn): 0 -> (2, 1, 0), 1 -> (1, 1, 3), 2 -> (1, 2, 1); F1 = 2tp / (2tp + fp + fn).
+    assert M.macro_f1(preds, gold) == pytest.approx(np.mean([4 / 5, 2 / 6, 2 / 5]))
+    # Gorodkin's R_K is the correlation of the one-hot matrices: sum_k cov(X_k, Y_k) / sqrt(...).
+    X, Y = np.eye(3)[preds], np.eye(3)[gold]
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    assert M.matthews_corr(preds, gold) == pytest.approx((Xc * Yc).sum() / np.sqrt((Xc ** 2).sum() * (Yc ** 2).sum()))
+    # Two classes: the binary formula; a constant predictor scores 0.
+    p2, g2 = np.array([1, 1, 0, 0, 1, 0]), np.array([1, 0, 0, 0, 1, 1])
+    tp, fp, fn, tn = 2, 1, 1, 2
+    assert M.matthews_corr(p2, g2) == pytest.approx((tp * tn - fp * fn) / np.sqrt(3 * 3 * 3 * 3))
+    assert M.matthews_corr(np.zeros(6, int), g2) == 0.0
