@@ -210,3 +210,119 @@ def test_stale_temp_of_a_killed_prepare_is_removed(capsys, tmp_path, corpus_dir,
     assert code == 0, err
     assert not stale.exists() and lookalike.is_dir() and "interrupted run" in err
     assert (tmp_path / "data" / "meta.json").is_file()
+
+
+# --- the writing commands of issue 15: predict, finetune --task custom, export of a classifier, demo plots ---
+
+@pytest.fixture(scope="module")
+def classifier(tiny_tokenizer, tmp_path_factory):
+    """A saved SST-2 classifier (random weights: these cases test files, not accuracy)."""
+    import torch
+
+    from electra.config import EncoderConfig
+    from electra.data.tokenizer import load_tokenizer
+    from electra.finetune.glue import GlueClassifier, save_finetuned
+    from electra.finetune.glue_tasks import TASKS
+    from electra.finetune.optim import default_hparams
+    from electra.model.encoder import Encoder
+
+    tok = load_tokenizer(tiny_tokenizer)
+    torch.manual_seed(0)
+    cfg = EncoderConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_layers=1, num_heads=2, ffn_size=64,
+                        embedding_size=16, max_position=64)
+    seed_dir = tmp_path_factory.mktemp("clf") / "ft" / "SST-2" / "seed0"
+    save_finetuned(GlueClassifier(Encoder(cfg), 2), tok, TASKS["SST-2"], default_hparams(32, {"max_length": "64"}),
+                   0, {}, seed_dir)
+    return seed_dir
+
+
+@pytest.fixture
+def rows(tmp_path):
+    path = tmp_path / "new.csv"
+    path.write_text("sentence\nthe cat sees the ball .\na dog likes the river .\n")
+    return path
+
+
+@pytest.mark.parametrize("where,frag", [("input", "is the input file"), ("user_file", "preds.csv exists"),
+                                        ("inside_model", "lies inside the fine-tuned model"),
+                                        ("folder", "is a folder")])
+def test_predict_out_file_refused(capsys, tmp_path, classifier, rows, where, frag):
+    (tmp_path / "preds.csv").write_text("my,own\n1,2\n")
+    (tmp_path / "tables.csv").mkdir()  # a folder of the user's that happens to end in .csv
+    (tmp_path / "tables.csv" / "keep.csv").write_text("a\n1\n")
+    out = {"input": rows, "user_file": tmp_path / "preds.csv", "inside_model": classifier / "preds.csv",
+           "folder": tmp_path / "tables.csv"}[where]
+    overwrite = ["--overwrite"] if where in ("input", "inside_model", "folder") else []
+    assert_refused(capsys, ["predict", classifier, rows, "--out", out, "--device", "cpu", *overwrite],
+                   [tmp_path, classifier], frag)
+
+
+def test_predict_replaces_only_when_complete(capsys, tmp_path, classifier, rows, monkeypatch):
+    import electra.finetune.predict as predict
+
+    out = tmp_path / "preds.csv"
+    assert run_cli(capsys, "predict", classifier, rows, "--out", out, "--device", "cpu")[0] == 0
+    assert out.read_text().splitlines()[0] == "sentence,prediction,p(0),p(1)"
+
+    def half_then_enospc(path, *args):
+        path.write_text("sentence,pred")  # a partial file under the temporary name
+        _enospc()
+
+    monkeypatch.setattr(predict, "_write_table", half_then_enospc)  # the disk fills up while writing
+    assert_refused(capsys, ["predict", classifier, rows, "--out", out, "--device", "cpu", "--overwrite"],
+                   [tmp_path, classifier], "No space left on device")
+
+
+@pytest.fixture
+def custom_files(tmp_path):
+    d = tmp_path / "task"
+    d.mkdir()
+    (d / "train.csv").write_text("text,label\n" + "".join(f"row {i} .,{'ab'[i % 2]}\n" for i in range(12)))
+    (d / "dev.csv").write_text("text,label\nrow 1 .,a\nrow 2 .,c\n")  # label c never seen in training
+    return d
+
+
+@pytest.mark.parametrize("where,frag", [("user", "not created by electra"), ("train_file", "is the training file"),
+                                        ("task_folder", "contains the training file"),
+                                        ("error", "does not occur in the training file")])
+def test_finetune_custom_out(capsys, tmp_path, run, user_dir, custom_files, where, frag):
+    out = {"user": user_dir, "train_file": custom_files / "train.csv", "task_folder": custom_files,
+           "error": tmp_path / "ft"}[where]
+    # "error": a bad dev file stops the run before anything is written, and no empty --out is left.
+    assert_refused(capsys, ["finetune", run / "final", "--task", "custom", "--train-file", custom_files / "train.csv",
+                            "--dev-file", custom_files / "dev.csv", "--text-columns", "text", "--out", out,
+                            "--device", "cpu", "--no-cache"], [tmp_path, run], frag)
+
+
+@pytest.mark.parametrize("where,frag", [("user", "not created by electra"), ("inside", "lies inside the fine-tuned"),
+                                        ("earlier", "--overwrite")])
+def test_export_classifier_out(capsys, tmp_path, classifier, user_dir, where, frag):
+    earlier = tmp_path / "hf"
+    if where == "earlier":
+        assert run_cli(capsys, "export", classifier, earlier)[0] == 0
+        assert (earlier / MARKER).is_file() and (earlier / "config.json").is_file()
+    out = {"user": user_dir, "inside": classifier / "hf", "earlier": earlier}[where]
+    overwrite = [] if where == "earlier" else ["--overwrite"]
+    assert_refused(capsys, ["export", classifier, out, *overwrite], [tmp_path, classifier], frag)
+
+
+def test_disk_full_in_classifier_export_keeps_the_earlier_one(capsys, tmp_path, classifier, monkeypatch):
+    import electra.interop.hf_classifier as hf_classifier
+
+    out = tmp_path / "hf"
+    assert run_cli(capsys, "export", classifier, out)[0] == 0
+    monkeypatch.setattr(hf_classifier, "save_file", _enospc)
+    assert_refused(capsys, ["export", classifier, out, "--overwrite"], [tmp_path, classifier],
+                   "No space left on device")
+
+
+def test_demo_failing_at_its_last_plot_keeps_the_earlier_demo(capsys, tmp_path, corpus_dir, monkeypatch):
+    import electra.rtd_examples as rtd_examples
+
+    earlier = tmp_path / "demo"
+    earlier.mkdir()
+    (earlier / MARKER).write_text("{}")
+    (earlier / "report.txt").write_text("the earlier demo's report\n")
+    monkeypatch.setattr(rtd_examples, "plot_examples", lambda *a, **k: _enospc())  # replacements.png: disk full
+    assert_refused(capsys, ["demo", earlier, "--corpus", corpus_dir, "--overwrite", "--steps", "2",
+                            "--set", "train.batch_size=8"], [tmp_path], "No space left on device")

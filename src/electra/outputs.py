@@ -6,6 +6,8 @@
 * A replacement is built under a hidden temporary sibling (``.OUT.electra-tmp-PID``) and swapped
   in when complete; the old folder is removed only after that (``atomic.commit_dir``). Temporary
   siblings left by a killed run carry the marker and a dead PID, and the next run removes them.
+* A single output file (``predict --out``) follows the same rule (:func:`check_output_file`): it
+  is written under a hidden temporary name and renamed onto OUT (:func:`staged_file`).
 * ``pretrain`` holds :data:`LOCK` in its run folder (the PID of the process), so a second
   process on the same folder refuses instead of interleaving checkpoints.
 """
@@ -82,6 +84,36 @@ def check_output(out: Path, inputs: Sequence[tuple[str, Path | None]] = (), *, o
         how += [f"{continue_flag} to continue it"] if continue_flag else []
         raise UserError(f"{out}: already holds electra output; pass {' or '.join(how)}, or choose another folder")
     return True
+
+
+def check_output_file(out: Path, inputs: Sequence[tuple[str, Path | None]] = (), *, overwrite: bool = False) -> None:
+    """The rule for a command that writes one file (``predict --out``): OUT may not be a folder, be
+    one of the inputs or lie inside one; an existing file is replaced only with ``overwrite``."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; give the name of a file to write")
+    for what, path in inputs:
+        rel = _relation(out, Path(path)) if path is not None else None
+        if rel is not None:
+            raise UserError(f"{out}: the output file {rel} the {what} {path}; choose another output file")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise UserError(f"{out} exists; pass --overwrite to replace it, or choose another file name")
+
+
+@contextlib.contextmanager
+def staged_file(out: Path) -> Iterator[Path]:
+    """Yield a hidden temporary sibling of ``out`` to write; renamed onto ``out`` when complete,
+    removed on error, so ``out`` is either the old file or the whole new one."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}{TMP_TAG}{os.getpid()}"
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
