@@ -88,3 +88,28 @@ def test_set_dropout_reaches_every_dropout_site():
     assert not torch.equal(enc(ids), enc(ids))
     enc.eval()
     assert torch.equal(enc(ids), enc(ids))
+
+
+def test_initialisation_follows_official_code():
+    """Official ELECTRA: truncated_normal(0.02) (cut at 2 std, spread 0.88 x 0.02) for embeddings and
+    dense layers, but tf.layers.dense's default Glorot uniform for the E->H embedding projections and
+    the discriminator's 1-unit output layer; zero biases. (Before issue 17 all were normal(0.02).)"""
+    from electra.config import ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=3000, hidden_size=256, num_layers=1, num_heads=4, ffn_size=512, embedding_size=128)
+    pair = ElectraPair(cfg)
+    for name, w in [("token", pair.discriminator.encoder.embeddings.token.weight),
+                    ("ffn.up", pair.discriminator.encoder.layers[0].ffn.up.weight),
+                    ("disc head dense", pair.discriminator.head.dense.weight),
+                    ("gen head dense", pair.generator.head.dense.weight)]:
+        assert w.abs().max() <= 0.04 + 1e-7, name  # truncated at 2 std
+        assert abs(w.std().item() - 0.02 * 0.8796) < 0.0015, name
+    for name, layer in [("disc project", pair.discriminator.encoder.project),
+                        ("gen project", pair.generator.encoder.project),
+                        ("disc output", pair.discriminator.head.out)]:
+        fan_out, fan_in = layer.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound, name
+        assert abs(layer.weight.std().item() - bound / 3 ** 0.5) < 0.15 * bound / 3 ** 0.5, name
+        assert torch.all(layer.bias == 0), name

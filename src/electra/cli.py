@@ -95,7 +95,7 @@ def _add_pretrain(sub) -> None:
     p = sub.add_parser("pretrain", help="pretrain ELECTRA (or the MLM baseline) on a prepared dataset")
     p.add_argument("data", type=Path, help="output of `electra prepare`")
     p.add_argument("run", type=Path, help="run directory (checkpoints, metrics.jsonl, tb/, final/)")
-    p.add_argument("--preset", default="small", help="debug | small | base | large")
+    p.add_argument("--preset", default="small", help="debug | mini | small | base | large")
     p.add_argument("--config", type=Path, help="JSON file with {'model': {...}, 'train': {...}} overrides")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value, e.g. --set train.learning_rate=1e-3 (repeatable)")

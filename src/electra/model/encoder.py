@@ -90,6 +90,12 @@ class TransformerLayer(nn.Module):
         return self.ffn_norm(x + self.dropout(self.ffn(x)))
 
 
+class GlorotLinear(nn.Linear):
+    """A dense layer the official code creates with ``tf.layers.dense`` and no initialiser, i.e.
+    TensorFlow's default Glorot uniform (the E->H embedding projection, the discriminator's output
+    unit); ``init_weights`` leaves it Glorot instead of giving it the 0.02 normal of the others."""
+
+
 class Encoder(nn.Module):
     """Embeddings (possibly shared) -> optional E->H projection -> L transformer layers.
 
@@ -101,7 +107,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = cfg
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
-        self.project = nn.Linear(cfg.embedding_size, cfg.hidden_size) if cfg.embedding_size != cfg.hidden_size else None
+        self.project = GlorotLinear(cfg.embedding_size, cfg.hidden_size) if cfg.embedding_size != cfg.hidden_size else None
         self.layers = nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.num_layers))
         # Recompute each layer in backward instead of storing its activations (memory for compute);
         # switched on by the training loop (train.activation_checkpointing) for large shapes.
@@ -136,14 +142,20 @@ def set_dropout(encoder: Encoder, p: float) -> None:
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """BERT initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorm."""
+    """The official initialisation: weights from a normal(0, std) truncated at 2 std (TensorFlow's
+    ``truncated_normal_initializer``: the spread is 0.88 std), Glorot uniform for ``GlorotLinear``,
+    zero biases, unit LayerNorm."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=std)
+        if isinstance(m, GlorotLinear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=std)
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

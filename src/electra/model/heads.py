@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EncoderConfig
+from .encoder import GlorotLinear
 
 
 class GeneratorHead(nn.Module):
@@ -30,7 +31,7 @@ class DiscriminatorHead(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.out = nn.Linear(cfg.hidden_size, 1)
+        self.out = GlorotLinear(cfg.hidden_size, 1)  # the official code leaves this one at Glorot uniform
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """h (B, T, H) -> logits (B, T); positive means 'replaced'."""
