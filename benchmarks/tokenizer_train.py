@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tokenizers import models
 
-from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, find_text_files
+from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, find_corpus_files
 from electra.data.tokenizer import UNK, _assemble, _train_pinned, train_tokenizer
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--vocab-size", type=int, default=30522)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    files = find_text_files(args.corpus)[: args.files]
+    files = find_corpus_files(args.corpus)[: args.files]
     mb = sum(p.stat().st_size for p in files) / 1e6
     print(f"{len(files)} files, {mb:.1f} MB on disk, vocab {args.vocab_size}")
     times: dict[str, list[float]] = {"bare tokenizers": [], "ours": []}

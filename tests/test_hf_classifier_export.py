@@ -114,7 +114,7 @@ def test_export_refuses_non_empty_out_and_non_classifiers(tiny_tokenizer, tmp_pa
     fine_tuned(tok, TASKS["SST-2"], tmp_path)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("user file")
-    assert_user_error(electra("export", tmp_path / "ft" / "seed0", tmp_path / "busy"), "busy exists and is not empty")
+    assert_user_error(electra("export", tmp_path / "ft" / "seed0", tmp_path / "busy"), "busy: folder is not empty and was not created by electra")
     assert (tmp_path / "busy" / "keep.txt").read_text() == "user file"
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "results.json").write_text(json.dumps({"version": "1.1"}))  # e.g. a SQuAD output

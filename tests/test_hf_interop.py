@@ -247,12 +247,15 @@ def test_export_cli_and_refusals(tmp_path, tok_dir):
     add_export_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["export", str(tmp_path / "run"), str(tmp_path / "out")])
     assert args.func(args) == 0
-    assert args.func(args) == 0  # a second export replaces the first
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["discriminator", "generator"]
+    with pytest.raises(UserError, match="pass --overwrite"):
+        args.func(args)
+    again = parser.parse_args(["export", str(tmp_path / "run"), str(tmp_path / "out"), "--overwrite"])
+    assert again.func(again) == 0  # a second export replaces the first only when asked to
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".electra-output", "discriminator", "generator"]
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="holds other files"):
-        export_hf(tmp_path / "run", tmp_path / "busy")
+    with pytest.raises(UserError, match="not created by electra"):
+        export_hf(tmp_path / "run", tmp_path / "busy", overwrite=True)
     with pytest.raises(UserError, match="not a run directory"):
         export_hf(tmp_path / "busy", tmp_path / "out2")
 

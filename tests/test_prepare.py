@@ -48,7 +48,7 @@ def test_counts_layout_and_no_token_lost(corpus, tokenizer_dir, tmp_path):
     assert s.tokens == sum(len(tok.encode(line, add_special_tokens=False).ids) for d in docs for line in d)
     assert 1 <= s.heldout_documents < 20
     assert s.heldout_documents == sum(is_heldout(0, i, 0.1) for i in range(70))
-    assert sorted(p.name for p in out.iterdir()) == ["heldout", "meta.json", "summary.json", "tokenizer", "train"]
+    assert sorted(p.name for p in out.iterdir()) == [".electra-output", "heldout", "meta.json", "summary.json", "tokenizer", "train"]
     assert not list(tmp_path.glob("ds.tmp-*"))
     assert json.loads((out / "summary.json").read_text())["tokens"] == s.tokens
 
@@ -108,11 +108,17 @@ def test_existing_output_and_bad_arguments(corpus, tokenizer_dir, tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(UserError, match="already exists and is not empty"):
-        prepare_corpus(corpus, tokenizer_dir, out, show_progress=False)
+    for overwrite in (False, True):  # a folder we did not create is never replaced, not even with overwrite
+        with pytest.raises(UserError, match="not created by electra"):
+            prepare_corpus(corpus, tokenizer_dir, out, show_progress=False, overwrite=overwrite)
     assert (out / "keep.txt").read_text() == "precious"
-    prepare_corpus(corpus, tokenizer_dir, out, show_progress=False, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "meta.json").exists()
+    mine = tmp_path / "ds2"
+    prepare_corpus(corpus, tokenizer_dir, mine, show_progress=False)
+    with pytest.raises(UserError, match="pass --overwrite"):
+        prepare_corpus(corpus, tokenizer_dir, mine, show_progress=False)
+    (mine / "train" / "extra.npy").write_text("stale")
+    prepare_corpus(corpus, tokenizer_dir, mine, show_progress=False, overwrite=True)
+    assert not (mine / "train" / "extra.npy").exists() and (mine / "meta.json").exists()
     for bad in (7, 513):
         with pytest.raises(UserError, match="max_length must be between 8 and 512"):
             prepare_corpus(corpus, tokenizer_dir, tmp_path / "x", max_length=bad, show_progress=False)

@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
 def test_trained_layout_and_specials(trained):
     out, tok = trained
     assert sorted(p.name for p in out.iterdir()) == [
-        "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"
+        ".electra-output", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"
     ]
     tokens = vocab_tokens(tok)
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -19,7 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from .argtypes import float_in, int_in, nonnegative_int, positive_float, positive_int
 from .errors import UserError
+
+#: Largest vocabulary the tokenizer trainer is asked for (BERT: 30,522; multilingual models ~250k).
+MAX_VOCAB_SIZE = 1_000_000
 
 
 def _add_tokenizer(sub) -> None:
@@ -27,11 +31,12 @@ def _add_tokenizer(sub) -> None:
     p.add_argument("corpus", type=Path, help=".txt(.gz), .jsonl(.gz), .parquet, a datasets save_to_disk folder, "
                                              "or a folder of them")
     p.add_argument("out", type=Path, help="output folder (tokenizer.json, vocab.txt)")
-    p.add_argument("--vocab-size", type=int, default=30522)
+    p.add_argument("--vocab-size", type=int_in(6, MAX_VOCAB_SIZE), default=30522)
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case, strip accents)")
-    p.add_argument("--min-frequency", type=int, default=2)
-    p.add_argument("--max-line-chars", type=int, default=100_000, help="reject lines longer than this")
+    p.add_argument("--min-frequency", type=nonnegative_int, default=2)
+    p.add_argument("--max-line-chars", type=positive_int, default=100_000, help="reject lines longer than this")
     _add_text_field(p)
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds an earlier electra tokenizer")
     p.set_defaults(func=_run_tokenizer)
 
 
@@ -43,7 +48,9 @@ def _add_text_field(p) -> None:
 def _run_tokenizer(a) -> int:
     from .data.corpus import find_corpus_files
     from .data.tokenizer import train_tokenizer
+    from .outputs import check_output
 
+    check_output(a.out, [("corpus", a.corpus)], overwrite=a.overwrite)
     tok = train_tokenizer(find_corpus_files(a.corpus), a.out, vocab_size=a.vocab_size, lowercase=not a.cased,
                           strip_accents=not a.cased, min_frequency=a.min_frequency, max_line_chars=a.max_line_chars,
                           text_field=a.text_field)
@@ -56,16 +63,17 @@ def _add_prepare(sub) -> None:
     p.add_argument("corpus", type=Path, help="corpus file or folder (formats as for `electra tokenizer`)")
     p.add_argument("tokenizer", type=Path, help="folder with tokenizer.json / vocab.txt, or a vocab.txt file")
     p.add_argument("out", type=Path)
-    p.add_argument("--max-length", type=int, default=128, help="128 for small, 512 for base/large")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--heldout-fraction", type=float, default=0.01, help="fraction of documents held out")
-    p.add_argument("--examples-per-shard", type=int, default=100_000)
-    p.add_argument("--max-line-chars", type=int, default=100_000)
+    p.add_argument("--max-length", type=int_in(8, 512), default=128, help="128 for small, 512 for base/large")
+    p.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
+    p.add_argument("--heldout-fraction", type=float_in(0, 1, high_open=True), default=0.01,
+                   help="fraction of documents held out")
+    p.add_argument("--examples-per-shard", type=positive_int, default=100_000)
+    p.add_argument("--max-line-chars", type=positive_int, default=100_000)
     p.add_argument("--file-per-document", action="store_true",
                    help="each file is one document and blank lines are paragraph breaks (books); "
                         "default: blank lines separate documents")
     _add_text_field(p)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds an earlier electra dataset")
     p.set_defaults(func=_run_prepare)
 
 
@@ -77,7 +85,8 @@ def _run_prepare(a) -> int:
                        max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document,
                        text_field=a.text_field)
     print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train + {s.heldout_examples:,} "
-          f"held-out examples of {s.max_length}; padding {s.padding_fraction:.1%}; "
+          f"held-out examples of {s.max_length}; {s.dropped_tokens:,} tokens cut by truncation; "
+          f"padding {s.padding_fraction:.1%}; "
           f"{s.tokens_per_second:,.0f} tokens/s ({s.seconds:.1f} s)")
     return 0
 
@@ -91,9 +100,9 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value, e.g. --set train.learning_rate=1e-3 (repeatable)")
     p.add_argument("--objective", choices=["electra", "mlm"], help="shortcut for --set train.objective=...")
-    p.add_argument("--steps", type=int, help="shortcut for --set train.max_steps=N")
-    p.add_argument("--tokens", type=int, help="budget in training tokens (sets train.max_tokens)")
-    p.add_argument("--minutes", type=float, help="budget in wall-clock minutes (sets train.max_minutes)")
+    p.add_argument("--steps", type=positive_int, help="shortcut for --set train.max_steps=N")
+    p.add_argument("--tokens", type=positive_int, help="budget in training tokens (sets train.max_tokens)")
+    p.add_argument("--minutes", type=positive_float, help="budget in wall-clock minutes (sets train.max_minutes)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN")
     p.add_argument("--init-from", type=Path, help="start from a checkpoint/run of ours or a HuggingFace ELECTRA dir")
     p.add_argument("--no-progress", action="store_true")
@@ -125,10 +134,11 @@ def _run_pretrain(a) -> int:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="tokenizer + preparation + a few minutes of pretraining + report, on a built-in corpus")
     p.add_argument("out", type=Path, nargs="?", default=Path("demo_run"))
-    p.add_argument("--steps", type=int, default=2500, help="pretraining steps (about 4 minutes on 2 idle cores)")
-    p.add_argument("--minutes", type=float, help="wall-clock budget instead of --steps (result then depends on speed)")
+    p.add_argument("--steps", type=positive_int, default=2500, help="pretraining steps (about 4 minutes on 2 idle cores)")
+    p.add_argument("--minutes", type=positive_float,
+                   help="wall-clock budget instead of --steps (result then depends on speed)")
     p.add_argument("--corpus", type=Path, help="use this corpus instead of the built-in one")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it holds an earlier electra demo")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override the demo's pretraining config (repeatable)")
     p.set_defaults(func=_run_demo)
@@ -147,10 +157,10 @@ def _add_experiment(sub) -> None:
     p.add_argument("out", type=Path, help="experiment folder (pretrain/, finetune/, results.json, glue_vs_flops.png)")
     p.add_argument("--preset", default="small")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--flops", type=float, help="training FLOPs per arm (official counter's method)")
-    budget.add_argument("--electra-steps", type=int, help="ELECTRA steps; the MLM arm gets the same FLOPs")
+    budget.add_argument("--flops", type=positive_float, help="training FLOPs per arm (official counter's method)")
+    budget.add_argument("--electra-steps", type=positive_int, help="ELECTRA steps; the MLM arm gets the same FLOPs")
     p.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte", help="GLUE tasks to fine-tune each checkpoint on")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=positive_int, default=1)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="pretraining config override for both arms (repeatable)")
     p.add_argument("--ft-set", dest="ft_overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -188,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(e: OSError) -> str:
+    import errno
+
+    where = f"{e.filename}: " if e.filename else ""
+    text = f"{where}{e.strerror or e}"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free some space and run again (no partial output was kept)"
+    elif e.errno is None:  # numpy reports a short write without an errno
+        text = f"writing failed ({text}); if the disk is full, free some space and run again (no partial output was kept)"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
@@ -199,12 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permission denied, read-only file system: the machine, not a bug
+        print(f"error: {_os_error_text(e)}", file=sys.stderr)
+        return 2
     except Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":  # safetensors reports a failed write (e.g. a full disk) this way
+            raise
+        print(f"error: writing a safetensors file failed ({e}); if the disk is full, free some space and run again",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,6 +18,24 @@ from typing import Any
 from .errors import UserError
 
 
+#: Largest seed accepted anywhere (numpy and torch generators take it on every platform).
+MAX_SEED = 2**31 - 1
+
+
+def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False,
+                high_open: bool = False) -> None:
+    """UserError unless ``low <= value <= high`` (strict at an open end) and finite."""
+    ok = math.isfinite(value) if isinstance(value, float) else True
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise UserError(f"{name} must be in {lo}{_num(low)}, {_num(high)}{hi}, got {value}")
+
+
+def _num(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
 @dataclass
 class EncoderConfig:
     """Shape of one transformer encoder (BERT-style, post-LayerNorm, GELU)."""
@@ -35,11 +53,16 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-12
 
     def __post_init__(self) -> None:
+        if self.num_heads <= 0:
+            raise UserError(f"model.num_heads must be positive, got {self.num_heads}")
         if self.hidden_size % self.num_heads:
             raise UserError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "embedding_size", "max_position"):
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "embedding_size", "max_position",
+                     "type_vocab_size"):
             if getattr(self, name) <= 0:
                 raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")
+        check_range("model.dropout", self.dropout, 0, 1, high_open=True)
+        check_range("model.layer_norm_eps", self.layer_norm_eps, 0, 1, low_open=True)
 
     @property
     def head_size(self) -> int:
@@ -138,11 +161,32 @@ class TrainConfig:
             raise UserError("train.mask_token_prob + train.random_token_prob must be <= 1")
         if not 0 < self.mask_prob < 1:
             raise UserError(f"train.mask_prob must be in (0, 1), got {self.mask_prob}")
+        self._check_ranges()
         if self.batch_size % self.grad_accum:
             raise UserError(f"train.batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+
+    def _check_ranges(self) -> None:
+        """Every numeric setting within the range where training means something."""
         for name in ("batch_size", "grad_accum", "max_steps", "log_every", "eval_every", "save_every"):
             if getattr(self, name) <= 0:
                 raise UserError(f"train.{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_batches", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise UserError(f"train.{name} must be 0 or more, got {getattr(self, name)}")
+        check_range("train.seed", self.seed, 0, MAX_SEED)
+        check_range("train.learning_rate", self.learning_rate, 0, math.inf, low_open=True)
+        check_range("train.mask_token_prob", self.mask_token_prob, 0, 1)
+        check_range("train.random_token_prob", self.random_token_prob, 0, 1)
+        for name in ("adam_beta1", "adam_beta2"):
+            check_range(f"train.{name}", getattr(self, name), 0, 1, high_open=True)
+        for name in ("adam_eps", "temperature", "clip_grad_norm"):
+            check_range(f"train.{name}", getattr(self, name), 0, math.inf, low_open=True)
+        for name in ("generator_weight", "discriminator_weight", "weight_decay"):
+            check_range(f"train.{name}", getattr(self, name), 0, math.inf)
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise UserError(f"train.max_tokens must be positive, got {self.max_tokens}")
+        if self.max_minutes is not None:
+            check_range("train.max_minutes", self.max_minutes, 0, math.inf, low_open=True)
 
     def max_predictions(self, max_length: int) -> int:
         """Static number of prediction slots per sequence (as the original: (p + 0.005) * length)."""
@@ -228,6 +272,8 @@ def coerce_value(value: Any, hint: Any, name: str) -> Any:
             value = json.loads(text)
         except json.JSONDecodeError:
             raise UserError(f"{name}={value!r}: expected {base.__name__}") from None
+    if base is float and isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{name}={value!r}: must be a finite number")
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if base is int and isinstance(value, float) and value.is_integer():
@@ -265,12 +311,18 @@ def load_config(preset: str = "small", file: Path | None = None, overrides: dict
         raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(MODEL_PRESETS)}")
     values: dict[str, Any] = {"preset": preset, "model": dict(MODEL_PRESETS[preset]), "train": dict(TRAIN_PRESETS[preset])}
     if file is not None:
+        if Path(file).is_dir():
+            raise UserError(f"config file {file} is a folder; give a JSON file")
         try:
-            values = _deep_update(values, json.loads(Path(file).read_text()))
+            loaded = json.loads(Path(file).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(f"config file {file} does not exist") from None
-        except json.JSONDecodeError as e:
+        except (ValueError, OSError) as e:
             raise UserError(f"config file {file} is not valid JSON: {e}") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"config file {file} must hold a JSON object like {{\"train\": {{...}}}}, "
+                            f"not a {type(loaded).__name__}")
+        values = _deep_update(values, loaded)
     if overrides:
         values = _deep_update(values, overrides)
     return _build(PretrainConfig, values, "")

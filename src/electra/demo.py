@@ -11,13 +11,12 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import shutil
 import sysconfig
 import time
 from pathlib import Path
 
 from .config import load_config, parse_overrides
-from .errors import UserError
+from .outputs import check_output, staged_output
 
 #: Cap on the built-in corpus so the demo's preparation stays a few seconds.
 DEMO_CORPUS_CHARS = 8_000_000
@@ -98,7 +97,25 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
 
     The budget is ``steps`` (the same result on any machine; about 4 minutes on 2 idle cores),
     or ``minutes`` of wall-clock time if given (then the result depends on the machine's speed).
+    Everything is built in a temporary sibling of ``out`` and moved into place at the end
+    (``electra.outputs``): an earlier demo folder is replaced only with ``overwrite``.
     """
+    from .data.corpus import find_corpus_files
+
+    out = Path(out)
+    check_output(out, [("corpus", corpus)], overwrite=overwrite)
+    files = find_corpus_files(corpus) if corpus is not None else None
+    pairs = ["model.dropout=0.0", f"train.max_steps={steps}",
+             f"train.max_minutes={minutes}", "train.log_every=50", "train.eval_every=250", "train.eval_batches=8",
+             "train.save_every=250", "train.keep_checkpoints=1", *(overrides or [])]
+    load_config("debug", overrides=parse_overrides(pairs))  # a bad --set fails here, before anything is written
+    with staged_output(out, "demo") as work:
+        return _run_demo(out, work, corpus, files, pairs, steps, minutes, vocab_size, show_progress)
+
+
+def _run_demo(out: Path, work: Path, corpus: Path | None, files: list[Path] | None, pairs: list[str], steps: int,
+              minutes: float | None, vocab_size: int, show_progress: bool) -> dict:
+    """The demo's five stages, written into ``work`` (renamed to ``out`` by the caller)."""
     from .data.corpus import find_corpus_files
     from .data.prepare import prepare_corpus
     from .data.tokenizer import train_tokenizer
@@ -107,26 +124,19 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
     from .train.logger import read_metrics
     from .train.loop import pretrain
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-
     print("== 1/5 corpus")
     if corpus is None:
-        corpus = write_builtin_corpus(out / "corpus" / "python_docs.txt")
-        print(f"built-in corpus: Python's reference topics + docstrings of the standard library, numpy, matplotlib -> {corpus} "
-              f"({corpus.stat().st_size / 1e6:.1f} MB)")
-    files = find_corpus_files(corpus)
+        corpus = write_builtin_corpus(work / "corpus" / "python_docs.txt")
+        print(f"built-in corpus: Python's reference topics + docstrings of the standard library, numpy, matplotlib -> "
+              f"{out / 'corpus' / corpus.name} ({corpus.stat().st_size / 1e6:.1f} MB)")
+        files = find_corpus_files(corpus)
 
     print(f"== 2/5 tokenizer (WordPiece, {vocab_size} tokens)")
-    tok = train_tokenizer(files, out / "tokenizer", vocab_size=vocab_size, show_progress=show_progress)
+    tok = train_tokenizer(files, work / "tokenizer", vocab_size=vocab_size, show_progress=show_progress)
 
     print("== 3/5 preparation (packing into 128-token examples)")
-    s = prepare_corpus(corpus, out / "tokenizer", out / "data", max_length=128, heldout_fraction=0.05,
+    s = prepare_corpus(corpus, work / "tokenizer", work / "data", max_length=128, heldout_fraction=0.05,
                        show_progress=show_progress)
     print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train / {s.heldout_examples:,} "
           f"held-out examples; padding {s.padding_fraction:.1%}; {s.tokens_per_second:,.0f} tokens/s")
@@ -134,25 +144,24 @@ def run_demo(out: Path, steps: int = 2500, minutes: float | None = None, corpus:
     budget = f"{minutes:g} minutes" if minutes else f"{steps:,} steps"
     print(f"== 4/5 pretraining: debug-size ELECTRA for {budget}")
     # No dropout for a short budget (as compute-budget BERT recipes do); everything else is the debug preset.
-    pairs = [f"model.vocab_size={tok.get_vocab_size()}", "model.dropout=0.0", f"train.max_steps={steps}",
-             f"train.max_minutes={minutes}", "train.log_every=50", "train.eval_every=250", "train.eval_batches=8",
-             "train.save_every=250", "train.keep_checkpoints=1", *(overrides or [])]
+    pairs = [f"model.vocab_size={tok.get_vocab_size()}", *pairs]
     cfg = load_config("debug", overrides=parse_overrides(pairs))
-    result = pretrain(cfg, out / "data", out / "run", show_progress=show_progress)
+    result = pretrain(cfg, work / "data", work / "run", show_progress=show_progress)
 
     print("== 5/5 report")
-    evals = [r for r in read_metrics(out / "run") if r.get("split") == "heldout"]
+    evals = [r for r in read_metrics(work / "run") if r.get("split") == "heldout"]
     text, learned = summarize(result.final_eval, evals[0] if len(evals) > 1 else None)
-    png = plot_run(out / "run", out / "report.png")
-    examples = rtd_examples(out / "run", out / "data")
+    png = plot_run(work / "run", work / "report.png")
+    examples = rtd_examples(work / "run", work / "data")
     shown = format_examples(examples, color=False)
-    examples_png = plot_examples(examples, out / "replacements.png")
-    (out / "report.txt").write_text(text + "\n\n" + shown + "\n")
+    examples_png = plot_examples(examples, work / "replacements.png")
+    (work / "report.txt").write_text(text + "\n\n" + shown + "\n")
     summary = {"learned": learned, "heldout": result.final_eval, "train": result.final_train, "steps": result.steps,
                "prepare": s.__dict__, "seconds": time.time() - t0}
-    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    (work / "report.json").write_text(json.dumps(summary, indent=2))
     print(text)
     print()
     print(format_examples(examples, color=True) if use_color() else shown)
-    print(f"plots: {png}, {examples_png}\nencoder for fine-tuning: {out / 'run' / 'final'}\ntotal {time.time() - t0:.0f} s")
+    print(f"plots: {out / png.name}, {out / examples_png.name}\nencoder for fine-tuning: {out / 'run' / 'final'}\n"
+          f"total {time.time() - t0:.0f} s")
     return summary

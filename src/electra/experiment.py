@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import load_config, parse_overrides
 from .errors import UserError
-from .train.checkpoint import list_checkpoints
+from .train.checkpoint import find_checkpoint, list_checkpoints
 from .train.flops import official_train_flops_per_step
 
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
@@ -71,8 +71,17 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
     from .finetune.glue import finetune_glue
     from .train.loop import pretrain
 
+    from .finetune.glue import resolve_tasks
+    from .outputs import check_output, write_marker
+    from .paths import data_dir
+
     out = Path(out)
+    check_output(out, [("dataset", Path(data)), ("GLUE folder", glue_dir)], may_continue=resume,
+                 continue_flag="--resume", replace_flag=None)
     p = plan(preset, list(overrides or []), flops, electra_steps, read_meta(Path(data)).max_length)
+    glue = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
+    resolve_tasks(tasks if isinstance(tasks, str) else list(tasks), glue)  # missing GLUE data fails before training
+    write_marker(out, "experiment")
     mismatch = abs(p["flops"]["mlm"] - p["flops"]["electra"]) / p["flops"]["electra"]
     print(f"budget: ELECTRA {p['steps']['electra']:,} steps x {p['per_step_flops']['electra']:.3g} FLOPs = "
           f"{p['flops']['electra']:.3g}; MLM {p['steps']['mlm']:,} steps x {p['per_step_flops']['mlm']:.3g} = "
@@ -84,7 +93,7 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
         run = out / "pretrain" / arm
         fraction_steps = {frac: max(1, round(frac * n)) for frac in FRACTIONS}
         if not (resume and (run / "summary.json").exists()):
-            pretrain(cfg, data, run, resume=resume, show_progress=show_progress,
+            pretrain(cfg, data, run, resume=resume and find_checkpoint(run) is not None, show_progress=show_progress,
                      save_steps=frozenset(fraction_steps.values()))
         by_step = {int(c.name.split("-")[1]): c for c in list_checkpoints(run)}
         for frac, step in fraction_steps.items():

@@ -40,16 +40,18 @@ def is_corpus_file(path: Path) -> bool:
 
 
 def _has_content(path: Path) -> bool:
-    """False only for a file that certainly holds no bytes of text (size 0, or an empty gzip)."""
+    """False only for a file that certainly holds no text: size 0, or only whitespace (plain or
+    gzipped). Reads up to the first non-whitespace byte, so a real corpus costs one small read."""
     if path.stat().st_size == 0:
         return False
-    if path.name.lower().endswith(".gz"):
-        try:
-            with gzip.open(path, "rb") as f:
-                return f.read(1) != b""
-        except (OSError, EOFError, zlib.error):
-            return True  # corrupt: let iter_documents report it with the full reason
-    return True
+    try:
+        with _open_binary(path) as f:
+            while chunk := f.read(1 << 16):
+                if chunk.strip(b" \t\r\n\x0b\x0c"):
+                    return True
+        return False
+    except (OSError, EOFError, zlib.error):
+        return True  # corrupt or unreadable: let iter_documents report it with the full reason
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -92,7 +94,8 @@ def find_corpus_files(path: Path) -> list[Path]:
             raise UserError(f"{path}: folder holds no corpus files ({FORMATS})")
     nonempty = [p for p in files if p.is_dir() or _has_content(p)]
     if not nonempty:
-        what = "file is empty" if len(files) == 1 else f"all {len(files)} corpus files are empty"
+        what = ("file is empty or holds only whitespace" if len(files) == 1
+                else f"all {len(files)} corpus files are empty or hold only whitespace")
         raise UserError(f"{path}: {what}")
     return nonempty
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -25,18 +24,20 @@ from pathlib import Path
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from electra.atomic import commit_dir
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, find_corpus_files, iter_documents
 from electra.data.records import DEFAULT_TEXT_FIELD, source_bytes
 from electra.data.packing import ExamplePacker
 from electra.data.shards import DatasetMeta, ShardWriter, ids_dtype, write_meta
 from electra.data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from electra.errors import UserError
+from electra.outputs import check_output, staged_output
 
 #: Longest example the models' position tables allow.
 MAX_MAX_LENGTH = 512
 #: Shortest example worth pretraining on (the packer needs room for [CLS] A [SEP] B [SEP]).
 MIN_MAX_LENGTH = 8
+#: Share of the corpus's tokens lost to truncation above which prepare warns.
+DROPPED_WARN_FRACTION = 0.05
 #: Lines per encode_batch call: large enough to keep every core busy for a while per call
 #: (the Rust side parallelises over lines), small enough to bound memory (~10 MB of text).
 LINES_PER_BATCH = 50_000
@@ -60,6 +61,8 @@ class PrepareSummary:
     tokens_per_second: float
     max_length: int
     seed: int
+    #: Tokens cut off because a packed example was full (over-long lines or documents).
+    dropped_tokens: int = 0
 
 
 def is_heldout(seed: int, doc_index: int, fraction: float) -> bool:
@@ -141,19 +144,13 @@ def prepare_corpus(
     start = time.perf_counter()
     corpus, out_dir = Path(corpus), Path(out_dir)
     _check_args(max_length, heldout_fraction, examples_per_shard)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"{out_dir}: already exists and is not empty (pass overwrite to replace it)")
+    check_output(out_dir, [("corpus", corpus), ("tokenizer", Path(tokenizer_path))], overwrite=overwrite)
     files = find_corpus_files(corpus)
     tok = load_tokenizer(tokenizer_path)
     specials = special_tokens(tok)
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
 
-    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with staged_output(out_dir, "prepare", fsync=False) as tmp:  # data shards are large; a rename is the atomic step
         summary = _build(
             files, tok, tmp, max_length, seed, heldout_fraction, examples_per_shard, max_line_chars, show_progress,
             file_is_document, text_field,
@@ -178,11 +175,17 @@ def prepare_corpus(
             splits=meta_splits,
         )
         write_meta(tmp, meta)  # last file written: marks the dataset complete
-        commit_dir(tmp, out_dir, fsync=False)  # data shards are large; a rename is the atomic step
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _warn_dropped(result)
     return result
+
+
+def _warn_dropped(s: PrepareSummary) -> None:
+    """Say so when truncation threw away a noticeable share of the corpus."""
+    share = s.dropped_tokens / max(s.tokens, 1)
+    if share > DROPPED_WARN_FRACTION:
+        print(f"warning: {s.dropped_tokens:,} of {s.tokens:,} tokens ({share:.0%}) were cut off because lines or "
+              f"documents are longer than max_length {s.max_length}; split long documents into lines (one sentence "
+              f"or paragraph per line, blank lines between documents), or convert CR line endings", file=sys.stderr)
 
 
 def _build(
@@ -209,13 +212,14 @@ def _build(
         split: ExamplePacker(max_length, specials.cls, specials.sep, random.Random(f"electra-pack:{seed}:{split}"))
         for split in SPLITS
     }
-    counts = {"documents": 0, "heldout_documents": 0, "lines": 0, "tokens": 0}
+    counts = {"documents": 0, "heldout_documents": 0, "lines": 0, "tokens": 0, "kept": 0}
 
     def emit(split: str, doc_ids: list[list[int]]) -> None:
         if split == "heldout":
             counts["heldout_documents"] += 1
         for ex in packers[split].add_document(doc_ids):
             writers[split].add(ex.input_ids, ex.first_len)
+            counts["kept"] += len(ex.input_ids) - (3 if len(ex.input_ids) > ex.first_len else 2)
 
     # The newest document waits one step before it is packed, so that a corpus whose coin
     # flips held out nothing can still send its last document to the held-out split.
@@ -249,8 +253,10 @@ def _build(
     shards = {split: w.close() for split, w in writers.items()}
     total = sum(w.num_examples for w in writers.values())
     filled = sum(w.num_tokens for w in writers.values())
+    kept = counts.pop("kept")
     return {
         **counts,
+        "dropped_tokens": counts["tokens"] - kept,
         "train_examples": writers["train"].num_examples,
         "heldout_examples": writers["heldout"].num_examples,
         "padding_fraction": 1.0 - filled / max(total * max_length, 1),

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +20,10 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tqdm.auto import tqdm
 
-from electra.atomic import commit_dir
 from electra.data.corpus import DEFAULT_MAX_LINE_CHARS, iter_documents
 from electra.data.records import DEFAULT_TEXT_FIELD
 from electra.errors import UserError
+from electra.outputs import check_output, staged_output
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 #: Trained vocabularies put these at ids 0..4, in this order.
@@ -293,24 +290,19 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path, model_max_length: int = MODEL_
     when the tokenizer goes with a model (a longer input would not fit its position table).
 
     The files go to a temporary sibling directory that is renamed onto ``out_dir`` at the end
-    (replacing an existing tokenizer directory), so readers never see a half-written tokenizer.
+    (replacing an existing tokenizer directory of ours, never a folder of the user's), so readers
+    never see a half-written tokenizer.
     """
     out_dir = Path(out_dir)
     special_tokens(tok)  # refuse to save something ELECTRA cannot use
     tokens = vocab_tokens(tok)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    check_output(out_dir, overwrite=True)  # replaces only a tokenizer folder of ours, never the user's files
+    with staged_output(out_dir, "tokenizer") as tmp:
         tok.save(str(tmp / "tokenizer.json"))
         (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
         (tmp / "tokenizer_config.json").write_text(json.dumps(_config_json(tok, model_max_length), indent=2) + "\n")
         specials_map = {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials_map, indent=2) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a tokenizer directory is ordinary data
-        commit_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _read_vocab_txt(path: Path) -> dict[str, int]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +115,12 @@ def cached_features(split: GlueSplit, tok: Tokenizer, max_length: int, cache_dir
     ]).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"{split.task.name}-{split.path.stem}-{key}.npz"
     if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            labels = z["labels"] if "labels" in z.files else None
-            return Features(z["ids"], z["starts"], z["len_a"], labels)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                labels = z["labels"] if "labels" in z.files else None
+                return Features(z["ids"], z["starts"], z["len_a"], labels)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            print(f"warning: damaged feature cache entry {path} ({e}); tokenizing again", file=sys.stderr)
     feats = tokenize_split(split, tok, max_length)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = dict(ids=feats.ids, starts=feats.starts, len_a=feats.len_a)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import positive_int
 from ..errors import UserError
+from ..outputs import check_output, growing_output
 
 SQUAD_TASKS = {"squad": "1.1", "squad1": "1.1", "squad1.1": "1.1", "squad2": "2.0", "squad2.0": "2.0"}
 
@@ -51,16 +53,16 @@ def add_finetune_parsers(subparsers) -> None:
                          "'all' (every GLUE task whose data is present), squad, squad2, or custom "
                          "(your own files: --train-file, --dev-file, --text-columns, --label-column)")
     ft.add_argument("--out", type=Path, required=True, help="output directory")
-    ft.add_argument("--seeds", type=int, default=1, help="fine-tuning seeds per task (reports each, median, spread)")
+    ft.add_argument("--seeds", type=positive_int, default=1, help="fine-tuning seeds per task (reports each, median, spread)")
     ft.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="override a fine-tuning setting, e.g. --set learning_rate=1e-4 --set epochs=2")
     ft.add_argument("--glue-dir", type=Path, help="GLUE folder (default: $ELECTRA_DATA/glue or ../shared/data/glue)")
     ft.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     ft.add_argument("--cache-dir", type=Path, help="tokenized-feature cache (default ~/.cache/electra/glue_features)")
     ft.add_argument("--no-cache", action="store_true", help="tokenize every time, write no cache")
-    ft.add_argument("--max-train", type=int, help="GLUE, custom: use only the first N training rows (quick runs)")
-    ft.add_argument("--max-eval", type=int, help="GLUE, custom: score only the first N dev rows (quick runs)")
-    ft.add_argument("--no-save-models", action="store_true", help="GLUE: do not keep the per-seed models")
+    ft.add_argument("--max-train", type=positive_int, help="use only the first N training rows / questions (quick runs)")
+    ft.add_argument("--max-eval", type=positive_int, help="score only the first N dev rows / questions (quick runs)")
+    ft.add_argument("--no-save-models", action="store_true", help="do not keep the per-seed models")
     ft.add_argument("--no-test-predictions", action="store_true", help="GLUE: skip the leaderboard test files")
     ft.add_argument("--train-file", type=Path, help="SQuAD: training JSON; custom: .csv, .tsv or .jsonl")
     ft.add_argument("--dev-file", type=Path, help="SQuAD: dev JSON; custom: .csv, .tsv or .jsonl")
@@ -82,7 +84,7 @@ def add_finetune_parsers(subparsers) -> None:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--cache-dir", type=Path)
     ev.add_argument("--no-cache", action="store_true")
-    ev.add_argument("--max-eval", type=int)
+    ev.add_argument("--max-eval", type=positive_int)
     ev.add_argument("--dev-file", type=Path, help="SQuAD: dev JSON")
     ev.set_defaults(func=run_evaluate)
 
@@ -98,35 +100,58 @@ def add_finetune_parsers(subparsers) -> None:
     pr.set_defaults(func=run_predict)
 
 
+def _inputs(args: argparse.Namespace, *names: str) -> list[tuple[str, Path | None]]:
+    what = {"model": "model", "finetuned": "fine-tuned folder", "glue_dir": "GLUE folder",
+            "train_file": "training file", "dev_file": "dev file", "cache_dir": "feature cache"}
+    return [(what[n], getattr(args, n, None)) for n in names]
+
+
 def run_finetune(args: argparse.Namespace) -> int:
     names, squad_version = _split_tasks(args.task)
     overrides = parse_sets(args.set)
-    if squad_version is not None:
-        from . import squad  # imported lazily: SQuAD pulls in its own machinery
+    custom = [n.lower() for n in names] == ["custom"]
+    if squad_version is None:
+        from .optim import default_hparams
 
-        squad.finetune_squad(args.model, args.out, version=squad_version, train_file=args.train_file,
-                             dev_file=args.dev_file, split_dev=args.split_dev, seeds=args.seeds,
-                             device=args.device, overrides=overrides, show_progress=not args.quiet,
-                             cache_dir=args.cache_dir)
-        return 0
-    if [n.lower() for n in names] == ["custom"]:
-        return _run_custom(args, overrides)
-    from .glue import finetune_glue
+        default_hparams(256, overrides)  # unknown keys and bad values fail before anything is opened or written
+    if custom:
+        _check_custom_flags(args)
+    # OUT gathers results task by task: new, empty, or an earlier fine-tuning output of ours.
+    check_output(args.out, _inputs(args, "model", "glue_dir", "train_file", "dev_file", "cache_dir"),
+                 may_continue=True)
+    with growing_output(args.out, "finetune"):
+        if squad_version is not None:
+            from . import squad  # imported lazily: SQuAD pulls in its own machinery
 
-    finetune_glue(args.model, args.out, names, glue_dir=args.glue_dir, seeds=args.seeds, device=args.device,
-                  overrides=overrides, show_progress=not args.quiet, cache_dir=args.cache_dir,
-                  use_cache=not args.no_cache, max_train_examples=args.max_train, max_eval_examples=args.max_eval,
-                  save_models=not args.no_save_models, predict_test=not args.no_test_predictions)
+            squad.finetune_squad(args.model, args.out, version=squad_version, train_file=args.train_file,
+                                 dev_file=args.dev_file, split_dev=args.split_dev, seeds=args.seeds,
+                                 device=args.device, overrides=overrides, show_progress=not args.quiet,
+                                 cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                                 max_train_examples=args.max_train, max_eval_examples=args.max_eval,
+                                 save_models=not args.no_save_models)
+            return 0
+        if custom:
+            return _run_custom(args, overrides)
+        from .glue import finetune_glue
+
+        finetune_glue(args.model, args.out, names, glue_dir=args.glue_dir, seeds=args.seeds, device=args.device,
+                      overrides=overrides, show_progress=not args.quiet, cache_dir=args.cache_dir,
+                      use_cache=not args.no_cache, max_train_examples=args.max_train,
+                      max_eval_examples=args.max_eval, save_models=not args.no_save_models,
+                      predict_test=not args.no_test_predictions)
     return 0
+
+
+def _check_custom_flags(args: argparse.Namespace) -> None:
+    missing = [flag for flag, v in (("--train-file", args.train_file), ("--dev-file", args.dev_file),
+                                    ("--text-columns", args.text_columns)) if not v]
+    if missing:
+        raise UserError(f"--task custom needs {', '.join(missing)}")
 
 
 def _run_custom(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     from .custom_tasks import finetune_custom
 
-    missing = [flag for flag, v in (("--train-file", args.train_file), ("--dev-file", args.dev_file),
-                                    ("--text-columns", args.text_columns)) if not v]
-    if missing:
-        raise UserError(f"--task custom needs {', '.join(missing)}")
     finetune_custom(args.model, args.out, args.train_file, args.dev_file,
                     [c.strip() for c in args.text_columns.split(",")], args.label_column,
                     regression=args.regression, seeds=args.seeds, device=args.device, overrides=overrides,
@@ -145,14 +170,22 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     names, squad_version = _split_tasks(args.task) if args.task else (["all"], None)
-    if squad_version is not None:
-        from . import squad
+    out = args.out or args.finetuned
+    if not Path(args.finetuned).exists():
+        raise UserError(f"{args.finetuned} does not exist")
+    # Evaluation adds eval_results.json (and SQuAD predictions) to OUT, by default the fine-tuned folder itself.
+    into_finetuned = Path(out).resolve() == Path(args.finetuned).resolve()
+    check_output(out, _inputs(args, *(() if into_finetuned else ("finetuned",)), "glue_dir", "dev_file", "cache_dir"),
+                 may_continue=True, ours=into_finetuned)
+    with growing_output(out, "evaluate"):
+        if squad_version is not None:
+            from . import squad
 
-        squad.evaluate_squad(args.finetuned, args.dev_file, args.out or args.finetuned, device=args.device,
-                             cache_dir=args.cache_dir)
-        return 0
-    from .glue import evaluate_glue
+            squad.evaluate_squad(args.finetuned, args.dev_file, out, device=args.device, cache_dir=args.cache_dir,
+                                 use_cache=not args.no_cache, max_eval_examples=args.max_eval)
+            return 0
+        from .glue import evaluate_glue
 
-    evaluate_glue(args.finetuned, names, glue_dir=args.glue_dir, out_dir=args.out, device=args.device,
-                  cache_dir=args.cache_dir, use_cache=not args.no_cache, max_eval_examples=args.max_eval)
+        evaluate_glue(args.finetuned, names, glue_dir=args.glue_dir, out_dir=out, device=args.device,
+                      cache_dir=args.cache_dir, use_cache=not args.no_cache, max_eval_examples=args.max_eval)
     return 0

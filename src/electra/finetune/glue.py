@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -37,6 +37,7 @@ from ..errors import UserError
 from ..model.encoder import Encoder, glorot_init, set_dropout
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
+from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
 from ..train.loop import autocast, resolve_device, use_bf16
 from . import metrics as M
@@ -170,11 +171,12 @@ def load_finetuned(path: Path) -> tuple[GlueClassifier, object, GlueTask, Finetu
     meta_path = path / FINETUNE_CONFIG
     if not meta_path.is_file():
         raise UserError(f"{path} is not a fine-tuned GLUE model (no {FINETUNE_CONFIG})")
-    meta = json.loads(meta_path.read_text())
-    task = task_from_spec(meta["task_spec"]) if meta.get("task_spec") else get_task(meta["task"])
-    hp = FinetuneHParams(**meta["hparams"])
-    model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
-    state = load_file(str(path / "model.safetensors"))
+    meta = read_json(meta_path)
+    with reading(meta_path):
+        task = task_from_spec(meta["task_spec"]) if meta.get("task_spec") else get_task(meta["task"])
+        hp = FinetuneHParams(**meta["hparams"])
+        model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
+    state = read_safetensors(path / "model.safetensors")
     missing = set(model.state_dict()) - set(state)
     if missing:
         raise UserError(f"{path}/model.safetensors lacks {len(missing)} tensors of the classifier, e.g. {sorted(missing)[0]}")

@@ -14,13 +14,14 @@ embeddings ``lr * decay ** (L + 2)``. Gradient clipping (global norm 1.0) is the
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import coerce_value
+from ..config import MAX_SEED, check_range, coerce_value
 from ..errors import UserError
 from ..model.encoder import Encoder
 from ..train.optim import AdamNoBiasCorrection, lr_at
@@ -82,6 +83,10 @@ class FinetuneHParams:
             raise UserError(f"epochs must be positive, got {self.epochs}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        check_range("seed", self.seed, 0, MAX_SEED)
+        for name in ("adam_eps", "clip_grad_norm"):
+            check_range(name, getattr(self, name), 0, math.inf, low_open=True)
+        check_range("weight_decay", self.weight_decay, 0, math.inf)
 
     def with_overrides(self, overrides: dict[str, str] | None) -> FinetuneHParams:
         """A copy with ``key=value`` strings applied (as from ``--set``); unknown keys are errors."""

@@ -3,20 +3,22 @@
 The input is a CSV, TSV or JSON Lines file with the text column(s) the model was trained on; the
 output (CSV, TSV or JSON Lines by its suffix) repeats every input column and adds ``prediction``
 (the label string, or the score of a regression) and, for a classifier, one ``p(<label>)``
-probability column per class. It is written under a temporary name and renamed into place; an
-existing output file is replaced only with ``overwrite``.
+probability column per class. It is written under a temporary name and renamed into place
+(``electra.outputs``): an existing output file is replaced only with ``overwrite``, and never when
+it is the input file or lies inside the model's folder.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..outputs import check_output_file, staged_file
+from ..readers import read_json, reading
 from .custom_tasks import TABLE_SUFFIXES, read_table, split_from_rows
 
 
@@ -28,12 +30,13 @@ def find_model_dir(path: Path) -> Path:
     if (path / FINETUNE_CONFIG).is_file():
         return path
     if (path / RESULTS).is_file():
-        tasks = json.loads((path / RESULTS).read_text()).get("tasks", {})
-        if len(tasks) == 1:
-            (name, result), = tasks.items()
-            seed_dir = path / name / f"seed{result['median_seed']}"
-            if (seed_dir / FINETUNE_CONFIG).is_file():
-                return seed_dir
+        with reading(path / RESULTS):
+            tasks = dict(read_json(path / RESULTS).get("tasks", {}))
+            if len(tasks) == 1:
+                (name, result), = tasks.items()
+                seed_dir = path / name / f"seed{result['median_seed']}"
+                if (seed_dir / FINETUNE_CONFIG).is_file():
+                    return seed_dir
         if len(tasks) > 1:
             raise UserError(f"{path} holds models for {', '.join(tasks)}: pass one seed folder, "
                             f"e.g. {path}/<TASK>/seed<k>")
@@ -62,8 +65,8 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
     out_file = Path(out_file)
     if out_file.suffix.lower() not in TABLE_SUFFIXES:
         raise UserError(f"{out_file}: --out must end in .csv, .tsv or .jsonl")
-    if out_file.exists() and not overwrite:
-        raise UserError(f"{out_file} exists; pass --overwrite to replace it")
+    check_output_file(out_file, [("input file", Path(input_file)), ("fine-tuned model", Path(finetuned))],
+                      overwrite=overwrite)
     model_dir = find_model_dir(finetuned)
     model, tok, task, hp, _ = load_finetuned(model_dir)
     columns, rows = read_table(input_file)
@@ -84,12 +87,7 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
         for rec, p in zip(records, probs):
             rec["prediction"] = task.labels[int(p.argmax())]
             rec.update({f"p({label})": round(float(v), 6) for label, v in zip(task.labels, p)})
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f".{out_file.name}.tmp-{os.getpid()}")
-    try:
+    with staged_file(out_file) as tmp:
         _write_table(tmp, TABLE_SUFFIXES[out_file.suffix.lower()], [c for c in columns if c not in added] + added, records)
-        os.replace(tmp, out_file)
-    finally:
-        tmp.unlink(missing_ok=True)
     log(f"{len(records)} predictions by {model_dir} ({task.name}) -> {out_file}")
     return logits

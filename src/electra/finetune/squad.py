@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ..data.tokenizer import vocab_fingerprint
 from ..errors import UserError
 from ..model.encoder import set_dropout
 from ..paths import data_dir
+from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder, save_encoder
 from ..train.loop import autocast, resolve_device, use_bf16
 from .optim import FinetuneHParams, _parse_value, build_finetune_optimizer, default_hparams
@@ -211,9 +212,10 @@ def _write_predictions(out_dir: Path, decoded: Decoded) -> None:
 
 
 def _evaluate(encoder, head, squad: SquadSet, tok, spec: WindowSpec, hp: FinetuneHParams, settings: SquadSettings,
-              device: torch.device, out_dir: Path, cache_dir: Path | None, show_progress: bool, where: Path) -> dict:
+              device: torch.device, out_dir: Path, cache_dir: Path | None, show_progress: bool, where: Path,
+              use_cache: bool = True) -> dict:
     t0 = time.perf_counter()
-    feats = load_features(squad, tok, spec, cache_dir)
+    feats = load_features(squad, tok, spec, cache_dir, use_cache=use_cache)
     _check_fits(feats, encoder, where)
     beam = predict_squad(encoder, head, feats, hp.eval_batch_size, device, hp.precision, settings.beam_size,
                          show_progress)
@@ -263,7 +265,8 @@ def _median(runs: list[dict]) -> dict:
 def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_file: Path | None = None,
                    dev_file: Path | None = None, split_dev: bool = False, seeds: int = 1, device: str = "auto",
                    overrides: dict[str, str] | None = None, show_progress: bool = True,
-                   cache_dir: Path | None = None) -> dict:
+                   cache_dir: Path | None = None, use_cache: bool = True, max_train_examples: int | None = None,
+                   max_eval_examples: int | None = None, save_models: bool = True) -> dict:
     """Fine-tune ``model`` (any directory ``load_encoder`` reads) on SQuAD ``version`` and evaluate.
 
     Writes under ``out_dir`` (under ``out_dir/seed-<s>/`` for each seed when ``seeds > 1``):
@@ -272,7 +275,9 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
     (2.0), and ``results.json`` in ``out_dir`` with every seed's scores and their median.
     ``overrides`` are ``FinetuneHParams`` fields (learning_rate, batch_size, epochs, max_length, ...)
     or ``SquadSettings`` fields (doc_stride, max_query_length, n_best, max_answer_length, ...);
-    unknown keys are rejected. Returns the results dict.
+    unknown keys are rejected. ``max_train_examples``/``max_eval_examples`` keep the first N
+    questions (quick runs), ``use_cache=False`` tokenizes without the cache, ``save_models=False``
+    writes no ``model/``. Returns the results dict.
     """
     if version not in ("1.1", "2.0"):
         raise UserError(f"SQuAD version must be 1.1 or 2.0, got {version!r}")
@@ -282,6 +287,7 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
     shared, squad_only = _split_overrides(overrides)
     settings = _settings(squad_only)
     train_set, eval_set = _datasets(version, train_file, dev_file, split_dev)
+    train_set, eval_set = train_set.first(max_train_examples), eval_set.first(max_eval_examples)
     dev_device = resolve_device(device)
 
     runs = []
@@ -299,12 +305,13 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
                          answerable_weight=settings.answerable_weight)
         encoder.to(dev_device)
         head.to(dev_device)
-        train_feats = load_features(train_set, tok, spec, cache_dir)
+        train_feats = load_features(train_set, tok, spec, cache_dir, use_cache=use_cache)
         _check_fits(train_feats, encoder, model)
         summary = train_squad(encoder, head, train_feats, hp, settings, dev_device, show_progress)
         metrics = _evaluate(encoder, head, eval_set, tok, spec, hp, settings, dev_device, run_dir, cache_dir,
-                            show_progress, model)
-        _save_finetuned(encoder, head, tok, run_dir / "model", version, spec, hp, settings, split_dev)
+                            show_progress, model, use_cache)
+        if save_models:
+            _save_finetuned(encoder, head, tok, run_dir / "model", version, spec, hp, settings, split_dev)
         runs.append({"seed": hp.seed, **metrics, "train": summary})
         if k == 0:
             first_hp = hp  # results report the first seed's settings; later seeds differ only in seed
@@ -325,29 +332,32 @@ def finetune_squad(model: Path, out_dir: Path, *, version: str = "1.1", train_fi
 
 
 def evaluate_squad(finetuned_dir: Path, dev_file: Path | None, out_dir: Path, device: str = "auto", *,
-                   split_dev: bool | None = None, show_progress: bool = True, cache_dir: Path | None = None) -> dict:
+                   split_dev: bool | None = None, show_progress: bool = True, cache_dir: Path | None = None,
+                   use_cache: bool = True, max_eval_examples: int | None = None) -> dict:
     """Evaluate a model written by ``finetune_squad`` (its ``model/`` directory or the run directory).
 
     ``dev_file`` None means the default dev file of the model's SQuAD version; ``split_dev`` None
     means: as when it was fine-tuned (then only the odd-index articles are scored). Writes
-    predictions.json (null_odds.json) and results.json into ``out_dir``; returns the results.
+    predictions.json (null_odds.json) and eval_results.json into ``out_dir`` (never the fine-tuning
+    run's own results.json); returns the results.
     """
     finetuned_dir = Path(finetuned_dir)
     model_dir = finetuned_dir / "model" if (finetuned_dir / "model" / SQUAD_CONFIG).is_file() else finetuned_dir
     if not (model_dir / SQUAD_CONFIG).is_file():
         raise UserError(f"{finetuned_dir} is not a fine-tuned SQuAD model (no {SQUAD_CONFIG})")
-    meta = json.loads((model_dir / SQUAD_CONFIG).read_text())
+    meta = read_json(model_dir / SQUAD_CONFIG)
     encoder, tok = load_encoder(model_dir)
     if meta.get("vocab_fingerprint") not in (None, vocab_fingerprint(tok)):
         raise UserError(f"{model_dir}: the tokenizer is not the one this SQuAD model was fine-tuned with")
-    hp = FinetuneHParams(**meta["hparams"])
-    settings = SquadSettings(**meta["settings"])
-    spec = WindowSpec(**meta["window"])
-    version = meta["version"]
+    with reading(model_dir / SQUAD_CONFIG):
+        hp = FinetuneHParams(**meta["hparams"])
+        settings = SquadSettings(**meta["settings"])
+        spec = WindowSpec(**meta["window"])
+        version = meta["version"]
     split = meta.get("split_dev", False) if split_dev is None else split_dev
     head = SquadHead(encoder.config.hidden_size, settings.head_size, answerable=meta["answerable"],
                      answerable_weight=settings.answerable_weight)
-    state = load_file(str(model_dir / HEAD_FILE))
+    state = read_safetensors(model_dir / HEAD_FILE)
     try:
         head.load_state_dict(state)
     except RuntimeError as e:
@@ -356,14 +366,14 @@ def evaluate_squad(finetuned_dir: Path, dev_file: Path | None, out_dir: Path, de
     encoder.to(dev_device)
     head.to(dev_device)
     dev = read_squad(Path(dev_file) if dev_file else _default_dev(version), version)
-    eval_set = dev.select("odd") if split else dev
+    eval_set = (dev.select("odd") if split else dev).first(max_eval_examples)
     out_dir = Path(out_dir)
     metrics = _evaluate(encoder, head, eval_set, tok, spec, hp, settings, dev_device, out_dir, cache_dir,
-                        show_progress, model_dir)
+                        show_progress, model_dir, use_cache)
     results = {"task": f"squad{version}", "version": version,
                "label": SPLIT_DEV_LABEL if split else f"SQuAD {version} dev",
                "comparable_with_paper": not split, "model": str(model_dir),
                "dev_file": str(eval_set.path) + (" (odd articles)" if split else ""),
                "eval_questions": len(eval_set.examples), **metrics}
-    _write_json(out_dir / "results.json", results)
+    _write_json(out_dir / "eval_results.json", results)
     return results

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,20 @@ class SquadSet:
         examples = [e for e in self.examples if e.article % 2 == parity]
         data = [a for i, a in enumerate(self.data) if i % 2 == parity]
         return dataclasses.replace(self, examples=examples, data=data, selection=which)
+
+    def first(self, n: int | None) -> SquadSet:
+        """The first ``n`` questions (all when None), ``data`` cut to them: quick runs (``--max-train``)."""
+        if n is None or n >= len(self.examples):
+            return self
+        keep = self.examples[:n]
+        ids = {e.qid for e in keep}
+        data = []
+        for article in self.data:
+            paragraphs = [{**p, "qas": [qa for qa in p["qas"] if qa.get("id") in ids]} for p in article["paragraphs"]]
+            paragraphs = [p for p in paragraphs if p["qas"]]
+            if paragraphs:
+                data.append({**article, "paragraphs": paragraphs})
+        return dataclasses.replace(self, examples=keep, data=data, selection=f"{self.selection}-first{n}")
 
 
 def read_squad(path: Path, version: str = "1.1") -> SquadSet:
@@ -426,8 +441,8 @@ def load_features(squad: SquadSet, tok: Tokenizer, spec: WindowSpec, cache_dir: 
                 arrays = {n: np.load(entry / f"{n}.npy", allow_pickle=False) for n in _CACHE_ARRAYS}
                 return SquadFeatures(spec, **arrays, stats=meta["stats"], from_cache=True,
                                      cls_id=specials.cls, sep_id=specials.sep, pad_id=specials.pad)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged entry is rebuilt below
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+            print(f"warning: damaged feature cache entry {entry} ({e}); tokenizing again", file=sys.stderr)
     feats = featurize(squad, tok, spec)
     where.mkdir(parents=True, exist_ok=True)
     tmp = where / f".{entry.name}.tmp-{os.getpid()}"

@@ -20,7 +20,8 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("src", type=Path, metavar="SRC",
                    help="run directory, checkpoint directory, encoder directory or fine-tuned classifier")
-    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new (or previously exported) output directory")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new or empty output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it holds an earlier electra export")
     p.set_defaults(func=run_export)
     return p
 
@@ -29,14 +30,14 @@ def run_export(args: argparse.Namespace) -> int:
     if (args.src / "finetune.json").is_file() or (args.src / "results.json").is_file():
         from .hf_classifier import export_classifier
 
-        out = export_classifier(args.src, args.out_dir)
+        out = export_classifier(args.src, args.out_dir, overwrite=args.overwrite)
         labels = json.loads((out / "config.json").read_text())["id2label"]
         print(f"exported {args.src} -> {out} (ElectraForSequenceClassification, labels {', '.join(labels.values())})")
         return 0
     from .hf_export import export_hf, resolve_export_source  # torch import deferred until the command runs
 
     source = resolve_export_source(args.src)
-    main, generator = export_hf(source, args.out_dir)
+    main, generator = export_hf(args.src, args.out_dir, overwrite=args.overwrite)
     print(f"exported {source}")
     for d in (main, generator):
         if d is not None:

@@ -14,7 +14,6 @@ All name and config translation is in ``hf_keys.py``; this module never imports 
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any, Mapping
 
 import tokenizers
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from ..config import EncoderConfig, ModelConfig, PretrainConfig, coerce_value
@@ -30,6 +28,7 @@ from ..data.tokenizer import load_tokenizer, vocab_fingerprint
 from ..errors import UserError
 from ..model.electra import ElectraPair, Generator
 from ..model.encoder import Encoder
+from ..readers import read_json, read_safetensors, reading
 from . import hf_keys
 
 SAFETENSORS = "model.safetensors"
@@ -53,17 +52,22 @@ _DROPPABLE_HEADS = {
 # -- reading an HF directory -------------------------------------------------------------------
 
 
+_FIX_HF = "the model directory is damaged or incomplete; download or export it again"
+
+
 def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of an HF model directory: ``model.safetensors`` (or its shards), else
     ``pytorch_model.bin`` through ``torch.load(weights_only=True)``."""
     path = Path(path)
     if (path / SAFETENSORS).is_file():
-        return load_file(str(path / SAFETENSORS))
+        return read_safetensors(path / SAFETENSORS, _FIX_HF)
     if (path / SAFETENSORS_INDEX).is_file():
-        index = json.loads((path / SAFETENSORS_INDEX).read_text())
+        index = read_json(path / SAFETENSORS_INDEX, _FIX_HF)
         state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(index["weight_map"].values())):
-            state.update(load_file(str(path / shard)))
+        with reading(path / SAFETENSORS_INDEX, _FIX_HF):
+            shards = sorted(set(index["weight_map"].values()))
+        for shard in shards:
+            state.update(read_safetensors(path / shard, _FIX_HF))
         return state
     if (path / PYTORCH_BIN).is_file():
         return _read_pytorch_bin(path / PYTORCH_BIN)
@@ -91,10 +95,7 @@ def read_hf_config(path: Path) -> dict[str, Any]:
     file = Path(path) / "config.json"
     if not file.is_file():
         raise UserError(f"{path}: no config.json; not a HuggingFace model directory")
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{file}: not valid JSON ({e})") from None
+    return read_json(file, _FIX_HF)
 
 
 @dataclass

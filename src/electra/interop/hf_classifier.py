@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..atomic import atomic_dir, commit_dir
 from ..data.tokenizer import save_tokenizer, special_tokens
 from ..errors import UserError
+from ..outputs import MARKER, check_output, staged_output
 from . import hf_keys
 from .hf import SAFETENSORS
 
@@ -62,31 +62,30 @@ def classifier_config(model, task, tok, dropout: float) -> dict:
     return cfg
 
 
-def export_classifier(finetuned: Path, out_dir: Path) -> Path:
-    """Write the fine-tuned model at ``finetuned`` (a seed folder or a single-task output) to ``out_dir``."""
+def export_classifier(finetuned: Path, out_dir: Path, overwrite: bool = False) -> Path:
+    """Write the fine-tuned model at ``finetuned`` (a seed folder or a single-task output) to ``out_dir``.
+
+    ``out_dir`` follows ``electra.outputs``: built in a temporary sibling and swapped in; an earlier
+    export is replaced only with ``overwrite``, a folder of the user's never.
+    """
     from ..finetune.glue import load_finetuned
     from ..finetune.predict import find_model_dir
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"{out_dir} exists and is not empty; choose a new or empty directory")
+    check_output(out_dir, [("fine-tuned model", Path(finetuned))], overwrite=overwrite)
     model_dir = find_model_dir(finetuned)
     model, tok, task, hp, _ = load_finetuned(model_dir)
     state = {"electra." + k: v for k, v in hf_keys.to_hf(model.encoder.state_dict(), "encoder").items()}
     scale = task.label_scale if task.is_regression else 1.0
     state.update(hf_head_weights(scale * model.classifier.weight.detach().float(),
                                  scale * model.classifier.bias.detach().float()))
-    tmp = atomic_dir(out_dir)
-    try:
+    with staged_output(out_dir, "export") as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / SAFETENSORS),
                   metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(classifier_config(model, task, tok, hp.dropout), indent=2) + "\n")
         save_tokenizer(tok, tmp / "tokenizer")
         for f in (tmp / "tokenizer").iterdir():
-            shutil.move(str(f), tmp / f.name)
-        (tmp / "tokenizer").rmdir()
-        commit_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            if f.name != MARKER:
+                shutil.move(str(f), tmp / f.name)
+        shutil.rmtree(tmp / "tokenizer")
     return out_dir

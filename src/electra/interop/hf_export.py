@@ -21,16 +21,16 @@ import tokenizers
 from safetensors.torch import save_file
 from torch import nn
 
-from ..atomic import atomic_dir, commit_dir
-from ..config import EncoderConfig, config_from_dict
+from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens
 from ..errors import UserError
 from ..model.electra import ElectraPair, build_model
 from ..model.encoder import Encoder
-from ..train.checkpoint import find_checkpoint, is_checkpoint, load_checkpoint
+from ..outputs import MARKER, check_output, staged_output
+from ..train.checkpoint import find_checkpoint, is_checkpoint, load_checkpoint, read_checkpoint_config
 from ..train.encoder_io import ENCODER_CONFIG, load_encoder
 from . import hf_keys
-from .hf import EXPORT_DIRS, SAFETENSORS
+from .hf import SAFETENSORS
 
 
 def resolve_export_source(src: Path) -> Path:
@@ -57,7 +57,7 @@ def _export_parts(src: Path) -> tuple[list[tuple[str, str, nn.Module]], tokenize
     if (src / ENCODER_CONFIG).is_file():
         encoder, tok = load_encoder(src)
         return [("discriminator", "encoder", encoder)], tok
-    cfg = config_from_dict(json.loads((src / "config.json").read_text()))
+    cfg = read_checkpoint_config(src)
     model = build_model(cfg.model, cfg.train.objective)
     load_checkpoint(src, model)
     tok = load_tokenizer(src / "tokenizer")
@@ -70,21 +70,21 @@ def _encoder_config(module: nn.Module) -> EncoderConfig:
     return module.config if isinstance(module, Encoder) else module.encoder.config
 
 
-def export_hf(src: Path, out_dir: Path) -> tuple[Path, Path | None]:
+def export_hf(src: Path, out_dir: Path, overwrite: bool = False) -> tuple[Path, Path | None]:
     """Write ``out_dir/discriminator/`` (and ``out_dir/generator/``) in HF layout, atomically.
 
     ``src``: a run directory, a pretraining checkpoint or an encoder directory (discriminator
     encoder only, written as ``ElectraModel``). For a checkpoint of the MLM baseline the one model
     is written to ``out_dir/mlm/`` as ``ElectraForMaskedLM``.
+    ``out_dir`` follows ``electra.outputs``: an earlier export is replaced only with ``overwrite``.
     Returns (the directory of the model to fine-tune, the generator directory or None).
     """
-    src, out_dir = resolve_export_source(src), Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(p.name not in EXPORT_DIRS for p in out_dir.iterdir())):
-        raise UserError(f"{out_dir} exists and holds other files; choose a new or empty directory")
+    given, out_dir = Path(src), Path(out_dir)
+    src = resolve_export_source(given)
+    check_output(out_dir, [("source", given)], overwrite=overwrite)
     parts, tok = _export_parts(src)
     pad_id = special_tokens(tok).pad
-    tmp = atomic_dir(out_dir)
-    try:
+    with staged_output(out_dir, "export") as tmp:
         # Every part shares the embedding block, so one position limit holds for all of them.
         save_tokenizer(tok, tmp / "tokenizer", model_max_length=_encoder_config(parts[0][2]).max_position)
         for name, kind, module in parts:
@@ -97,12 +97,9 @@ def export_hf(src: Path, out_dir: Path) -> tuple[Path, Path | None]:
             hf_cfg = hf_keys.encoder_to_hf_config(_encoder_config(module), arch, pad_id)
             (d / "config.json").write_text(json.dumps(hf_cfg, indent=2) + "\n")
             for f in (tmp / "tokenizer").iterdir():
-                shutil.copy2(f, d / f.name)
+                if f.name != MARKER:
+                    shutil.copy2(f, d / f.name)
         shutil.rmtree(tmp / "tokenizer")
-        commit_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     dirs = [out_dir / name for name, _, _ in parts]
     return dirs[0], (dirs[1] if len(dirs) > 1 else None)
 

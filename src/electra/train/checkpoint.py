@@ -18,16 +18,18 @@ import base64
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
-from ..config import PretrainConfig
+from ..config import PretrainConfig, config_from_dict
 from ..errors import UserError
 from ..atomic import atomic_dir, commit_dir
+from ..readers import FIX_CHECKPOINT, read_json, read_safetensors, reading, safetensors_ok
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -50,6 +52,50 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     """The latest complete checkpoint of a run directory, or None."""
     ckpts = list_checkpoints(run_dir)
     return ckpts[-1] if ckpts else None
+
+
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """None if every file of ``ckpt`` parses (JSON objects, safetensors headers that fit their
+    files), else what is wrong, naming the file."""
+    for name in ("config.json", "state.json"):
+        try:
+            read_json(ckpt / name, FIX_CHECKPOINT)
+        except UserError as e:
+            return str(e)
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        if (ckpt / name).exists() or name == "model.safetensors":
+            reason = safetensors_ok(ckpt / name)
+            if reason is not None:
+                return f"{ckpt / name}: {reason}"
+    return None
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint of a run that reads back; damaged newer ones are reported and skipped.
+
+    Raises:
+        UserError: checkpoints exist but none of them is readable.
+    """
+    ckpts = list_checkpoints(run_dir)
+    for ckpt in reversed(ckpts):
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return ckpt
+        print(f"warning: skipping damaged checkpoint {ckpt.name}: {problem}", file=sys.stderr)
+    if ckpts:
+        raise UserError(f"{run_dir}: none of its {len(ckpts)} checkpoints can be read (newest: {ckpts[-1]}); "
+                        f"start a new run in another folder")
+    return None
+
+
+def read_checkpoint_config(ckpt: Path) -> PretrainConfig:
+    """The config a checkpoint was saved with; a damaged or foreign config.json is a UserError naming it."""
+    path = Path(ckpt) / "config.json"
+    try:
+        return config_from_dict(read_json(path, FIX_CHECKPOINT))
+    except UserError as e:
+        msg = str(e)
+        raise UserError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
 
 
 def rng_to_str(state: torch.Tensor) -> str:
@@ -83,12 +129,16 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, optimizer: torch
     for stale in final.parent.glob(".step-*.tmp-*"):  # leftovers of a crashed save
         shutil.rmtree(stale, ignore_errors=True)
     tmp = atomic_dir(final)
-    save_model(model, str(tmp / "model.safetensors"))
-    save_file(optimizer_tensors(model, optimizer), str(tmp / "optimizer.safetensors"))
-    (tmp / "config.json").write_text(cfg.to_json())
-    shutil.copytree(tokenizer_dir, tmp / "tokenizer")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))  # last: marks the directory complete
-    commit_dir(tmp, final)
+    try:
+        save_model(model, str(tmp / "model.safetensors"))
+        save_file(optimizer_tensors(model, optimizer), str(tmp / "optimizer.safetensors"))
+        (tmp / "config.json").write_text(cfg.to_json())
+        shutil.copytree(tokenizer_dir, tmp / "tokenizer")
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))  # last: marks the directory complete
+        commit_dir(tmp, final)
+    except BaseException:  # disk full, interrupted: no half-written checkpoint stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if keep_last > 0:
         for old in list_checkpoints(run_dir)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
@@ -100,10 +150,13 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     path = Path(path)
     if not is_checkpoint(path):
         raise UserError(f"{path} is not a complete checkpoint (needs model.safetensors, config.json, state.json)")
-    missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
+    with reading(path / "model.safetensors", FIX_CHECKPOINT):
+        missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
     if unexpected or missing:
         raise UserError(f"checkpoint {path} does not fit the model: missing {sorted(missing)[:5]}, "
                         f"unexpected {sorted(unexpected)[:5]}")
     if optimizer is not None and (path / "optimizer.safetensors").exists():
-        load_optimizer_tensors(model, optimizer, load_file(str(path / "optimizer.safetensors")))
-    return json.loads((path / "state.json").read_text())
+        tensors = read_safetensors(path / "optimizer.safetensors", FIX_CHECKPOINT)
+        with reading(path / "optimizer.safetensors", FIX_CHECKPOINT):
+            load_optimizer_tensors(model, optimizer, tensors)
+    return read_json(path / "state.json", FIX_CHECKPOINT)

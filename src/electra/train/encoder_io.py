@@ -13,13 +13,14 @@ import json
 from pathlib import Path
 
 import tokenizers
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..atomic import atomic_dir, commit_dir
-from ..config import EncoderConfig, config_from_dict
+from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, vocab_fingerprint
 from ..errors import UserError
 from ..model.encoder import Encoder
+from ..readers import FIX_CHECKPOINT, read_json, read_safetensors, reading
 
 ENCODER_CONFIG = "encoder_config.json"
 
@@ -42,10 +43,11 @@ def load_encoder(path: Path) -> tuple[Encoder, tokenizers.Tokenizer]:
     if not path.exists():
         raise UserError(f"model path {path} does not exist")
     if (path / ENCODER_CONFIG).exists():
-        meta = json.loads((path / ENCODER_CONFIG).read_text())
-        cfg = EncoderConfig(**meta["encoder"])
+        meta = read_json(path / ENCODER_CONFIG)
+        with reading(path / ENCODER_CONFIG):
+            cfg = EncoderConfig(**meta["encoder"])
         encoder = Encoder(cfg)
-        _load_state(encoder, load_file(str(path / "model.safetensors")), path)
+        _load_state(encoder, read_safetensors(path / "model.safetensors"), path)
         tok = load_tokenizer(path / "tokenizer")
         _check_vocab(tok, cfg, meta.get("vocab_fingerprint"), path)
         return encoder, tok
@@ -63,9 +65,11 @@ def load_encoder(path: Path) -> tuple[Encoder, tokenizers.Tokenizer]:
 
 
 def _encoder_from_checkpoint(ckpt: Path) -> tuple[Encoder, tokenizers.Tokenizer]:
-    cfg = config_from_dict(json.loads((ckpt / "config.json").read_text()))
+    from .checkpoint import read_checkpoint_config
+
+    cfg = read_checkpoint_config(ckpt)
     prefix = "discriminator.encoder." if cfg.train.objective == "electra" else "encoder."
-    state = load_file(str(ckpt / "model.safetensors"))
+    state = read_safetensors(ckpt / "model.safetensors", FIX_CHECKPOINT)
     # safetensors stores a shared tensor once; the embeddings may sit under either network's name.
     sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     for k, v in state.items():

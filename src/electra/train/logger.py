@@ -32,8 +32,7 @@ class MetricsLogger:
         if not enabled:
             return
         if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for line in self.path.read_text().splitlines() if _step_of(line) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         self.file = open(self.path, "a")
         if tensorboard:
@@ -61,6 +60,15 @@ class MetricsLogger:
             self.file.close()
             if self.writer is not None:
                 self.writer.close()
+
+
+def _step_of(line: str) -> float:
+    """The step of one metrics.jsonl line; a blank or torn line (a killed run's last write) is dropped."""
+    try:
+        record = json.loads(line)
+        return record.get("step", 0) if isinstance(record, dict) else math.inf
+    except ValueError:
+        return math.inf
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

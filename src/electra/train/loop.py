@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..config import PretrainConfig, config_from_dict
+from ..config import PretrainConfig
 from ..data.loader import BatchIterator, Prefetcher
 from ..data.shards import PretrainingData
 from ..data.tokenizer import load_tokenizer, special_tokens, vocab_fingerprint
@@ -37,7 +37,10 @@ from ..model.electra import build_model, count_parameters, kept_encoder
 from ..model.encoder import Encoder
 from ..objectives.output import metrics_from_counts, roc_auc
 from ..objectives.task import PretrainingStep
-from .checkpoint import find_checkpoint, load_checkpoint, rng_from_str, rng_to_str, save_checkpoint
+from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
+from ..readers import FIX_CHECKPOINT, read_json, reading
+from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
+                         rng_to_str, save_checkpoint)
 from .encoder_io import save_encoder
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
@@ -147,8 +150,23 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     """Pretrain on a prepared dataset (``electra prepare``) into ``run_dir``.
 
     ``save_steps``: extra steps to checkpoint at besides every ``train.save_every`` (e.g. the
-    fractions of the budget an experiment fine-tunes).
+    fractions of the budget an experiment fine-tunes). ``run_dir`` must be new, empty or a run
+    folder of ours (``electra.outputs``); the process holds its lock while it writes there.
     """
+    run_dir = Path(run_dir)
+    check_output(run_dir, [("dataset", Path(data_dir)), ("--init-from model", init_from)], may_continue=True,
+                 ours=find_checkpoint(run_dir) is not None)
+    if _dist_info()[0] == 0:  # rank 0 holds the lock; other ranks of the same job write nothing there
+        check_unlocked(run_dir)  # a second process on a live run refuses before reading anything
+    try:
+        return _pretrain(cfg, data_dir, run_dir, resume=resume, init_from=init_from, show_progress=show_progress,
+                         save_steps=save_steps)
+    finally:
+        release_lock(run_dir)
+
+
+def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool, init_from: Path | None,
+              show_progress: bool, save_steps: frozenset[int]) -> RunResult:
     t_start = time.time()
     rank, world = _dist_info()
     is_main = rank == 0
@@ -168,13 +186,16 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
         raise UserError(f"dataset max length {T} exceeds model.max_position {cfg.model.max_position}")
 
     # ---- resume / fresh start --------------------------------------------------------------
-    ckpt = find_checkpoint(run_dir)
+    ckpt = resume_checkpoint(run_dir) if resume else find_checkpoint(run_dir)
     if ckpt is not None and not resume:
         raise UserError(f"{run_dir} already holds checkpoints (latest {ckpt.name}); pass --resume to continue "
                         f"or choose another output directory")
+    if ckpt is None and resume:
+        raise UserError(f"{run_dir}: --resume but there is no checkpoint to resume from (is the run folder right?); "
+                        f"leave out --resume to start a new run")
     if ckpt is not None:
-        saved = config_from_dict(json.loads((ckpt / "config.json").read_text()))
-        saved_state = json.loads((ckpt / "state.json").read_text())
+        saved = read_checkpoint_config(ckpt)
+        saved_state = read_json(ckpt / "state.json", FIX_CHECKPOINT)
         if saved_state.get("vocab_fingerprint") != fingerprint or saved.model.vocab_size != cfg.model.vocab_size:
             raise UserError(f"the vocabulary of {data_dir} does not match checkpoint {ckpt}: the model was trained "
                             f"with another tokenizer; prepare the data with the checkpoint's tokenizer/")
@@ -202,11 +223,12 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     step, tokens_seen, elapsed_before = 0, 0, 0.0
     if ckpt is not None:
         state = load_checkpoint(ckpt, model, optimizer)
-        step, tokens_seen, elapsed_before = state["step"], state["tokens"], state["elapsed_seconds"]
-        loader.load_state(state["data"])
-        torch.set_rng_state(rng_from_str(state["rng"]["torch"]))
-        if device.type == "cuda" and state["rng"].get("cuda"):
-            torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), device)
+        with reading(ckpt / "state.json", FIX_CHECKPOINT):
+            step, tokens_seen, elapsed_before = int(state["step"]), state["tokens"], state["elapsed_seconds"]
+            loader.load_state(state["data"])
+            torch.set_rng_state(rng_from_str(state["rng"]["torch"]))
+            if device.type == "cuda" and state["rng"].get("cuda"):
+                torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), device)
     num_slots = tc.max_predictions(T)
     step_module: torch.nn.Module = PretrainingStep(model, tc, special, num_slots)
     if world > 1:
@@ -218,7 +240,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     flops_per_step = official_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T)  # logged, as the paper counts
     matmul_per_step = matmul_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)  # for MFU
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        acquire_lock(run_dir)  # creates and marks the run folder; a second process on it refuses here
         (run_dir / "config.json").write_text(cfg.to_json())
         print(f"config:\n{cfg.to_json()}")
         print(f"model: {tc.objective} | discriminator/kept encoder {count_parameters(kept_encoder(model)) / 1e6:.2f}M params"
@@ -318,7 +340,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                     for v in loss_acc.values():
                         v.zero_()
                     interval_steps, interval_t0 = 0, time.time()
-                if heldout is not None and (step % tc.eval_every == 0 or last):
+                if heldout is not None and len(heldout) and tc.eval_batches and (step % tc.eval_every == 0 or last):
                     last_eval = evaluate(PretrainingStep(model, tc, special, num_slots), heldout, tc.seed, device, bf16,
                                          tc.eval_batches, micro)
                     last_eval.update(step=step, split="heldout")
@@ -420,10 +442,11 @@ def _init_from(model, path: Path, cfg: PretrainConfig, fingerprint: str) -> None
 
     ckpt = path if (path / "state.json").exists() else find_checkpoint(path)
     if ckpt is not None:
-        saved = json.loads((ckpt / "state.json").read_text())
+        saved = read_json(ckpt / "state.json", FIX_CHECKPOINT)
         if saved.get("vocab_fingerprint") != fingerprint:
             raise UserError(f"--init-from {path}: its vocabulary differs from the prepared data's")
-        missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False)
+        with reading(ckpt / "model.safetensors", FIX_CHECKPOINT):
+            missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False)
         if missing or unexpected:
             raise UserError(f"--init-from {ckpt}: weights do not fit this model (missing {sorted(missing)[:5]}, "
                             f"unexpected {sorted(unexpected)[:5]}); use the same model config")

@@ -1,0 +1,191 @@
+"""Bad input, classes 3 and 4: settings out of range (validated once, where they are parsed) and
+silent nonsense (issue 11, sections 3 and 4). Every case: exit code 2, one ``error:`` line, no
+traceback, no file created or changed (a run that fails at start leaves no config.json/metrics/tb)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bad_inputs import assert_refused, run_cli, tiny_run
+
+
+def _pretrain(data, run, *extra):
+    return ["pretrain", data, run, "--preset", "debug", "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("override,frag", [
+    ("model.num_heads=0", "model.num_heads"),
+    ("model.hidden_size=-64", "hidden_size"),
+    ("model.dropout=1.0", "model.dropout"),
+    ("model.layer_norm_eps=0", "model.layer_norm_eps"),
+    ("train.grad_accum=0", "train.grad_accum"),
+    ("train.seed=-1", "train.seed"),
+    ("train.seed=4294967296", "train.seed"),
+    ("train.learning_rate=-1", "train.learning_rate"),
+    ("train.learning_rate=NaN", "finite"),
+    ("train.learning_rate=Infinity", "finite"),
+    ("train.warmup_steps=-5", "train.warmup_steps"),
+    ("train.eval_batches=-1", "train.eval_batches"),
+    ("train.adam_beta2=1.0", "train.adam_beta2"),
+    ("train.max_minutes=0", "train.max_minutes"),
+    ("train.batch_size=abc", "expected int"),
+])
+def test_pretrain_setting_out_of_range(capsys, tmp_path, tiny_data, override, frag):
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--set", override), [tmp_path, tiny_data], frag)
+
+
+@pytest.mark.parametrize("content,frag", [
+    ('{"train": {"learning_rate": NaN}}', "finite"),
+    ('[{"train": {}}]', "must hold a JSON object"),
+    ('{"train": {"seed": -3}}', "train.seed"),
+    ('{"model": 5}', "must be a mapping"),
+    ("{not json", "not valid JSON"),
+])
+def test_pretrain_bad_config_file(capsys, tmp_path, tiny_data, content, frag):
+    (tmp_path / "cfg.json").write_text(content)
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--config", tmp_path / "cfg.json"),
+                   [tmp_path, tiny_data], frag)
+
+
+def test_pretrain_config_is_a_folder(capsys, tmp_path, tiny_data):
+    (tmp_path / "cfgdir").mkdir()
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--config", tmp_path / "cfgdir"),
+                   [tmp_path, tiny_data], "is a folder")
+
+
+@pytest.mark.parametrize("flag,value", [("--minutes", "0"), ("--minutes", "nan"), ("--tokens", "0"),
+                                        ("--steps", "-5"), ("--steps", "1.5")])
+def test_pretrain_budget_flags(capsys, tmp_path, tiny_data, flag, value):
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", flag, value), [tmp_path, tiny_data], flag)
+
+
+@pytest.mark.parametrize("args,frag", [
+    (["--vocab-size", "10000000000000"], "--vocab-size"),
+    (["--vocab-size", "3"], "--vocab-size"),
+    (["--min-frequency", "-1"], "--min-frequency"),
+    (["--max-line-chars", "0"], "--max-line-chars"),
+])
+def test_tokenizer_flags(capsys, tmp_path, tiny_corpus, args, frag):
+    assert_refused(capsys, ["tokenizer", tiny_corpus, tmp_path / "tok", *args], [tmp_path, tiny_corpus], frag)
+
+
+@pytest.mark.parametrize("args,frag", [
+    (["--heldout-fraction", "1.5"], "--heldout-fraction"),
+    (["--heldout-fraction", "nan"], "--heldout-fraction"),
+    (["--max-length", "4"], "--max-length"),
+    (["--examples-per-shard", "0"], "--examples-per-shard"),
+    (["--seed", "-1"], "--seed"),
+])
+def test_prepare_flags(capsys, tmp_path, tiny_corpus, tiny_tokenizer, args, frag):
+    assert_refused(capsys, ["prepare", tiny_corpus, tiny_tokenizer, tmp_path / "data", *args],
+                   [tmp_path, tiny_corpus, tiny_tokenizer], frag)
+
+
+@pytest.mark.parametrize("args,frag", [
+    (["--max-train", "0"], "--max-train"),
+    (["--max-train", "-3"], "--max-train"),
+    (["--max-eval", "0"], "--max-eval"),
+    (["--seeds", "0"], "--seeds"),
+    (["--set", "seed=-1"], "seed"),
+    (["--set", "seed=99999999999"], "seed"),
+    (["--set", "learning_rate=NaN"], "finite"),
+    (["--set", "adam_eps=0"], "adam_eps"),
+    (["--set", "weight_decay=-0.1"], "weight_decay"),
+])
+def test_finetune_settings(capsys, tmp_path, tiny_tokenizer, args, frag):
+    # The settings are checked before the model is even opened: the model path need not exist.
+    assert_refused(capsys, ["finetune", tmp_path / "no-model", "--task", "sst2", "--out", tmp_path / "ft",
+                            "--device", "cpu", *args], [tmp_path], frag)
+
+
+@pytest.mark.parametrize("args,frag", [(["--steps", "0"], "--steps"), (["--minutes", "-1"], "--minutes"),
+                                       (["--set", "train.seed=-2"], "train.seed")])
+def test_demo_settings(capsys, tmp_path, tiny_corpus, args, frag):
+    assert_refused(capsys, ["demo", tmp_path / "demo", "--corpus", tiny_corpus, *args], [tmp_path, tiny_corpus], frag)
+
+
+@pytest.mark.parametrize("args,frag", [(["--seeds", "0"], "--seeds"), (["--electra-steps", "0"], "--electra-steps"),
+                                       (["--flops", "-1e12"], "--flops")])
+def test_experiment_settings(capsys, tmp_path, tiny_data, args, frag):
+    budget = [] if any(a in args for a in ("--electra-steps", "--flops")) else ["--electra-steps", "8"]
+    assert_refused(capsys, ["experiment", tiny_data, tmp_path / "exp", "--preset", "debug", *budget, *args],
+                   [tmp_path, tiny_data], frag)
+
+
+# -- silent nonsense --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [" \n\t\n   \n", "\r\n\r\n", "\n\n\n"])
+def test_whitespace_only_corpus(capsys, tmp_path, tiny_tokenizer, text):
+    (tmp_path / "c.txt").write_text(text)
+    assert_refused(capsys, ["tokenizer", tmp_path / "c.txt", tmp_path / "tok"], [tmp_path], "only whitespace")
+    assert_refused(capsys, ["prepare", tmp_path / "c.txt", tiny_tokenizer, tmp_path / "data"], [tmp_path],
+                   "only whitespace")
+
+
+def test_resume_without_checkpoint(capsys, tmp_path, tiny_data):
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "mistyped", "--resume"), [tmp_path, tiny_data],
+                   "no checkpoint")
+
+
+def test_resume_in_a_run_with_no_checkpoint_yet(capsys, tmp_path, tiny_data):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".electra-output").write_text("{}")
+    (run / "config.json").write_text("{}")
+    assert_refused(capsys, _pretrain(tiny_data, run, "--resume"), [tmp_path, tiny_data], "no checkpoint")
+
+
+def test_no_eval_record_without_eval_batches(tiny_data, tmp_path):
+    from electra.train.logger import read_metrics
+
+    run = tiny_run(tiny_data, tmp_path / "run", steps=2, eval_batches=0)
+    records = read_metrics(run)
+    assert records and not [r for r in records if r.get("split") == "heldout"]
+    assert json.loads((run / "summary.json").read_text())["heldout"] == {}
+
+
+def test_prepare_reports_truncated_tokens(capsys, tmp_path, tiny_tokenizer):
+    # One long document per line (or CR-only line endings): most tokens do not fit max_length.
+    words = "the cat sees the red ball in the morning and a dog follows the child every day ".split()
+    (tmp_path / "long.txt").write_text("\n\n".join(" ".join(words * 20) for _ in range(30)) + "\n")
+    code, err = run_cli(capsys, "prepare", tmp_path / "long.txt", tiny_tokenizer, tmp_path / "data",
+                        "--max-length", "32")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "data" / "summary.json").read_text())
+    assert summary["dropped_tokens"] > 0.8 * summary["tokens"]
+    assert "warning:" in err and "cut off" in err
+
+
+def test_second_run_keeps_user_results(capsys, tmp_path, tiny_data):
+    """A run folder of ours with checkpoints and no --resume: refused, nothing touched."""
+    run = tiny_run(tiny_data, tmp_path / "run", steps=1)
+    assert_refused(capsys, _pretrain(tiny_data, run, "--steps", "2"), [tmp_path, tiny_data], "--resume")
+
+
+def _tiny_squad(path, sentences: list[str]) -> None:
+    """Four articles of one paragraph and three questions each; every answer is the paragraph's first word."""
+    data = []
+    for a in range(4):
+        context = " ".join(sentences[a * 3:a * 3 + 3])
+        qas = [{"id": f"q{a}-{q}", "question": f"who {sentences[a * 3 + q].split()[1]} ?",
+                "answers": [{"text": context.split()[0], "answer_start": 0}]} for q in range(3)]
+        data.append({"title": f"a{a}", "paragraphs": [{"context": context, "qas": qas}]})
+    path.write_text(json.dumps({"version": "1.1", "data": data}))
+
+
+def test_squad_honours_quick_run_flags(capsys, tmp_path, tiny_data, tiny_corpus):
+    run = tiny_run(tiny_data, tmp_path / "run", steps=1)
+    _tiny_squad(tmp_path / "dev.json", [s for s in tiny_corpus.read_text().split("\n") if s][:12])
+    out, cache = tmp_path / "sq", tmp_path / "cache"
+    code, err = run_cli(capsys, "finetune", run / "final", "--task", "squad", "--split-dev", "--dev-file",
+                        tmp_path / "dev.json", "--out", out, "--device", "cpu", "--quiet", "--cache-dir", cache,
+                        "--no-cache", "--max-train", "2", "--max-eval", "3", "--no-save-models",
+                        "--set", "max_steps=1", "--set", "max_length=32", "--set", "doc_stride=16",
+                        "--set", "max_query_length=8", "--set", "batch_size=2")
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    assert res["train_questions"] == 2 and res["eval_questions"] == 3
+    assert len(json.loads((out / "predictions.json").read_text())) == 3
+    assert not (out / "model").exists() and not cache.exists()
