@@ -166,7 +166,13 @@ def _add_experiment(sub) -> None:
     p.add_argument("--ft-set", dest="ft_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fine-tuning override (repeatable)")
     p.add_argument("--glue-dir", type=Path)
-    p.add_argument("--resume", action="store_true", help="continue interrupted pretraining; skip finished arms")
+    p.add_argument("--fractions", default="0.125,0.25,0.5,1", type=_fractions,
+                   help="fractions of each arm's budget to checkpoint and fine-tune (must include 1)")
+    p.add_argument("--no-pretraining-arm", action="store_true",
+                   help="also fine-tune the ELECTRA run's initialisation (step 0): the no-pretraining baseline")
+    p.add_argument("--final-only-tasks", default="", help="tasks fine-tuned at the final checkpoints only (e.g. sst2)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted experiment: finished pretraining and fine-tuning are kept")
     p.add_argument("--squad", action="store_true",
                    help="also fine-tune each arm's final checkpoint on the SQuAD 1.1 split-dev stand-in")
     p.set_defaults(func=_run_experiment)
@@ -178,8 +184,20 @@ def _run_experiment(a) -> int:
 
     run_experiment(a.data, a.out, preset=a.preset, flops=a.flops, electra_steps=a.electra_steps,
                    tasks=[t for t in a.tasks.split(",") if t], seeds=a.seeds, overrides=a.overrides,
-                   finetune_overrides=parse_sets(a.ft_overrides), glue_dir=a.glue_dir, resume=a.resume, squad=a.squad)
+                   finetune_overrides=parse_sets(a.ft_overrides), glue_dir=a.glue_dir, resume=a.resume, squad=a.squad,
+                   fractions=a.fractions, no_pretraining=a.no_pretraining_arm,
+                   final_only_tasks=tuple(t for t in a.final_only_tasks.split(",") if t))
     return 0
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values) or 1.0 not in values:
+        raise argparse.ArgumentTypeError(f"fractions must lie in (0, 1] and include 1, got {text!r}")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:

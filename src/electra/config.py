@@ -206,7 +206,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # Short CPU runs (docs/small-budget-rtd.md): the discriminator still goes through an "all
     # original" phase once the generator has learned token frequencies; lr 2e-4 reaches it about
     # twice as late as 5e-4 (batch-8 probes). Not measured to step 2,000 at batch 32 here.
-    "mini": dict(learning_rate=2e-4, warmup_steps=200, batch_size=32, max_steps=2000, log_every=50,
+    "mini": dict(learning_rate=2e-4, warmup_steps=200, batch_size=32, max_steps=3000, log_every=50,
                  eval_every=100, eval_batches=8, save_every=500),
     "small": dict(),
     "base": dict(learning_rate=2e-4, batch_size=256, max_steps=766_000),

@@ -18,8 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
 from .config import load_config, parse_overrides
 from .errors import UserError
+from .readers import read_json
 from .train.checkpoint import find_checkpoint, list_checkpoints
 from .train.flops import official_train_flops_per_step
 
@@ -29,6 +31,9 @@ FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
 #: paper prints 8.9e16 ... 1.4e18 FLOPs) and BERT-Small (1.45M steps, 75.1). Both ran 128 x 128.
 PAPER_ELECTRA_SMALL = [(1 / 16, 74.1), (1 / 8, 76.0), (1 / 4, 77.7), (1 / 2, 79.0), (1.0, 79.9)]
 PAPER_BERT_SMALL = (1.45e6, 75.1)
+#: Google's BERT-Mini (Turc et al. 2019; the mini preset's shape, MLM, full BERT pretraining on TPUs),
+#: GLUE **test**: CoLA MCC 0.0, SST-2 85.9, MRPC acc 71.8, STS-B Spearman 73.3, RTE 57.9.
+BERT_MINI_GLUE5_TEST = 57.8
 
 
 def paper_points() -> dict[str, list[tuple[float, float]]]:
@@ -63,14 +68,20 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
                    seeds: int = 1, overrides: list[str] | None = None, finetune_overrides: dict[str, str] | None = None,
                    glue_dir: Path | None = None, max_train_examples: int | None = None,
                    max_eval_examples: int | None = None, resume: bool = False, show_progress: bool = True,
-                   squad: bool = False, squad_dev_file: Path | None = None,
+                   fractions: tuple[float, ...] = FRACTIONS, no_pretraining: bool = False,
+                   final_only_tasks: tuple[str, ...] = (), squad: bool = False, squad_dev_file: Path | None = None,
                    squad_overrides: dict[str, str] | None = None) -> dict:
-    """Run both arms; with ``squad`` also fine-tune each arm's final checkpoint on the SQuAD 1.1
-    split-dev stand-in (even dev articles train, odd ones score; not comparable with the paper)."""
-    from .data.shards import read_meta
-    from .finetune.glue import finetune_glue
-    from .train.loop import pretrain
+    """Pretrain every arm, then fine-tune its checkpoints, the final ones first.
 
+    ``no_pretraining`` adds a third arm: the ELECTRA run's discriminator at step 0 (its random
+    initialisation), fine-tuned like the others. ``final_only_tasks`` are fine-tuned at each arm's
+    final checkpoint only. ``results.json`` is rewritten after every fine-tuned checkpoint, and with
+    ``resume`` finished pretraining runs and fine-tuned (checkpoint, task) pairs are skipped, so the
+    whole experiment can run in chunks. With ``squad`` each arm's final checkpoint is also fine-tuned
+    on the SQuAD 1.1 split-dev stand-in (even dev articles train, odd ones score; not comparable
+    with the paper).
+    """
+    from .data.shards import read_meta
     from .finetune.glue import resolve_tasks
     from .outputs import check_output, write_marker
     from .paths import data_dir
@@ -78,58 +89,108 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
     out = Path(out)
     check_output(out, [("dataset", Path(data)), ("GLUE folder", glue_dir)], may_continue=resume,
                  continue_flag="--resume", replace_flag=None)
+    if not fractions or any(not 0 < f <= 1 for f in fractions) or max(fractions) != 1:
+        raise UserError(f"--fractions must lie in (0, 1] and include 1, got {', '.join(map(str, fractions))}")
     p = plan(preset, list(overrides or []), flops, electra_steps, read_meta(Path(data)).max_length)
     glue = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
-    resolve_tasks(tasks if isinstance(tasks, str) else list(tasks), glue)  # missing GLUE data fails before training
+    task_names = [t.name for t in resolve_tasks(tasks if isinstance(tasks, str) else list(tasks), glue)]
+    final_only = {t.name for t in resolve_tasks(list(final_only_tasks), glue)} if final_only_tasks else set()
     write_marker(out, "experiment")
     mismatch = abs(p["flops"]["mlm"] - p["flops"]["electra"]) / p["flops"]["electra"]
     print(f"budget: ELECTRA {p['steps']['electra']:,} steps x {p['per_step_flops']['electra']:.3g} FLOPs = "
           f"{p['flops']['electra']:.3g}; MLM {p['steps']['mlm']:,} steps x {p['per_step_flops']['mlm']:.3g} = "
           f"{p['flops']['mlm']:.3g} (mismatch {mismatch:.2%})")
-    rows: list[dict[str, Any]] = []
+    checkpoints, seconds = _pretrain_arms(p, Path(data), out, fractions, no_pretraining, resume, show_progress)
+    result = {"preset": preset, "steps": p["steps"], "per_step_flops": p["per_step_flops"], "budget_flops": p["flops"],
+              "flops_mismatch": mismatch, "seeds": seeds, "fractions": list(fractions),
+              "pretrain_seconds": seconds, "rows": []}
+    # Final checkpoints first: an interrupted experiment has its most important numbers soonest.
+    for arm, frac, step, ckpt in sorted(checkpoints, key=lambda c: (-c[1], c[0])):
+        wanted = [t for t in task_names if frac == 1 or t not in final_only]
+        res = _finetune_checkpoint(ckpt, out / "finetune" / arm / f"step-{step:07d}", wanted, seeds, resume,
+                                   glue_dir=glue_dir, overrides=finetune_overrides, show_progress=show_progress,
+                                   max_train_examples=max_train_examples, max_eval_examples=max_eval_examples)
+        score = res.get("glue_score") or {}
+        flops_done = step * p["per_step_flops"].get(arm, 0.0)
+        result["rows"].append({
+            "arm": arm, "fraction": frac, "step": step, "flops": flops_done, "score_name": score.get("name"),
+            "score": 100 * score["score"] if score else math.nan,
+            "tasks": {t: {"median": 100 * r["score_median"], "seeds": len(r["seeds"]),
+                          "min": 100 * r["spread"]["min"], "max": 100 * r["spread"]["max"],
+                          "per_seed": [100 * s["score"] for s in r["seeds"]],
+                          "train_examples_per_s": [s.get("train_examples_per_s") for s in r["seeds"]]}
+                      for t, r in res["tasks"].items()}})
+        print(f"{arm:>7} {frac:>5.3f} of budget ({step:,} steps, {flops_done:.3g} FLOPs): "
+              f"{result['rows'][-1]['score_name']} {result['rows'][-1]['score']:.1f}")
+        write_results(out, result)
+    if squad:
+        _squad_arms(result, out, p, squad_dev_file, seeds, squad_overrides, show_progress)
+        write_results(out, result)
+    result["rows"].sort(key=lambda r: (r["arm"], r["step"]))
+    print(results_table(result))
+    return result
+
+
+def _pretrain_arms(p: dict, data: Path, out: Path, fractions, no_pretraining: bool, resume: bool,
+                   show_progress: bool) -> tuple[list[tuple[str, float, int, Path]], dict[str, float]]:
+    """Pretrain each arm (skipping finished ones on resume); its checkpoints at the budget fractions."""
+    from .train.loop import pretrain
+
+    checkpoints: list[tuple[str, float, int, Path]] = []
+    seconds: dict[str, float] = {}
     for arm, cfg in p["configs"].items():
         n = p["steps"][arm]
         cfg.train = replace(cfg.train, max_steps=n, max_tokens=None, max_minutes=None, keep_checkpoints=0)
         run = out / "pretrain" / arm
-        fraction_steps = {frac: max(1, round(frac * n)) for frac in FRACTIONS}
+        fraction_steps = {frac: max(1, round(frac * n)) for frac in fractions}
+        if no_pretraining and arm == "electra":
+            fraction_steps[0.0] = 0  # the initialisation: the no-pretraining arm
         if not (resume and (run / "summary.json").exists()):
             pretrain(cfg, data, run, resume=resume and find_checkpoint(run) is not None, show_progress=show_progress,
                      save_steps=frozenset(fraction_steps.values()))
+        seconds[arm] = float(json.loads((run / "summary.json").read_text())["seconds"])
         by_step = {int(c.name.split("-")[1]): c for c in list_checkpoints(run)}
         for frac, step in fraction_steps.items():
             if step not in by_step:
                 raise UserError(f"{run}: no checkpoint at step {step} ({frac:g} of the budget)")
-            res = finetune_glue(by_step[step], out / "finetune" / arm / f"step-{step:07d}", list(tasks),
-                                glue_dir=glue_dir, seeds=seeds, overrides=finetune_overrides, show_progress=show_progress,
-                                max_train_examples=max_train_examples, max_eval_examples=max_eval_examples,
-                                save_models=False, predict_test=False, log=lambda *a: None)
-            score = res.get("glue_score") or {}
-            rows.append({"arm": arm, "fraction": frac, "step": step, "flops": step * p["per_step_flops"][arm],
-                         "score_name": score.get("name"), "score": 100 * score["score"] if score else math.nan,
-                         "tasks": {t: {"median": 100 * r["score_median"], "seeds": len(r["seeds"]),
-                                       "min": 100 * r["spread"]["min"], "max": 100 * r["spread"]["max"]}
-                                   for t, r in res["tasks"].items()}})
-            print(f"{arm:>7} {frac:>5.3f} of budget ({step:,} steps, {rows[-1]['flops']:.3g} FLOPs): "
-                  f"{rows[-1]['score_name']} {rows[-1]['score']:.1f}")
-    result = {"preset": preset, "steps": p["steps"], "per_step_flops": p["per_step_flops"], "budget_flops": p["flops"],
-              "flops_mismatch": mismatch, "seeds": seeds, "rows": rows}
-    if squad:
-        from .finetune.squad import finetune_squad
+            checkpoints.append(("none", 1.0, 0, by_step[0]) if frac == 0 else (arm, frac, step, by_step[step]))
+    return checkpoints, seconds
 
-        result["squad_split_dev"] = {}
-        for arm in p["configs"]:
-            final = list_checkpoints(out / "pretrain" / arm)[-1]
-            res = finetune_squad(final, out / "squad" / arm, version="1.1", dev_file=squad_dev_file, split_dev=True,
-                                 seeds=seeds, overrides=squad_overrides, show_progress=show_progress)
-            result["squad_split_dev"][arm] = {"exact_match": res["exact_match"], "f1": res["f1"], "step": int(final.name[5:])}
-            print(f"{arm:>7} SQuAD 1.1 split-dev stand-in (not comparable with the paper): "
-                  f"EM {res['exact_match']:.1f} F1 {res['f1']:.1f}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    (out / "results.md").write_text(results_table(result))
+
+def _finetune_checkpoint(ckpt: Path, ft_out: Path, tasks: list[str], seeds: int, resume: bool, **kw) -> dict:
+    """GLUE on one checkpoint; on resume, tasks already fine-tuned with ``seeds`` seeds are kept, not rerun."""
+    from .finetune.glue import RESULTS, finetune_glue
+
+    done: dict = {}
+    if resume and (ft_out / RESULTS).is_file():
+        done = read_json(ft_out / RESULTS, "rerun the experiment without --resume into a new folder")
+    todo = [t for t in tasks if len(done.get("tasks", {}).get(t, {}).get("seeds", [])) < seeds]
+    if not todo:
+        return done
+    return finetune_glue(ckpt, ft_out, todo, seeds=seeds, save_models=False, predict_test=False,
+                         log=lambda *a: None, **kw)
+
+
+def _squad_arms(result: dict, out: Path, p: dict, dev_file: Path | None, seeds: int, overrides, show_progress) -> None:
+    from .finetune.squad import finetune_squad
+
+    result["squad_split_dev"] = {}
+    for arm in p["configs"]:
+        final = list_checkpoints(out / "pretrain" / arm)[-1]
+        res = finetune_squad(final, out / "squad" / arm, version="1.1", dev_file=dev_file, split_dev=True,
+                             seeds=seeds, overrides=overrides, show_progress=show_progress)
+        result["squad_split_dev"][arm] = {"exact_match": res["exact_match"], "f1": res["f1"], "step": int(final.name[5:])}
+        print(f"{arm:>7} SQuAD 1.1 split-dev stand-in (not comparable with the paper): "
+              f"EM {res['exact_match']:.1f} F1 {res['f1']:.1f}")
+
+
+def write_results(out: Path, result: dict) -> None:
+    """results.json, results.md and the plot, each written whole and renamed into place."""
+    rows = sorted(result["rows"], key=lambda r: (r["arm"], r["step"]))
+    result = {**result, "rows": rows}
+    atomic_write_text(out / "results.json", json.dumps(result, indent=2))
+    atomic_write_text(out / "results.md", results_table(result))
     plot_experiment(result, out / "glue_vs_flops.png")
-    print(results_table(result))
-    return result
 
 
 def results_table(result: dict) -> str:
@@ -151,23 +212,32 @@ def _task_names(result: dict) -> list[str]:
 
 
 def plot_experiment(result: dict, png: Path) -> Path:
+    """GLUE score against pretraining FLOPs: one line per pretrained arm, the no-pretraining arm and
+    Google's BERT-Mini (mini preset) as horizontal lines, the paper's small models (small preset)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for arm, style in (("electra", "o-"), ("mlm", "s--")):
-        pts = [(r["flops"], r["score"]) for r in result["rows"] if r["arm"] == arm]
+    name = result["rows"][0]["score_name"] if result["rows"] else "GLUE"
+    for arm, style, label in (("electra", "o-", "ELECTRA"), ("mlm", "s--", "MLM")):
+        pts = sorted((r["flops"], r["score"]) for r in result["rows"] if r["arm"] == arm)
         if pts:
-            ax.plot(*zip(*pts), style, label=f"ours: {'ELECTRA' if arm == 'electra' else 'MLM'} "
-                                             f"({result['rows'][0]['score_name']})")
-    paper = paper_points()
-    ax.plot(*zip(*paper["electra"]), "^:", color="gray", label="paper: ELECTRA-Small (GLUE, 8 tasks)")
-    ax.plot(*zip(*paper["mlm"]), "v", color="black", label="paper: BERT-Small (GLUE, 8 tasks)")
+            ax.plot(*zip(*pts), style, label=f"ours: {label} ({name})")
+    for r in result["rows"]:
+        if r["arm"] == "none":
+            ax.axhline(r["score"], color="tab:red", ls=":", label=f"ours: no pretraining ({r['score_name']})")
+    if result.get("preset") == "mini":
+        ax.axhline(BERT_MINI_GLUE5_TEST, color="black", ls="-.", lw=1,
+                   label="Google BERT-Mini, full pretraining (GLUE-5 test)")
+    elif result.get("preset") == "small":
+        paper = paper_points()
+        ax.plot(*zip(*paper["electra"]), "^:", color="gray", label="paper: ELECTRA-Small (GLUE, 8 tasks)")
+        ax.plot(*zip(*paper["mlm"]), "v", color="black", label="paper: BERT-Small (GLUE, 8 tasks)")
     ax.set_xscale("log")
     ax.set_xlabel("pretraining FLOPs (official counter)")
-    ax.set_ylabel("GLUE dev score")
+    ax.set_ylabel(f"{name} dev score (median of seeds)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

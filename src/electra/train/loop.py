@@ -285,6 +285,8 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
 
     batches = Prefetcher(loader)  # reads ahead in a thread; its state() is what was handed out
     try:
+        if step == 0 and 0 in save_steps:
+            save(0)  # the initialisation itself, e.g. an experiment's no-pretraining arm
         with _Signals() as signals:
             while True:
                 elapsed = elapsed_before + time.time() - session_t0
