@@ -62,3 +62,46 @@ def test_cpu_sized_experiment_writes_every_artefact(tiny_data, tmp_path):
     assert saved["rows"] == res["rows"]
     assert (out / "glue_vs_flops.png").stat().st_size > 10_000
     assert "| electra | 0.125 |" in (out / "results.md").read_text()
+
+
+@pytest.mark.skipif(not (GLUE / "RTE" / "train.tsv").is_file() or not (GLUE / "WNLI" / "train.tsv").is_file(),
+                    reason=f"real GLUE RTE/WNLI not found under {GLUE}")
+def test_no_pretraining_arm_final_only_tasks_and_resume(tiny_data, tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from electra.model.electra import build_model
+    from electra.train.checkpoint import read_checkpoint_config
+
+    out = tmp_path / "exp"
+    kw = dict(preset="debug", electra_steps=8, tasks=["rte", "wnli"], seeds=1, overrides=_pairs(),
+              finetune_overrides={"epochs": "1", "max_length": "64"}, max_train_examples=16, max_eval_examples=16,
+              show_progress=False, fractions=(0.5, 1.0), no_pretraining=True, final_only_tasks=("wnli",))
+    res = run_experiment(tiny_data, out, **kw)
+    rows = {(r["arm"], r["fraction"]): r for r in res["rows"]}
+    assert set(rows) == {("electra", 0.5), ("electra", 1.0), ("mlm", 0.5), ("mlm", 1.0), ("none", 1.0)}
+    assert rows[("none", 1.0)]["step"] == 0 and rows[("none", 1.0)]["flops"] == 0
+    assert set(rows[("electra", 0.5)]["tasks"]) == {"RTE"} == set(rows[("mlm", 0.5)]["tasks"])  # WNLI: final only
+    assert set(rows[("electra", 1.0)]["tasks"]) == {"RTE", "WNLI"} == set(rows[("none", 1.0)]["tasks"])
+    assert set(res["pretrain_seconds"]) == {"electra", "mlm"} and min(res["pretrain_seconds"].values()) > 0
+
+    # The no-pretraining arm is exactly the ELECTRA run's initialisation: the seeded, untrained model.
+    ckpt = out / "pretrain" / "electra" / "checkpoints" / "step-0000000"
+    cfg = read_checkpoint_config(ckpt)
+    torch.manual_seed(cfg.train.seed)
+    fresh = build_model(cfg.model, "electra").state_dict()
+    saved = load_file(str(ckpt / "model.safetensors"))
+    assert len(saved) > 10 and all(torch.equal(saved[k], fresh[k]) for k in saved)
+    trained = load_file(str(out / "pretrain" / "electra" / "checkpoints" / "step-0000008" / "model.safetensors"))
+    assert any(not torch.equal(saved[k], trained[k]) for k in saved)
+
+    # Resume: finished pretraining and fine-tuning are kept, nothing is fine-tuned again.
+    import electra.finetune.glue as glue
+
+    def no_rerun(*a, **k):
+        raise AssertionError("a finished fine-tuning was run again on --resume")
+
+    monkeypatch.setattr(glue, "finetune_glue", no_rerun)
+    again = run_experiment(tiny_data, out, resume=True, **kw)
+    assert again["rows"] == json.loads((out / "results.json").read_text())["rows"]
+    assert [r["score"] for r in again["rows"]] == [r["score"] for r in res["rows"]]
