@@ -314,6 +314,7 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
                         with autocast(device, bf16):
                             out = step_fn(batch["input_ids"], batch["segment_ids"], batch["attention_mask"],
                                           noise=noise)
+                        del noise  # backward needs none of it: free the (B, P, V) Gumbel uniforms now
                         (out.loss / tc.grad_accum).backward()
                     _accumulate(counts_acc, loss_acc, out, tc.grad_accum)
                 last_norm = clip_grad_norm(model.parameters(), tc.clip_grad_norm)
