@@ -61,8 +61,9 @@ def ours(cfg, batch, device, compile_: bool, bf16: bool):
 
     def step():
         gen.manual_seed(0)
+        noise = step_module.draw_noise(batch["input_ids"], gen)  # outside the step, as the training loop does
         with autocast(device, bf16):  # around the forward only, as the training loop does
-            out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
+            out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()

@@ -1,10 +1,12 @@
+import pytest
 import torch
 
 from electra.config import load_config
 from electra.data.tokenizer import SpecialTokens
-from electra.model.electra import ElectraPair, Generator
+from electra.model.electra import ElectraPair, Generator, build_model
 from electra.objectives.mlm import mlm_forward
 from electra.objectives.rtd import rtd_forward
+from electra.objectives.task import PretrainingStep
 
 SPECIAL = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
 
@@ -98,3 +100,33 @@ def test_mlm_objective():
     out = mlm_forward(model, ids, seg, am, cfg.train, SPECIAL, 4, torch.Generator().manual_seed(0))
     assert set(out.losses) == {"mlm"} and out.loss.requires_grad
     assert out.counts["gen_total"] > 0
+
+
+@pytest.mark.parametrize("objective,random_token_prob", [("electra", 0.0), ("electra", 0.1), ("mlm", 0.0), ("mlm", 0.1)])
+def test_pre_drawn_noise_gives_the_in_place_draws_result(objective, random_token_prob):
+    """The training loop draws the step's noise up front (so a compiled step has no random op);
+    with the same generator state the step is bit-identical to drawing in place, dropout included."""
+    cfg = load_config("debug", overrides={"model": {"vocab_size": 120}, "train": {
+        "objective": objective, "random_token_prob": random_token_prob, "mask_token_prob": 0.85 - random_token_prob}})
+    torch.manual_seed(0)
+    step = PretrainingStep(build_model(cfg.model, objective), cfg.train, SPECIAL, num_slots=5)
+    ids, seg, am = make_batch(B=6, T=24)
+    results = []
+    for pre_drawn in (False, True):
+        generator = torch.Generator().manual_seed(3)
+        torch.manual_seed(1)  # the same dropout masks in both runs
+        out = (step(ids, seg, am, noise=step.draw_noise(ids, generator)) if pre_drawn
+               else step(ids, seg, am, generator))
+        out.loss.backward()
+        grads = [p.grad.clone() for p in step.parameters()]
+        step.zero_grad(set_to_none=True)
+        results.append((out, grads))
+    (a, grads_a), (b, grads_b) = results
+    assert torch.equal(a.loss, b.loss) and a.counts.keys() == b.counts.keys()
+    assert all(torch.equal(a.counts[k], b.counts[k]) for k in a.counts)
+    assert all(torch.equal(x, y) for x, y in zip(grads_a, grads_b))
+    if objective == "electra":
+        assert torch.equal(a.disc_input, b.disc_input) and a.counts["disc_replaced"] > 0
+    noise = step.draw_noise(ids, torch.Generator().manual_seed(3))
+    assert (noise.random_tokens is not None) == (random_token_prob > 0)
+    assert (noise.gumbel_uniform is not None) == (objective == "electra")

@@ -15,6 +15,7 @@ from ..config import TrainConfig
 from ..data.tokenizer import SpecialTokens
 from ..model.electra import ElectraPair
 from .masking import apply_mask, choose_positions, special_token_mask
+from .noise import StepNoise
 from .output import PretrainOutput
 from .sampling import gumbel_sample
 
@@ -27,13 +28,19 @@ def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def rtd_forward(model: ElectraPair, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor,
                 cfg: TrainConfig, special: SpecialTokens, num_slots: int,
-                generator: torch.Generator | None = None) -> PretrainOutput:
-    """One ELECTRA forward on a batch of (B, T) ids; returns the loss, named losses and metric counts."""
+                generator: torch.Generator | None = None, noise: StepNoise | None = None) -> PretrainOutput:
+    """One ELECTRA forward on a batch of (B, T) ids; returns the loss, named losses and metric counts.
+
+    Randomness: ``noise`` pre-drawn by ``noise.draw_noise`` (the training loop's way: no random op
+    inside a compiled step), else drawn in place from ``generator``; the same generator state gives
+    the same result either way."""
+    noise = noise if noise is not None else StepNoise()
     # 1. Mask: choose positions among non-special tokens; 85% -> [MASK], 15% keep their token.
     specials = special_token_mask(input_ids, (special.cls, special.sep, special.pad))
-    positions, weights = choose_positions(attention_mask, specials, cfg.mask_prob, num_slots, generator)  # (B, P)
+    positions, weights = choose_positions(attention_mask, specials, cfg.mask_prob, num_slots, generator,
+                                          noise.scores)  # (B, P)
     masked = apply_mask(input_ids, positions, weights, special.mask, model.generator.head.bias.shape[0],
-                        cfg.mask_token_prob, cfg.random_token_prob, generator)
+                        cfg.mask_token_prob, cfg.random_token_prob, generator, noise.kinds, noise.random_tokens)
 
     # 2. Generator: logits only at the P chosen slots; MLM cross-entropy there.
     gen_logits = model.generator(masked.input_ids, segment_ids, attention_mask, positions)  # (B, P, V)
@@ -41,7 +48,7 @@ def rtd_forward(model: ElectraPair, input_ids: torch.Tensor, segment_ids: torch.
                                            reduction="none").view_as(masked.targets), weights)
 
     # 3. Sample replacements (no gradient flows through the sample into the generator).
-    sampled = gumbel_sample(gen_logits.detach(), cfg.temperature, generator)  # (B, P)
+    sampled = gumbel_sample(gen_logits.detach(), cfg.temperature, generator, noise.gumbel_uniform)  # (B, P)
     sampled = torch.where(weights, sampled, masked.targets)
     disc_input = input_ids.scatter(1, positions, sampled)  # (B, T)
     # A sample equal to the original token counts as original, not replaced.

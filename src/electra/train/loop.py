@@ -9,7 +9,8 @@
 
 Metrics are accumulated on the device and read only at log steps, so the GPU never waits for
 the host in between. Masking randomness is seeded per (step, micro-batch), so a resumed run, or
-a run split across ranks, masks exactly as an uninterrupted single-process run does.
+a run split across ranks, masks exactly as an uninterrupted single-process run does; it is drawn
+before each forward, so ``train.compile=true`` compiles the step as one graph.
 """
 
 from __future__ import annotations
@@ -230,10 +231,12 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
             if device.type == "cuda" and state["rng"].get("cuda"):
                 torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), device)
     num_slots = tc.max_predictions(T)
-    step_module: torch.nn.Module = PretrainingStep(model, tc, special, num_slots)
+    objective = PretrainingStep(model, tc, special, num_slots)
+    step_module: torch.nn.Module = objective
     if world > 1:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None)
+    # One graph: the step's random numbers are drawn before it (objective.draw_noise), outside.
     step_fn = torch.compile(step_module) if tc.compile else step_module
 
     total_steps = tc.total_steps(T)
@@ -304,11 +307,14 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
                 for m in range(tc.grad_accum):
                     batch = {k: v[m * micro:(m + 1) * micro].to(device, non_blocking=True) for k, v in full.items()}
                     mask_gen.manual_seed(mask_seed(tc.seed, step, rank * tc.grad_accum + m))
+                    noise = objective.draw_noise(batch["input_ids"], mask_gen)  # masking and sampling draws
                     # DDP: reduce gradients only on the last micro-batch of the step.
                     sync = step_module.no_sync() if (world > 1 and m < tc.grad_accum - 1) else contextlib.nullcontext()
                     with sync:
                         with autocast(device, bf16):
-                            out = step_fn(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], mask_gen)
+                            out = step_fn(batch["input_ids"], batch["segment_ids"], batch["attention_mask"],
+                                          noise=noise)
+                        del noise  # backward needs none of it: free the (B, P, V) Gumbel uniforms now
                         (out.loss / tc.grad_accum).backward()
                     _accumulate(counts_acc, loss_acc, out, tc.grad_accum)
                 last_norm = clip_grad_norm(model.parameters(), tc.clip_grad_norm)
@@ -343,8 +349,7 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
                         v.zero_()
                     interval_steps, interval_t0 = 0, time.time()
                 if heldout is not None and len(heldout) and tc.eval_batches and (step % tc.eval_every == 0 or last):
-                    last_eval = evaluate(PretrainingStep(model, tc, special, num_slots), heldout, tc.seed, device, bf16,
-                                         tc.eval_batches, micro)
+                    last_eval = evaluate(objective, heldout, tc.seed, device, bf16, tc.eval_batches, micro)
                     last_eval.update(step=step, split="heldout")
                     if is_main:
                         logger.log(last_eval)
