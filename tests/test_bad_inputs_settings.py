@@ -106,7 +106,9 @@ def test_demo_settings(capsys, tmp_path, tiny_corpus, args, frag):
 
 
 @pytest.mark.parametrize("args,frag", [(["--seeds", "0"], "--seeds"), (["--electra-steps", "0"], "--electra-steps"),
-                                       (["--flops", "-1e12"], "--flops")])
+                                       (["--flops", "-1e12"], "--flops"), (["--fractions", "0.25,0.5"], "--fractions"),
+                                       (["--fractions", "0,1"], "--fractions"), (["--fractions", "half,1"], "--fractions"),
+                                       (["--final-only-tasks", "nosuchtask"], "nosuchtask")])
 def test_experiment_settings(capsys, tmp_path, tiny_data, args, frag):
     budget = [] if any(a in args for a in ("--electra-steps", "--flops")) else ["--electra-steps", "8"]
     assert_refused(capsys, ["experiment", tiny_data, tmp_path / "exp", "--preset", "debug", *budget, *args],

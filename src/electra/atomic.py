@@ -38,10 +38,3 @@ def commit_dir(tmp: Path, final: Path, fsync: bool = True) -> None:
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``path`` whole under a hidden temporary name, then rename it into place."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text
 from .config import load_config, parse_overrides
 from .errors import UserError
+from .outputs import staged_file
 from .readers import read_json
 from .train.checkpoint import find_checkpoint, list_checkpoints
 from .train.flops import official_train_flops_per_step
@@ -126,7 +126,6 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
     if squad:
         _squad_arms(result, out, p, squad_dev_file, seeds, squad_overrides, show_progress)
         write_results(out, result)
-    result["rows"].sort(key=lambda r: (r["arm"], r["step"]))
     print(results_table(result))
     return result
 
@@ -142,18 +141,19 @@ def _pretrain_arms(p: dict, data: Path, out: Path, fractions, no_pretraining: bo
         n = p["steps"][arm]
         cfg.train = replace(cfg.train, max_steps=n, max_tokens=None, max_minutes=None, keep_checkpoints=0)
         run = out / "pretrain" / arm
-        fraction_steps = {frac: max(1, round(frac * n)) for frac in fractions}
+        # (arm name, fraction, step): the budget fractions, and step 0 (the initialisation) as the no-pretraining arm.
+        wanted = [(arm, frac, max(1, round(frac * n))) for frac in fractions]
         if no_pretraining and arm == "electra":
-            fraction_steps[0.0] = 0  # the initialisation: the no-pretraining arm
+            wanted.append(("none", 1.0, 0))
         if not (resume and (run / "summary.json").exists()):
             pretrain(cfg, data, run, resume=resume and find_checkpoint(run) is not None, show_progress=show_progress,
-                     save_steps=frozenset(fraction_steps.values()))
-        seconds[arm] = float(json.loads((run / "summary.json").read_text())["seconds"])
+                     save_steps=frozenset(step for _, _, step in wanted))
+        seconds[arm] = float(read_json(run / "summary.json")["seconds"])
         by_step = {int(c.name.split("-")[1]): c for c in list_checkpoints(run)}
-        for frac, step in fraction_steps.items():
+        for name, frac, step in wanted:
             if step not in by_step:
-                raise UserError(f"{run}: no checkpoint at step {step} ({frac:g} of the budget)")
-            checkpoints.append(("none", 1.0, 0, by_step[0]) if frac == 0 else (arm, frac, step, by_step[step]))
+                raise UserError(f"{run}: no checkpoint at step {step} ({frac:g} of the {name} arm's budget)")
+            checkpoints.append((name, frac, step, by_step[step]))
     return checkpoints, seconds
 
 
@@ -185,11 +185,12 @@ def _squad_arms(result: dict, out: Path, p: dict, dev_file: Path | None, seeds: 
 
 
 def write_results(out: Path, result: dict) -> None:
-    """results.json, results.md and the plot, each written whole and renamed into place."""
-    rows = sorted(result["rows"], key=lambda r: (r["arm"], r["step"]))
-    result = {**result, "rows": rows}
-    atomic_write_text(out / "results.json", json.dumps(result, indent=2))
-    atomic_write_text(out / "results.md", results_table(result))
+    """Put ``result["rows"]`` in table order (arm, step), then write results.json and results.md,
+    each whole under a temporary name and renamed into place, and the plot."""
+    result["rows"].sort(key=lambda r: (r["arm"], r["step"]))
+    for name, text in (("results.json", json.dumps(result, indent=2)), ("results.md", results_table(result))):
+        with staged_file(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     plot_experiment(result, out / "glue_vs_flops.png")
 
 

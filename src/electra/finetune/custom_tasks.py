@@ -26,6 +26,7 @@ import numpy as np
 
 from ..data.records import json_object
 from ..errors import UserError
+from ..outputs import staged_file
 from .glue_tasks import DevSet, GlueSplit, GlueTask, task_spec
 
 CLASSIFICATION_METRICS = ("acc", "macro_f1", "mcc")
@@ -219,9 +220,8 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
                "tasks": {task.name: {"hparams": dataclasses.asdict(hp), "train_examples": len(train),
                                      "seeds": runs, **summary}}}
     text = json.dumps(results, indent=2)
-    tmp = out_dir / f".{RESULTS}.tmp"
-    tmp.write_text(text)
-    tmp.replace(out_dir / RESULTS)
+    with staged_file(out_dir / RESULTS) as tmp:
+        tmp.write_text(text)
     results = json.loads(text)  # what results.json holds (lists, not tuples)
     med = summary["median"]["dev"]
     log(f"{task.name} dev median over {seeds} seed(s): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in med.items())

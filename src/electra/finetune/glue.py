@@ -35,6 +35,7 @@ from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
 from ..model.encoder import Encoder, glorot_init, set_dropout
+from ..outputs import staged_file
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
@@ -295,9 +296,8 @@ def _write_results(out_dir: Path, results: dict) -> None:
     order = [n for n in TASKS if n in results["tasks"]]
     results["tasks"] = {n: results["tasks"][n] for n in order}
     results["glue_score"] = glue_score(results["tasks"])
-    tmp = out_dir / f".{RESULTS}.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out_dir / RESULTS)
+    with staged_file(out_dir / RESULTS) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
 
 
 # ---------------------------------------------------------------------------------------------
