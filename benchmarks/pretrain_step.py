@@ -19,6 +19,7 @@ fp32 without compile (the tool before bf16/compile on CPU), for a ratio inside o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from electra.config import MODEL_PRESETS, load_config
 from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
-from electra.objectives.sampling import gumbel_sample
+from electra.objectives.sampling import SAMPLERS
 from electra.objectives.task import PretrainingStep
 from electra.train.flops import matmul_train_flops_per_step
 from electra.train.loop import _peak_flops, autocast, use_bf16
@@ -98,7 +99,7 @@ def peer(cfg, batch, device, compile_: bool, bf16: bool):
                              torch.full_like(ids, SPECIAL.mask), ids)
         labels = torch.where(chosen, ids, torch.full_like(ids, -100))
         gen_out = genr(input_ids=masked, token_type_ids=seg, attention_mask=am, labels=labels)
-        sampled = gumbel_sample(gen_out.logits.detach(), 1.0, rng)
+        sampled = SAMPLERS[cfg.train.sampler](gen_out.logits.detach(), 1.0, rng)  # the same sampler as ours
         disc_in = torch.where(chosen, sampled, ids)
         disc_labels = (disc_in != ids).float()
         logits = disc(input_ids=disc_in, token_type_ids=seg, attention_mask=am).logits
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--vs-fp32", action="store_true", help="also time our step in fp32, eager (the CPU default before)")
     ap.add_argument("--vs-eager", action="store_true", help="with --compile, also time our step without compile")
+    ap.add_argument("--vs-gumbel", action="store_true",
+                    help="also time our step sampling with Gumbel-max (the official sampler) instead of inverse CDF")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--profile", metavar="TRACE.json",
                     help="after timing, profile 3 of our steps: print the top ops and write a Chrome trace")
@@ -183,16 +186,19 @@ def main(argv: list[str] | None = None) -> None:
         peaks = {True: (matmul_peak(torch.bfloat16), "measured bf16 matmul peak"),
                  False: (matmul_peak(torch.float32), "measured fp32 matmul peak")}
         print(f"measured matmul peak: bf16 {peaks[True][0] / 1e12:.2f} TFLOP/s | fp32 {peaks[False][0] / 1e12:.2f} TFLOP/s")
-    runs = [("ours", ours, bf16, a.compile), ("transformers", peer, bf16, a.compile)]
+    runs = [("ours", ours, bf16, a.compile, cfg), ("transformers", peer, bf16, a.compile, cfg)]
     runs = [r for r in runs if not (r[0] == "transformers" and a.no_peer)]
     if a.vs_eager and a.compile:
-        runs.append(("ours eager", ours, bf16, False))
+        runs.append(("ours eager", ours, bf16, False, cfg))
     if a.vs_fp32:
-        runs.append(("ours fp32 eager", ours, False, False))
+        runs.append(("ours fp32 eager", ours, False, False, cfg))
+    if a.vs_gumbel:
+        gumbel = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, sampler="gumbel"))
+        runs.append(("ours gumbel", ours, bf16, a.compile, gumbel))
     results, record = {}, {}
-    for label, build, run_bf16, run_compile in runs:
+    for label, build, run_bf16, run_compile, run_cfg in runs:
         try:
-            dt, mem = time_step(build(cfg, batch, device, run_compile, run_bf16), device, a.warmup, a.iters)
+            dt, mem = time_step(build(run_cfg, batch, device, run_compile, run_bf16), device, a.warmup, a.iters)
         except torch.cuda.OutOfMemoryError:
             print(f"{label}: out of memory")
             record[label] = {"out_of_memory": True}
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.cuda.empty_cache()
     if "ours" in results and "transformers" in results:
         print(f"speed-up over transformers: {results['transformers'] / results['ours']:.2f}x")
-    for other in ("ours eager", "ours fp32 eager"):
+    for other in ("ours eager", "ours fp32 eager", "ours gumbel"):
         if "ours" in results and other in results:
             print(f"speed-up over {other}: {results[other] / results['ours']:.2f}x")
     if a.json:

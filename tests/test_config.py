@@ -39,6 +39,10 @@ def test_overrides_are_typed():
         load_config("debug", overrides=parse_overrides(["model.num_layers=three"]))
     with pytest.raises(UserError, match="not divisible"):
         load_config("debug", overrides=parse_overrides(["model.num_heads=5"]))
+    assert load_config("debug").train.sampler == "inverse_cdf"
+    assert load_config("debug", overrides=parse_overrides(["train.sampler=gumbel"])).train.sampler == "gumbel"
+    with pytest.raises(UserError, match="train.sampler must be gumbel or inverse_cdf, got 'gumble'"):
+        load_config("debug", overrides=parse_overrides(["train.sampler=gumble"]))
 
 
 def test_both_objectives_mask_as_the_official_mask_function():

@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from electra.objectives.masking import apply_mask, choose_positions, special_token_mask
-from electra.objectives.sampling import gumbel_sample
+from electra.objectives.sampling import SAMPLERS, gumbel_sample, inverse_cdf_sample
 
 CLS, SEP, PAD, MASK = 2, 3, 0, 4
 
@@ -72,13 +73,41 @@ def test_masking_is_a_pure_function_of_the_generator():
     assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
 
 
-def test_gumbel_sample_follows_softmax():
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_sampler_follows_softmax(sampler):
+    sample = SAMPLERS[sampler]
     logits = torch.log(torch.tensor([0.6, 0.3, 0.1])).expand(20000, 3)
-    s = gumbel_sample(logits, 1.0, torch.Generator().manual_seed(0))
+    s = sample(logits, 1.0, torch.Generator().manual_seed(0))
     freq = torch.bincount(s, minlength=3).float() / len(s)
     torch.testing.assert_close(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.015, rtol=0)
-    hot = gumbel_sample(logits, 0.05, torch.Generator().manual_seed(0))  # low temperature -> argmax
+    hot = sample(logits, 0.05, torch.Generator().manual_seed(0))  # low temperature -> argmax
     assert (hot == 0).float().mean() > 0.99
+
+
+def test_inverse_cdf_matches_gumbel_max_on_a_wide_vocabulary():
+    """Both samplers draw from softmax(logits / t): over 60 tokens with probabilities spanning three
+    orders of magnitude, each sampler's counts pass a chi-square test against the softmax, and a
+    token of logit -inf is never drawn."""
+    torch.manual_seed(0)
+    logits = torch.randn(60) * 2.0
+    logits[7] = -float("inf")
+    probs = torch.softmax(logits / 1.3, -1).double()
+    n = 200_000
+    for sample in (gumbel_sample, inverse_cdf_sample):
+        s = sample(logits.expand(n, 60), 1.3, torch.Generator().manual_seed(1))
+        counts = torch.bincount(s, minlength=60).double()
+        assert counts[7] == 0
+        keep = probs * n >= 5
+        chi2 = (((counts - n * probs) ** 2) / (n * probs))[keep].sum().item()
+        dof = int(keep.sum()) - 1  # mean dof, sd sqrt(2 dof): 6 sd is far beyond chance
+        assert chi2 < dof + 6 * (2 * dof) ** 0.5, (sample.__name__, chi2, dof)
+
+
+def test_inverse_cdf_inverts_the_cdf_at_the_given_uniforms():
+    logits = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    u = torch.tensor([[0.0], [0.19], [0.21], [0.69], [0.71], [0.999]]).squeeze(1)
+    s = inverse_cdf_sample(logits.expand(6, 3), 1.0, uniform=u)
+    assert s.tolist() == [0, 0, 1, 1, 2, 2]
 
 
 def test_roc_auc_against_hand_computed():
@@ -89,3 +118,21 @@ def test_roc_auc_against_hand_computed():
     assert roc_auc(scores, labels) == 0.75  # pairs (pos, neg): (0.35>0.1), (0.35<0.4), (0.8>0.1), (0.8>0.4)
     assert roc_auc(torch.zeros(4), labels) == 0.5  # constant scores (the trivial guess): chance
     assert roc_auc(torch.tensor([1.0, 2.0, 3.0, 4.0]), labels) == 1.0
+
+
+def test_inverse_cdf_crosses_block_boundaries():
+    """The two-level search lands on the right token on either side of a block edge (and in the
+    partial last block), against a plain float64 cumulative sum."""
+    from electra.objectives.sampling import CDF_BLOCK
+
+    V = 3 * CDF_BLOCK + 17
+    logits = torch.randn(500, V, generator=torch.Generator().manual_seed(2)) * 3
+    logits[:, CDF_BLOCK - 1] = 8.0  # heavy tokens right at block edges
+    logits[:, CDF_BLOCK] = 8.0
+    logits[:, V - 1] = 8.0
+    u = torch.rand(500, generator=torch.Generator().manual_seed(3))
+    cdf = torch.softmax(logits.double(), -1).cumsum(-1)
+    expected = torch.searchsorted(cdf, (u.double() * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+    got = inverse_cdf_sample(logits, 1.0, uniform=u)
+    assert (got == expected).float().mean() > 0.99  # float32 exp vs float64 softmax may differ at an edge
+    assert got.max() < V and {CDF_BLOCK - 1, CDF_BLOCK, V - 1} <= set(got.tolist())

@@ -102,12 +102,15 @@ def test_mlm_objective():
     assert out.counts["gen_total"] > 0
 
 
-@pytest.mark.parametrize("objective,random_token_prob", [("electra", 0.0), ("electra", 0.1), ("mlm", 0.0), ("mlm", 0.1)])
-def test_pre_drawn_noise_gives_the_in_place_draws_result(objective, random_token_prob):
+@pytest.mark.parametrize("objective,random_token_prob,sampler", [
+    ("electra", 0.0, "inverse_cdf"), ("electra", 0.1, "inverse_cdf"), ("electra", 0.0, "gumbel"),
+    ("mlm", 0.0, "inverse_cdf"), ("mlm", 0.1, "inverse_cdf")])
+def test_pre_drawn_noise_gives_the_in_place_draws_result(objective, random_token_prob, sampler):
     """The training loop draws the step's noise up front (so a compiled step has no random op);
     with the same generator state the step is bit-identical to drawing in place, dropout included."""
     cfg = load_config("debug", overrides={"model": {"vocab_size": 120}, "train": {
-        "objective": objective, "random_token_prob": random_token_prob, "mask_token_prob": 0.85 - random_token_prob}})
+        "objective": objective, "random_token_prob": random_token_prob, "mask_token_prob": 0.85 - random_token_prob,
+        "sampler": sampler}})
     torch.manual_seed(0)
     step = PretrainingStep(build_model(cfg.model, objective), cfg.train, SPECIAL, num_slots=5)
     ids, seg, am = make_batch(B=6, T=24)
@@ -129,4 +132,6 @@ def test_pre_drawn_noise_gives_the_in_place_draws_result(objective, random_token
         assert torch.equal(a.disc_input, b.disc_input) and a.counts["disc_replaced"] > 0
     noise = step.draw_noise(ids, torch.Generator().manual_seed(3))
     assert (noise.random_tokens is not None) == (random_token_prob > 0)
-    assert (noise.gumbel_uniform is not None) == (objective == "electra")
+    assert (noise.sample_uniform is not None) == (objective == "electra")
+    if objective == "electra":  # Gumbel-max: a uniform per vocabulary entry; inverse CDF: one per slot
+        assert noise.sample_uniform.shape == ((6, 5, 120) if sampler == "gumbel" else (6, 5))

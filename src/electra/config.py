@@ -122,6 +122,10 @@ class TrainConfig:
     generator_weight: float = 1.0
     discriminator_weight: float = 50.0
     temperature: float = 1.0
+    sampler: str = "inverse_cdf"
+    """How the generator's replacements are drawn from its softmax: ``gumbel`` (Gumbel-max, the
+    official code) or ``inverse_cdf`` (the same distribution from one uniform per slot; faster,
+    see the README's "Where we differ from the official code")."""
     learning_rate: float = 5e-4
     warmup_steps: int = 10_000
     weight_decay: float = 0.01
@@ -155,6 +159,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("electra", "mlm"):
             raise UserError(f"train.objective must be 'electra' or 'mlm', got {self.objective!r}")
+        if self.sampler not in ("gumbel", "inverse_cdf"):
+            raise UserError(f"train.sampler must be gumbel or inverse_cdf, got {self.sampler!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.mask_token_prob + self.random_token_prob > 1 + 1e-9:

@@ -1,7 +1,7 @@
 """Replaced token detection (ELECTRA): the whole pretraining forward in one readable function.
 
     mask 15% -> generator logits at masked positions only -> MLM loss
-             -> Gumbel-max sample (no gradient) -> corrupted input
+             -> sample (Gumbel-max or inverse CDF, no gradient) -> corrupted input
              -> discriminator logits on every token -> sigmoid CE on non-pad tokens
     loss = 1 * MLM + 50 * RTD
 """
@@ -17,7 +17,7 @@ from ..model.electra import ElectraPair
 from .masking import apply_mask, choose_positions, special_token_mask
 from .noise import StepNoise
 from .output import PretrainOutput
-from .sampling import gumbel_sample
+from .sampling import SAMPLERS
 
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ def rtd_forward(model: ElectraPair, input_ids: torch.Tensor, segment_ids: torch.
                                            reduction="none").view_as(masked.targets), weights)
 
     # 3. Sample replacements (no gradient flows through the sample into the generator).
-    sampled = gumbel_sample(gen_logits.detach(), cfg.temperature, generator, noise.gumbel_uniform)  # (B, P)
+    sampled = SAMPLERS[cfg.sampler](gen_logits.detach(), cfg.temperature, generator, noise.sample_uniform)  # (B, P)
     sampled = torch.where(weights, sampled, masked.targets)
     disc_input = input_ids.scatter(1, positions, sampled)  # (B, T)
     # A sample equal to the original token counts as original, not replaced.

@@ -33,7 +33,7 @@ class PretrainingStep(nn.Module):
         """All random numbers ``forward`` needs for (B, T) ``input_ids``, drawn now from ``generator``."""
         mlm_head = self.model.generator.head if self.cfg.objective == "electra" else self.model.head
         return draw_noise(generator, input_ids, self.num_slots, mlm_head.bias.shape[0], self.cfg.random_token_prob,
-                          sample=self.cfg.objective == "electra")
+                          self.cfg.sampler if self.cfg.objective == "electra" else None)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor,
                 generator: torch.Generator | None = None, noise: StepNoise | None = None) -> PretrainOutput:
