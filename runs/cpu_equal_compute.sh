@@ -29,6 +29,7 @@ collect() {
 }
 [ "$STAGE" = collect ] && { collect; exit 0; }
 
+# The first record sampled with Gumbel-max (the default before inverse CDF): pinned below.
 # The kept vocabulary (trained once on all 777 books; `electra tokenizer` is bit-reproducible).
 [ -d "$WORK/data" ] || "$E" prepare "$BOOKS" "$OUT/tokenizer" "$WORK/data" --max-length 128 --file-per-document \
     --heldout-fraction 0.05
@@ -36,5 +37,5 @@ RESUME=()
 [ -d "$WORK/exp/pretrain" ] && RESUME=(--resume)
 ELECTRA_DATA=$DATA "$E" experiment "$WORK/data" "$WORK/exp" --preset mini --electra-steps 3000 --seeds 3 \
     --tasks cola,sst2,mrpc,stsb,rte --final-only-tasks sst2 --fractions 0.25,0.5,1 \
-    --no-pretraining-arm --ft-set length_grouping=50 "${RESUME[@]}"
+    --no-pretraining-arm --ft-set length_grouping=50 --set train.sampler=gumbel "${RESUME[@]}"
 collect
