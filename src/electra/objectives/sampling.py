@@ -59,7 +59,7 @@ def inverse_cdf_sample(logits: torch.Tensor, temperature: float = 1.0, generator
     # Rounding between the two sums may leave the target a hair past the block's end: keep it inside.
     within = torch.minimum(target - before, inner[..., -1:] * (1 - 1e-12))  # (..., 1)
     j = torch.searchsorted(inner, within, right=True).clamp_max(CDF_BLOCK - 1)
-    return (b * CDF_BLOCK + j).squeeze(-1)
+    return (b * CDF_BLOCK + j).squeeze(-1).clamp_max(V - 1)  # in range even for NaN logits (the loop then stops)
 
 
 SAMPLERS = {"gumbel": gumbel_sample, "inverse_cdf": inverse_cdf_sample}
