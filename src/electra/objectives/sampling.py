@@ -3,7 +3,7 @@ inverse CDF, the same distribution from one uniform per slot instead of one per 
 
 Both take the uniforms they turn into a sample pre-drawn (``noise.draw_noise``, the training
 loop's way) or draw them here from an explicit ``torch.Generator``, so runs are reproducible
-either way. ``SAMPLE_SHAPE`` says which uniforms each needs.
+either way. ``sample_shape`` says which uniforms each needs.
 """
 
 from __future__ import annotations
