@@ -4,14 +4,16 @@ Times ``electra.finetune.glue.train_model`` (dynamic padding, dropout, layer-wis
 clipping, schedule) on the first ``--examples`` training rows of each task, for each model shape
 and precision, in one process, so the ratio between precisions is measured under the same load:
 
-    python benchmarks/finetune_step.py                        # SST-2 and RTE, small and mini: fp32, auto, auto+grouped
+    python benchmarks/finetune_step.py     # SST-2 and RTE, small and mini: fp32+eager_update, auto, auto+grouped
     python benchmarks/finetune_step.py --tasks rte --shapes mini --settings fp32,bf16
 
 The encoder is randomly initialised (throughput does not depend on the weights); the WordPiece
 vocabulary (30,522 tokens, BERT's size) is trained on the task's training text in a temporary
 folder (on all its rows) unless ``--tokenizer DIR`` names one. ``auto`` is the precision the tool picks here
 (bf16 autocast on a CPU with bf16 units); ``+grouped`` adds ``length_grouping=50`` (batches of
-similar length). Each line also gives the mean padded batch length.
+similar length); ``+eager_update`` pins the eager optimizer update (the default, ``auto``, compiles
+it on a CPU for models of 4M parameters and up; the compile happens in the untimed warm-up). Each
+line also gives the mean padded batch length.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", default="sst2,rte")
     ap.add_argument("--shapes", default="small,mini")
-    ap.add_argument("--settings", default="fp32,auto,auto+grouped",
-                    help="precisions to compare, each optionally with +grouped (length grouping); the first is the baseline")
+    ap.add_argument("--settings", default="fp32+eager_update,auto,auto+grouped",
+                    help="precisions to compare, each optionally with +grouped (length grouping) and +eager_update "
+                         "(no compiled optimizer update); the first is the baseline")
     ap.add_argument("--examples", type=int, default=1600, help="training rows timed per task (one epoch over them)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
@@ -94,10 +97,14 @@ def main() -> None:
                 init_weights(encoder)
                 speeds = {}
                 for setting in a.settings.split(","):
-                    precision, _, grouped = setting.partition("+")
-                    group = GROUP if grouped else 0
+                    precision, *modifiers = setting.split("+")
+                    unknown = set(modifiers) - {"grouped", "eager_update"}
+                    if unknown:
+                        ap.error(f"unknown setting modifier(s) {sorted(unknown)} in {setting!r}")
+                    group = GROUP if "grouped" in modifiers else 0
                     hp = default_hparams(cfg.hidden_size, {"precision": precision, "batch_size": str(a.batch),
-                                                           "length_grouping": str(group)})
+                                                           "length_grouping": str(group),
+                                                           "compile_optimizer": "false" if "eager_update" in modifiers else "none"})
                     speeds[setting] = time_training(encoder, task, feats, hp, pad_id, device)
                     print(f"{task.name} {shape} {setting}: {speeds[setting]:,.1f} examples/s "
                           f"(mean padded length {mean_padded_length(feats, a.batch, pad_id, group):.0f})", flush=True)

@@ -58,13 +58,16 @@ def test_every_parameter_once_and_no_decay_on_biases_and_layernorm():
         assert all((p.ndim < 2) == g["name"].endswith("no_decay") for p in g["params"])
 
 
-def test_update_is_adam_without_bias_correction_after_clipping():
-    """Three fine-tuning updates against the official AdamWeightDecayOptimizer written out by hand."""
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_update_is_adam_without_bias_correction_after_clipping(compiled):
+    """Three fine-tuning updates against the official AdamWeightDecayOptimizer written out by hand
+    (eager, and compiled: one graph over all the layer-wise groups, with and without decay)."""
     torch.manual_seed(0)
     L, lr, decay, wd, T = 2, 1e-2, 0.8, 0.01, 10  # warmup 10% of 10 = 1 step
     enc, head = _encoder(L), nn.Linear(8, 3)
     params = [p for m in (enc, head) for p in m.parameters()]
-    opt, sched = build_finetune_optimizer(enc, [head], lr, decay, wd, T, 0.1)
+    opt, sched = build_finetune_optimizer(enc, [head], lr, decay, wd, T, 0.1, compiled=compiled)
+    assert opt.compiled == compiled
     rate = {id(p): lr * decay ** (L + 2 - depth) for depth, m in [(0, enc.embeddings), (0, enc.project), (1, enc.layers[0]),
                                                               (2, enc.layers[1]), (L + 2, head)] for p in m.parameters()}
     ref = {id(p): (p.detach().clone(), torch.zeros_like(p), torch.zeros_like(p)) for p in params}
@@ -89,6 +92,21 @@ def test_update_is_adam_without_bias_correction_after_clipping():
             ref[id(p)] = (w - rate[id(p)] * factor * update, m, v)
         for p in params:
             torch.testing.assert_close(p.detach(), ref[id(p)][0], rtol=1e-5, atol=1e-7)
+    assert opt.compiled == compiled  # the compiled run did not fall back to eager
+
+
+def test_compiled_update_is_chosen_for_large_models_on_a_cpu_with_a_compiler(monkeypatch):
+    from electra.train import optim as train_optim
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(train_optim.shutil, "which", lambda name: "/usr/bin/g++" if name == "g++" else None)
+    assert train_optim.compiled_update_pays(cpu, train_optim.COMPILED_UPDATE_MIN_PARAMS)
+    assert not train_optim.compiled_update_pays(cpu, train_optim.COMPILED_UPDATE_MIN_PARAMS - 1)
+    assert not train_optim.compiled_update_pays(cuda, 10 ** 9)
+    opt, _ = build_finetune_optimizer(_encoder(2), [nn.Linear(8, 2)], 1e-3, 0.8, 0.0, 10, 0.1)
+    assert not opt.compiled  # auto, a tiny model: eager
+    monkeypatch.setattr(train_optim.shutil, "which", lambda name: None)  # no C++ compiler: never compiled
+    assert not train_optim.compiled_update_pays(cpu, 10 ** 9)
 
 
 def test_glue_loss_is_summed_and_stsb_trains_on_score_over_5():

@@ -173,5 +173,9 @@ def test_defaults_per_model_size():
     assert (large.learning_rate, large.layer_decay) == (5e-5, 0.9)
     assert (small.batch_size, small.warmup_frac, small.weight_decay) == (32, 0.1, 0.0)
     assert default_hparams(256, {"epochs": "2", "swap_augment": "false"}).swap_augment is False
+    assert small.compile_optimizer is None  # auto
+    assert default_hparams(256, {"compile_optimizer": "true"}).compile_optimizer is True
+    with pytest.raises(UserError, match="compile_optimizer"):
+        default_hparams(256, {"compile_optimizer": "sometimes"})
     assert TASKS["RTE"].epochs == 10 and TASKS["STS-B"].epochs == 10 and TASKS["CoLA"].epochs == 3
     assert get_task("mrpc").swap_augment and get_task("stsb").swap_augment and not get_task("rte").swap_augment

@@ -1,5 +1,8 @@
+import pytest
 import torch
+from torch._dynamo.utils import counters
 
+from electra.train import optim as optim_module
 from electra.train.optim import AdamNoBiasCorrection, lr_at, param_groups
 
 
@@ -11,21 +14,48 @@ def reference_step(p, g, m, v, lr, b1, b2, eps, wd):
     return p - lr * update, m, v
 
 
-def test_matches_reference_update_without_bias_correction():
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_matches_reference_update_without_bias_correction(compiled):
     torch.manual_seed(0)
     w = torch.nn.Parameter(torch.randn(5, 3))
     b = torch.nn.Parameter(torch.randn(3))
     opt = AdamNoBiasCorrection([dict(params=[w], weight_decay=0.01), dict(params=[b], weight_decay=0.0)],
-                               lr=1e-2, betas=(0.9, 0.999), eps=1e-6)
+                               lr=1e-2, betas=(0.9, 0.999), eps=1e-6, compiled=compiled)
     ref = {"w": (w.detach().clone(), torch.zeros(5, 3), torch.zeros(5, 3)), "b": (b.detach().clone(), torch.zeros(3), torch.zeros(3))}
-    for step in range(5):
+    graphs_before = counters["stats"]["unique_graphs"]
+    for step in range(6):
+        lr = 1e-2 * (1 - step / 10)  # a schedule: the compiled update must follow it, not bake in the first lr
+        for group in opt.param_groups:
+            group["lr"] = lr
         gw, gb = torch.randn(5, 3), torch.randn(3)
+        gw[1] = 0.0  # a row without gradient (an unused embedding row): moments decay, weights still move
+        if step < 2:
+            gw[0] = 0.0  # never-touched-yet entries: v = 0, sqrt(0) + eps
         w.grad, b.grad = gw.clone(), gb.clone()
         opt.step()
-        ref["w"] = reference_step(*ref["w"][:1], gw, *ref["w"][1:], 1e-2, 0.9, 0.999, 1e-6, 0.01)
-        ref["b"] = reference_step(*ref["b"][:1], gb, *ref["b"][1:], 1e-2, 0.9, 0.999, 1e-6, 0.0)
+        ref["w"] = reference_step(*ref["w"][:1], gw, *ref["w"][1:], lr, 0.9, 0.999, 1e-6, 0.01)
+        ref["b"] = reference_step(*ref["b"][:1], gb, *ref["b"][1:], lr, 0.9, 0.999, 1e-6, 0.0)
         torch.testing.assert_close(w.detach(), ref["w"][0])
         torch.testing.assert_close(b.detach(), ref["b"][0])
+    assert opt.compiled == compiled  # no silent fall-back to eager
+    # one graph for the whole schedule (a Python-float lr would recompile at every step)
+    assert counters["stats"]["unique_graphs"] - graphs_before == (1 if compiled else 0)
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken(work):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(optim_module, "_compiled_update_groups", lambda: broken)
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = AdamNoBiasCorrection([p], lr=0.1, weight_decay=0.0, eps=1e-6, compiled=True)
+    p.grad = torch.tensor([1.0, -1.0, 0.0])
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        opt.step()
+    assert not opt.compiled
+    # the step was still taken, once, by the eager update: lr * m / (sqrt(v) + eps), m = 0.1 g, v = 0.001 g^2
+    step = 0.1 * 0.1 / (0.001 ** 0.5 + 1e-6)
+    torch.testing.assert_close(p.detach(), torch.tensor([1 - step, 1 + step, 1.0]))
 
 
 def test_first_step_differs_from_bias_corrected_adam():

@@ -153,6 +153,7 @@ class TrainConfig:
     at least 256 wide; else fp32), ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32."""
     device: str = "auto"
     compile: bool = False
+    """``torch.compile`` the step (forward and backward as one graph) and the optimizer update."""
     activation_checkpointing: bool = False
     """Recompute layer activations in backward: less memory for large shapes (Base 256 x 512), ~30% more compute."""
 

@@ -116,7 +116,7 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
     total_steps = max(1, round(steps_per_epoch * epochs))
     optimizer, scheduler = build_finetune_optimizer(model.encoder, [model.classifier], hp.learning_rate,
                                                     hp.layer_decay, hp.weight_decay, total_steps, hp.warmup_frac,
-                                                    eps=hp.adam_eps)
+                                                    eps=hp.adam_eps, compiled=hp.compile_optimizer)
     rng = np.random.default_rng(seed)
     step, epoch_losses = 0, []
     model.train()

@@ -24,7 +24,7 @@ from torch import nn
 from ..config import MAX_SEED, check_range, coerce_value
 from ..errors import UserError
 from ..model.encoder import Encoder
-from ..train.optim import AdamNoBiasCorrection, lr_at
+from ..train.optim import AdamNoBiasCorrection, compiled_update_pays, lr_at
 
 
 @dataclass
@@ -60,6 +60,10 @@ class FinetuneHParams:
     units for models at least 256 wide; else fp32), ``fp32`` or ``bf16``."""
     seed: int = 0
     """First fine-tuning seed; seed ``k`` of ``--seeds N`` is ``seed + k``."""
+    compile_optimizer: bool | None = None
+    """Run the optimizer update compiled (the same formula, fused by inductor; ~2.5x faster on a
+    CPU, ~10% of a mini fine-tuning step); None = auto (``train.optim.compiled_update_pays``: on a
+    CPU with a C++ compiler, for models of 4M parameters and up)."""
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -185,11 +189,16 @@ def warmup_times_decay(total_steps: int, warmup_frac: float):
 
 
 def build_finetune_optimizer(encoder: Encoder, heads: list[nn.Module], lr: float, layer_decay: float,
-                             weight_decay: float, total_steps: int, warmup_frac: float,
-                             eps: float = 1e-6) -> tuple[AdamNoBiasCorrection, torch.optim.lr_scheduler.LambdaLR]:
+                             weight_decay: float, total_steps: int, warmup_frac: float, eps: float = 1e-6,
+                             compiled: bool | None = None) -> tuple[AdamNoBiasCorrection, torch.optim.lr_scheduler.LambdaLR]:
     """The one fine-tuning optimizer (GLUE, SQuAD, any further task type): the pretraining Adam
-    without bias correction over ``layerwise_lr_groups``, and its schedule (step it once per update)."""
+    without bias correction over ``layerwise_lr_groups``, and its schedule (step it once per update).
+    ``compiled`` None = auto (``compiled_update_pays``)."""
     groups = layerwise_lr_groups(encoder, heads, lr, layer_decay, weight_decay)
-    optimizer = AdamNoBiasCorrection(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay)
+    if compiled is None:
+        num_params = sum(p.numel() for g in groups for p in g["params"])
+        compiled = compiled_update_pays(next(encoder.parameters()).device, num_params)
+    optimizer = AdamNoBiasCorrection(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay,
+                                     compiled=compiled)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_times_decay(total_steps, warmup_frac))
     return optimizer, scheduler

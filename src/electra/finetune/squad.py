@@ -129,7 +129,8 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
     optimizer, scheduler = build_finetune_optimizer(encoder, [head], hp.learning_rate, hp.layer_decay, hp.weight_decay,
-                                                    total, hp.warmup_frac, eps=hp.adam_eps)
+                                                    total, hp.warmup_frac, eps=hp.adam_eps,
+                                                    compiled=hp.compile_optimizer)
     encoder.train()
     head.train()
     order = np.empty(0, dtype=np.int64)

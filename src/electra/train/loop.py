@@ -214,7 +214,7 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
     if init_from is not None and ckpt is None:
         _init_from(model, Path(init_from), cfg, fingerprint)
     optimizer = AdamNoBiasCorrection(param_groups(model, tc.weight_decay), lr=tc.learning_rate,
-                                     betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps)
+                                     betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps, compiled=tc.compile)
     if tc.batch_size % (tc.grad_accum * world):
         raise UserError(f"train.batch_size {tc.batch_size} must divide by grad_accum x ranks = {tc.grad_accum * world}")
     micro = tc.batch_size // (tc.grad_accum * world)

@@ -10,40 +10,102 @@ The update uses ``torch._foreach_*`` ops so it is a handful of fused kernels, no
 
 from __future__ import annotations
 
+import functools
+import shutil
+import warnings
 
 import torch
 from torch import nn
 
 
 class AdamNoBiasCorrection(torch.optim.Optimizer):
-    """p -= lr * (m / (sqrt(v) + eps) + wd * p), with m, v the raw exponential moving averages."""
+    """p -= lr * (m / (sqrt(v) + eps) + wd * p), with m, v the raw exponential moving averages.
+
+    ``compiled=True`` runs the same update through ``torch.compile`` (inductor fuses each tensor's
+    passes into one loop; on a CPU that is ~2.5x faster than the eager foreach kernels, and its
+    square root is correctly rounded, where the eager one through MKL on AMD CPUs is off by an
+    ulp on ~20% of values and ~6x slower on zeros). The first step compiles (~25 s cold, a few
+    seconds from inductor's on-disk cache); a compile failure falls back to eager with a warning.
+    """
 
     def __init__(self, params, lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.01):
+                 weight_decay: float = 0.01, compiled: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.compiled = compiled
+        self._compiled_once = False
 
     @torch.no_grad()
     def step(self, closure=None):
+        work = []
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
             for p in params:
                 if not self.state[p]:
                     self.state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     self.state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            m = [self.state[p]["exp_avg"] for p in params]
-            v = [self.state[p]["exp_avg_sq"] for p in params]
-            b1, b2 = group["betas"]
-            torch._foreach_lerp_(m, grads, 1 - b1)  # m = b1 m + (1 - b1) g
-            torch._foreach_mul_(v, b2)
-            torch._foreach_addcmul_(v, grads, grads, value=1 - b2)  # v = b2 v + (1 - b2) g^2
-            denom = torch._foreach_sqrt(v)
-            torch._foreach_add_(denom, group["eps"])
-            if group["weight_decay"]:  # p - lr * wd * p, applied to the pre-update weights
-                torch._foreach_mul_(params, 1.0 - group["lr"] * group["weight_decay"])
-            torch._foreach_addcdiv_(params, m, denom, value=-group["lr"])  # p -= lr * m / (sqrt(v) + eps)
+            # Compiled, the lr is a tensor: as a Python float it would be baked into the graph and
+            # recompiled at every step of the schedule.
+            lr = torch.tensor(group["lr"], dtype=torch.float64) if self.compiled else group["lr"]
+            work.append((params, [p.grad for p in params], [self.state[p]["exp_avg"] for p in params],
+                         [self.state[p]["exp_avg_sq"] for p in params], lr, group["weight_decay"],
+                         *group["betas"], group["eps"]))
+        if not self.compiled:
+            return _update_groups(work)
+        try:
+            _compiled_update_groups()(work)
+        except Exception as exc:  # noqa: BLE001 - a broken compiler must not stop training
+            if self._compiled_once:
+                raise  # it compiled before: this is a real error, not a missing toolchain
+            warnings.warn(f"compiling the optimizer update failed ({type(exc).__name__}: {exc}); "
+                          "continuing with the eager update", stacklevel=2)
+            self.compiled = False
+            _update_groups(work)
+        else:
+            self._compiled_once = True
+
+
+def _update_groups(work: list[tuple]) -> None:
+    for params, grads, m, v, lr, weight_decay, beta1, beta2, eps in work:
+        adam_update_(params, grads, m, v, lr, weight_decay, beta1, beta2, eps)
+
+
+@functools.cache
+def _compiled_update_groups():
+    """``_update_groups`` compiled once per process (created on first use: importing the compiler is slow)."""
+    return torch.compile(_update_groups, dynamic=False)
+
+
+def adam_update_(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[torch.Tensor],
+                 v: list[torch.Tensor], lr: float | torch.Tensor, weight_decay: float, beta1: float,
+                 beta2: float, eps: float) -> None:
+    """One update of a group, in place (foreach kernels: a handful of passes, not one per tensor)."""
+    torch._foreach_lerp_(m, grads, 1 - beta1)  # m = b1 m + (1 - b1) g
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)  # v = b2 v + (1 - b2) g^2
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_add_(denom, eps)
+    if weight_decay:  # p - lr * wd * p, applied to the pre-update weights
+        torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+    if isinstance(lr, torch.Tensor):  # p -= lr * m / (sqrt(v) + eps), lr a tensor (compiled)
+        update = torch._foreach_div(m, denom)
+        torch._foreach_mul_(update, lr)
+        torch._foreach_sub_(params, update)
+    else:
+        torch._foreach_addcdiv_(params, m, denom, value=-lr)
+
+
+#: Below this many parameters the eager update takes a few milliseconds: compiling it does not pay.
+COMPILED_UPDATE_MIN_PARAMS = 4_000_000
+
+
+def compiled_update_pays(device: torch.device, num_params: int) -> bool:
+    """The ``auto`` choice of ``AdamNoBiasCorrection(compiled=...)``: on a CPU with a C++ compiler
+    (inductor's backend) for models of at least ``COMPILED_UPDATE_MIN_PARAMS`` parameters. On a
+    GPU the eager foreach kernels are already few and fast (not measured compiled)."""
+    has_cxx = any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+    return device.type == "cpu" and has_cxx and num_params >= COMPILED_UPDATE_MIN_PARAMS
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
