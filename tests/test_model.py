@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from electra.config import load_config
@@ -40,6 +41,33 @@ def test_padding_does_not_change_real_positions():
     mask = torch.cat([torch.ones(1, 8, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.bool)], 1)
     padded = model(padded_ids, torch.zeros_like(padded_ids), mask)
     torch.testing.assert_close(padded[:, :8], short, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "checkpointed"])
+def test_first_positions_equal_the_full_forward_with_the_same_gradients(checkpointing):
+    """first_positions=1 (GLUE's [CLS] head) computes only [CLS] in the last layer: same output and
+    the same gradients as slicing the full forward, padding included."""
+    from electra.model.encoder import Encoder
+
+    cfg = load_config("debug", overrides={"model": {"vocab_size": 120, "dropout": 0.0}}).model.discriminator()
+    ids = torch.randint(5, 120, (3, 10), generator=torch.Generator().manual_seed(0))
+    seg = (torch.arange(10) >= 6).long().expand(3, 10)
+    mask = torch.arange(10)[None, :] < torch.tensor([[10], [7], [4]])  # padded rows
+    grads, outs = [], []
+    for first in (None, 1):
+        torch.manual_seed(0)
+        enc = Encoder(cfg).train()
+        enc.checkpoint_activations = checkpointing
+        h = enc(ids, seg, mask, first_positions=first)
+        assert h.shape == ((3, 10, cfg.hidden_size) if first is None else (3, 1, cfg.hidden_size))
+        cls = h[:, 0]
+        (cls * torch.linspace(-1, 1, cfg.hidden_size)).sum().backward()
+        outs.append(cls.detach())
+        grads.append({n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_mlm_baseline_has_discriminator_shape():

@@ -71,7 +71,7 @@ class GlueClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
-        h = self.encoder(input_ids, segment_ids, attention_mask)  # (B, T, H)
+        h = self.encoder(input_ids, segment_ids, attention_mask, first_positions=1)  # (B, 1, H): [CLS] only
         return self.classifier(self.dropout(h[:, 0]))  # (B, C)
 
 
