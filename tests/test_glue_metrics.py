@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from electra.finetune import metrics as M
-from electra.finetune.glue import format_table, glue_score, summarize_seeds
+from electra.finetune.glue_results import format_table, glue_score, summarize_seeds
 from electra.finetune.glue_tasks import TASKS
 
 # tp = 2 (rows 0, 4), fp = 1 (row 1), fn = 1 (row 3), tn = 1 (row 2)

@@ -159,7 +159,8 @@ def _pretrain_arms(p: dict, data: Path, out: Path, fractions, no_pretraining: bo
 
 def _finetune_checkpoint(ckpt: Path, ft_out: Path, tasks: list[str], seeds: int, resume: bool, **kw) -> dict:
     """GLUE on one checkpoint; on resume, tasks already fine-tuned with ``seeds`` seeds are kept, not rerun."""
-    from .finetune.glue import RESULTS, finetune_glue
+    from .finetune.glue import finetune_glue
+    from .finetune.glue_results import RESULTS
 
     done: dict = {}
     if resume and (ft_out / RESULTS).is_file():

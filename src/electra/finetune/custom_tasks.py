@@ -195,8 +195,8 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
 
     ``max_train_examples`` / ``max_eval_examples`` keep only the first N rows (quick runs).
     """
-    from .glue import (RESULTS, default_cache_dir, finetune_seeds, load_for_finetuning, summarize_seeds,
-                       task_hparams)
+    from .glue import default_cache_dir, finetune_seeds, load_for_finetuning, task_hparams
+    from .glue_results import RESULTS, summarize_seeds
 
     out_dir = Path(out_dir)
     if seeds < 1:

@@ -35,7 +35,6 @@ from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
 from ..model.encoder import Encoder, glorot_init, set_dropout
-from ..outputs import staged_file
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
@@ -45,10 +44,11 @@ from . import metrics as M
 from .batching import Features, cached_features, eval_batches, train_batches
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files,
                          task_available, task_from_spec, task_spec)
+from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
+                           write_dev_predictions, write_predictions)
 from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
 
 FINETUNE_CONFIG = "finetune.json"
-RESULTS = "results.json"
 DEFAULT_MAX_LENGTH = 128
 #: Environment variable for the tokenized-feature cache (default ``~/.cache/electra/glue_features``).
 CACHE_ENV = "ELECTRA_CACHE"
@@ -192,112 +192,6 @@ def _check_vocab(encoder: Encoder, tok, where) -> None:
     if tok.get_vocab_size() != encoder.config.vocab_size:
         raise UserError(f"{where}: tokenizer has {tok.get_vocab_size()} tokens but the model's vocabulary has "
                         f"{encoder.config.vocab_size}; they must come from the same checkpoint")
-
-
-# ---------------------------------------------------------------------------------------------
-# Results: seeds, median, spread, GLUE score, table
-
-
-def summarize_seeds(task: GlueTask, runs: list[dict]) -> dict:
-    """Median of every metric over seeds, and the spread of the task's score."""
-    scores = np.array([r["score"] for r in runs])
-    median = {}
-    for dev_name in runs[0]["dev"]:
-        median[dev_name] = {m: float(np.median([r["dev"][dev_name][m] for r in runs])) for m in task.metrics}
-    # The seed whose score is the median (the lower middle for an even count) supplies the test files.
-    order = np.argsort(scores, kind="stable")
-    median_seed = runs[int(order[(len(runs) - 1) // 2])]["seed"]
-    return {"score_metric": f"{task.dev_sets[0].name} {task.score_metric}",
-            "score_median": float(np.median(scores)),
-            "spread": {"min": float(scores.min()), "max": float(scores.max()),
-                       "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0},
-            "median": median, "median_seed": median_seed, "paper_electra_small": task.paper_small}
-
-
-def glue_score(task_results: dict[str, dict]) -> dict | None:
-    """The paper's average (CoLA MCC, STS-B Spearman, MNLI-m acc, others acc) over the tasks present.
-
-    Named ``GLUE`` when all eight are there, else ``GLUE-n`` with the tasks it covers.
-    """
-    names = [t.name for t in TASKS.values() if t.in_glue_score and t.name in task_results]
-    if not names:
-        return None
-    ours = [task_results[n]["score_median"] for n in names]
-    paper = [TASKS[n].paper_small for n in names]
-    label = "GLUE" if len(names) == 8 else f"GLUE-{len(names)}"
-    return {"name": label, "tasks": names, "score": float(np.mean(ours)),
-            "paper_electra_small": float(np.mean(paper))}
-
-
-def format_table(results: dict) -> str:
-    """Our dev medians beside the paper's ELECTRA-Small numbers, as fixed-width text."""
-    rows = [("task", "metric", "ours (median)", "seeds", "min-max", "paper small")]
-    for name, r in results["tasks"].items():
-        task = TASKS[name]
-        n = len(r["seeds"])
-        for i, (dev_name, values) in enumerate(r["median"].items()):
-            main = 100 * values[task.score_metric]
-            others = ", ".join(f"{m} {100 * v:.1f}" for m, v in values.items() if m != task.score_metric)
-            spread = f"{100 * r['spread']['min']:.1f}-{100 * r['spread']['max']:.1f}" if i == 0 else ""
-            paper = f"{task.paper_small:.1f}" if task.paper_small is not None and i == 0 else ""
-            rows.append((dev_name if dev_name != "dev" else name, task.score_metric,
-                         f"{main:.1f}" + (f" ({others})" if others else ""), str(n) if i == 0 else "", spread, paper))
-    g = results.get("glue_score")
-    if g:
-        rows.append((g["name"], "avg", f"{100 * g['score']:.1f}", "", "", f"{g['paper_electra_small']:.1f}"))
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    if g and g["name"] != "GLUE":
-        lines.append(f"{g['name']} covers {', '.join(g['tasks'])} (the paper's GLUE score averages 8 tasks)")
-    return "\n".join(lines)
-
-
-def _label_text(task: GlueTask, value) -> str:
-    """A class id as its label string, a score with 3 decimals clipped to [0, label_scale]."""
-    if task.is_regression:
-        return f"{min(task.label_scale, max(0.0, float(value))):.3f}"
-    return task.labels[int(value)]
-
-
-def write_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.ndarray) -> None:
-    """``index<TAB>prediction`` with the leaderboard's label strings (scores with 3 decimals for STS-B)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("index\tprediction\n")
-        for idx, p in zip(split.ids, preds):
-            f.write(f"{idx}\t{_label_text(task, p)}\n")
-
-
-def write_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, preds: np.ndarray) -> None:
-    """``index<TAB>gold<TAB>prediction`` for a dev set (scores unclipped), to re-score with other tools."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("index\tgold\tprediction\n")
-        for idx, gold, p in zip(split.ids, split.labels, preds):
-            if task.is_regression:  # exact float32 values: metrics recomputed from the file match
-                f.write(f"{idx}\t{float(gold):.9g}\t{float(p):.9g}\n")
-            else:
-                f.write(f"{idx}\t{task.labels[int(gold)]}\t{task.labels[int(p)]}\n")
-
-
-def _load_results(out_dir: Path, model_name: str) -> dict:
-    path = out_dir / RESULTS
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old.get("model") != model_name:
-            raise UserError(f"{path} holds results for model {old.get('model')!r}, not {model_name!r}; "
-                            f"choose another --out directory")
-        return old
-    return {"model": model_name, "tasks": {}}
-
-
-def _write_results(out_dir: Path, results: dict) -> None:
-    order = [n for n in TASKS if n in results["tasks"]]
-    results["tasks"] = {n: results["tasks"][n] for n in order}
-    results["glue_score"] = glue_score(results["tasks"])
-    with staged_file(out_dir / RESULTS) as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
 
 
 # ---------------------------------------------------------------------------------------------
