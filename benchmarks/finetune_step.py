@@ -36,7 +36,7 @@ from electra.finetune.glue_tasks import get_task, load_train
 from electra.finetune.optim import default_hparams
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
-from electra.train.loop import resolve_device, use_bf16
+from electra.train.device import resolve_device, use_bf16
 
 GROUP = 50  # length_grouping for the +grouped settings
 

@@ -35,7 +35,7 @@ from electra.model.electra import ElectraPair
 from electra.objectives.sampling import SAMPLERS
 from electra.objectives.task import PretrainingStep
 from electra.train.flops import matmul_train_flops_per_step
-from electra.train.loop import _peak_flops, autocast, cpu_has_bf16, use_bf16
+from electra.train.device import _peak_flops, autocast, cpu_has_bf16, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, param_groups
 
 SPECIAL = SpecialTokens(pad=0, unk=100, cls=101, sep=102, mask=103)

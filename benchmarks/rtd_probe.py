@@ -8,7 +8,7 @@ masks, samples schedule and optimizer:
 
 DATA is a prepared dataset with a held-out split (`electra prepare`). Everything but the two
 networks is the project's: masking and sampling (`objectives/rtd.py`), the optimizer and schedule
-(`train/optim.py`), the data order (`data/loader.py`), the held-out evaluation (`train/loop.py`,
+(`train/optim.py`), the data order (`data/loader.py`), the held-out evaluation (`train/metrics.py`,
 fixed masks, no dropout). Writes one JSON record per evaluation (step, held-out precision, recall,
 AUC, losses, generator accuracy) and prints it. Used for docs/small-budget-rtd.md.
 """
@@ -31,7 +31,8 @@ from electra.data.tokenizer import load_tokenizer, special_tokens
 from electra.model.electra import ElectraPair
 from electra.model.encoder import init_weights
 from electra.objectives.task import PretrainingStep
-from electra.train.loop import autocast, evaluate, mask_seed, use_bf16
+from electra.train.device import autocast, use_bf16
+from electra.train.metrics import evaluate, mask_seed
 from electra.train.optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
 
 

@@ -21,8 +21,9 @@ from electra.finetune.glue_tasks import TASKS, load_dev
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder
-from electra.train import loop
-from electra.train.loop import autocast, cpu_has_bf16, pretrain, use_bf16
+from electra.train import device as device_module
+from electra.train.device import autocast, cpu_has_bf16, use_bf16
+from electra.train.loop import pretrain
 
 GLUE = data_dir() / "glue"
 
@@ -72,10 +73,10 @@ def test_auto_precision_follows_the_cpus_bf16_units():
 
 
 def test_auto_pretrains_in_bf16_on_a_cpu_with_bf16_units(tiny_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(loop, "CPU_BF16_MIN_WIDTH", 32)  # the tiny model's width counts as wide here
+    monkeypatch.setattr(device_module, "CPU_BF16_MIN_WIDTH", 32)  # the tiny model's width counts as wide here
 
     def run(name, precision, has_bf16):
-        monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has_bf16)
+        monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: has_bf16)
         cfg = load_config("debug", overrides=tiny_overrides(train__precision=precision, train__max_steps=4,
                                                             model__dropout=0.0))
         pretrain(cfg, tiny_data, tmp_path / name, show_progress=False)

@@ -14,7 +14,8 @@ from electra.data.tokenizer import load_tokenizer, special_tokens
 from electra.model.electra import ElectraPair
 from electra.objectives.rtd import rtd_forward
 from electra.train.logger import read_metrics
-from electra.train.loop import mask_seed, pretrain
+from electra.train.loop import pretrain
+from electra.train.metrics import mask_seed
 
 pytest.importorskip("transformers")
 

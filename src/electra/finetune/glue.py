@@ -39,7 +39,7 @@ from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
-from ..train.loop import autocast, resolve_device, use_bf16
+from ..train.device import autocast, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, train_batches
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files,

@@ -57,7 +57,7 @@ def _write_table(path: Path, delimiter: str | None, columns: list[str], records:
 def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: str = "auto",
                  overwrite: bool = False, log=print) -> np.ndarray:
     """Label every row of ``input_file`` with the model at ``finetuned``; returns the (N, C) logits."""
-    from ..train.loop import resolve_device
+    from ..train.device import resolve_device
     from .batching import tokenize_split
     from .glue import DEFAULT_MAX_LENGTH, load_finetuned, predict_logits
     from ..data.tokenizer import special_tokens

@@ -32,7 +32,7 @@ from ..model.encoder import set_dropout
 from ..paths import data_dir
 from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder, save_encoder
-from ..train.loop import autocast, resolve_device, use_bf16
+from ..train.device import autocast, resolve_device, use_bf16
 from .optim import FinetuneHParams, _parse_value, build_finetune_optimizer, default_hparams
 from .squad_data import SquadFeatures, SquadSet, WindowSpec, load_features, read_squad
 from .squad_decode import BeamOutputs, Decoded, decode

@@ -1,10 +1,12 @@
 """The pretraining loop: one explicit loop, top to bottom, for ELECTRA and the MLM baseline.
 
-    set up (config, data, model, optimizer, resume) -> for each step:
-        micro-batches (grad accumulation) -> objective forward -> backward
-        clip -> LR schedule -> optimizer step
-        every log_every: one metrics line (sync point) | every eval_every: held-out eval
-        every save_every, on SIGINT/SIGTERM and at the end: atomic checkpoint
+    _Trainer(...)  set up: data, vocabulary, resume checks, model, optimizer, loader, restored state
+    .train()       for each step (``_train_step``):
+                       LR schedule -> micro-batches (grad accumulation) -> objective forward -> backward
+                       -> clip -> optimizer step
+                   every log_every: one metrics line (``_log_interval``, the sync point)
+                   every eval_every: held-out eval (``metrics.evaluate``)
+                   every save_every, on SIGINT/SIGTERM and at the end: atomic checkpoint (``save``)
     -> final encoder (the discriminator, or the MLM model's encoder) for fine-tuning
 
 Metrics are accumulated on the device and read only at log steps, so the GPU never waits for
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import signal
 import sys
 import time
@@ -32,19 +33,20 @@ from tqdm import tqdm
 from ..config import PretrainConfig
 from ..data.loader import BatchIterator, Prefetcher
 from ..data.shards import PretrainingData
-from ..data.tokenizer import load_tokenizer, special_tokens, vocab_fingerprint
+from ..data.tokenizer import SpecialTokens, load_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
 from ..model.electra import build_model, count_parameters, kept_encoder
 from ..model.encoder import Encoder
-from ..objectives.output import metrics_from_counts, roc_auc
 from ..objectives.task import PretrainingStep
 from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
 from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint)
+from .device import _peak_flops, autocast, resolve_device, use_bf16
 from .encoder_io import save_encoder
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
+from .metrics import _accumulate, _interval_record, evaluate, mask_seed
 from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
 
 
@@ -68,50 +70,6 @@ class RunResult:
     final_train: dict[str, Any] = field(default_factory=dict)
     final_eval: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError as e:
-        raise UserError(f"unknown device {name!r} ({e})") from None
-
-
-def cpu_has_bf16() -> bool:
-    """True on a CPU with bf16 matmul units (AMX tiles or AVX-512 BF16), where bf16 matmuls run
-    several times faster than fp32 (measured by ``benchmarks/pretrain_step.py``)."""
-    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
-    return any(check is not None and check() for check in checks)
-
-
-#: Narrowest model (hidden size) for which ``auto`` picks bf16 on a CPU: below it the casts eat
-#: what the bf16 matmuls save (eager step, ``benchmarks/pretrain_step.py --vs-fp32``: debug,
-#: width 64, 0.83x and 1.17x of fp32 in two runs; mini, width 256, 2.4x).
-CPU_BF16_MIN_WIDTH = 256
-
-
-def use_bf16(device: torch.device, precision: str, width: int | None = None) -> bool:
-    """``auto`` means bf16 autocast on CUDA, and on a CPU with bf16 units for a model of hidden
-    size ``width`` >= CPU_BF16_MIN_WIDTH (None: wide enough); fp32 elsewhere. ``bf16``/``fp32`` force it."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and cpu_has_bf16() and (width is None or width >= CPU_BF16_MIN_WIDTH)
-
-
-def autocast(device: torch.device, bf16: bool):
-    """The mixed-precision context for a forward pass (a no-op context in fp32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-
-def mask_seed(seed: int, step: int, micro: int) -> int:
-    """A distinct, reproducible seed for the masking/sampling of micro-batch ``micro`` of ``step``."""
-    return (seed * 1_000_003 + step) * 4096 + micro
 
 
 class _Signals:
@@ -169,24 +127,41 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
 def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool, init_from: Path | None,
               show_progress: bool, save_steps: frozenset[int]) -> RunResult:
     t_start = time.time()
-    rank, world = _dist_info()
-    is_main = rank == 0
-    run_dir = Path(run_dir)
-    tc = cfg.train
+    trainer = _Trainer(cfg, Path(data_dir), Path(run_dir), resume=resume, init_from=init_from)
+    trainer.start()
+    last_train, last_eval = trainer.train(show_progress, save_steps)
+    if trainer.is_main:
+        save_encoder(kept_encoder(trainer.model), trainer.data.tokenizer, trainer.run_dir / "final")
+        summary = {"steps": trainer.step, "train": last_train, "heldout": last_eval, "seconds": trainer.elapsed()}
+        (trainer.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return RunResult(trainer.run_dir, trainer.step, last_train, last_eval, time.time() - t_start)
 
-    # ---- data and vocabulary ---------------------------------------------------------------
-    train_data = PretrainingData(data_dir, "train")
-    heldout = PretrainingData(data_dir, "heldout") if "heldout" in train_data.meta.splits else None
-    tokenizer = load_tokenizer(train_data.tokenizer_dir)
-    special = special_tokens(tokenizer)
-    fingerprint = vocab_fingerprint(tokenizer)
+
+@dataclass
+class _Data:
+    train: PretrainingData
+    heldout: PretrainingData | None
+    tokenizer: Any
+    special: SpecialTokens
+    fingerprint: str
+    max_length: int
+
+
+def _open_data(data_dir: Path, cfg: PretrainConfig) -> _Data:
+    """The prepared splits and their vocabulary; the vocabulary's size becomes the model's."""
+    train = PretrainingData(data_dir, "train")
+    heldout = PretrainingData(data_dir, "heldout") if "heldout" in train.meta.splits else None
+    tokenizer = load_tokenizer(train.tokenizer_dir)
     if cfg.model.vocab_size != tokenizer.get_vocab_size():
         cfg.model.vocab_size = tokenizer.get_vocab_size()  # the data's vocabulary decides the embedding size
-    T = train_data.max_length
-    if T > cfg.model.max_position:
-        raise UserError(f"dataset max length {T} exceeds model.max_position {cfg.model.max_position}")
+    if train.max_length > cfg.model.max_position:
+        raise UserError(f"dataset max length {train.max_length} exceeds model.max_position {cfg.model.max_position}")
+    return _Data(train, heldout, tokenizer, special_tokens(tokenizer), vocab_fingerprint(tokenizer), train.max_length)
 
-    # ---- resume / fresh start --------------------------------------------------------------
+
+def _checkpoint_to_resume(run_dir: Path, data_dir: Path, resume: bool, cfg: PretrainConfig,
+                          fingerprint: str) -> Path | None:
+    """The checkpoint ``--resume`` continues from (None for a fresh run), checked against the config and data."""
     ckpt = resume_checkpoint(run_dir) if resume else find_checkpoint(run_dir)
     if ckpt is not None and not resume:
         raise UserError(f"{run_dir} already holds checkpoints (latest {ckpt.name}); pass --resume to continue "
@@ -200,247 +175,218 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
         if saved_state.get("vocab_fingerprint") != fingerprint or saved.model.vocab_size != cfg.model.vocab_size:
             raise UserError(f"the vocabulary of {data_dir} does not match checkpoint {ckpt}: the model was trained "
                             f"with another tokenizer; prepare the data with the checkpoint's tokenizer/")
-        if saved.model != cfg.model or saved.train.objective != tc.objective:
+        if saved.model != cfg.model or saved.train.objective != cfg.train.objective:
             raise UserError(f"checkpoint {ckpt} was made with a different model or objective; resume with the same "
                             f"config (saved one: {ckpt / 'config.json'})")
+    return ckpt
 
-    device = resolve_device(tc.device)
-    bf16 = use_bf16(device, tc.precision, cfg.model.hidden_size)
-    torch.manual_seed(tc.seed)
-    model = build_model(cfg.model, tc.objective).to(device)
-    for module in model.modules():
-        if isinstance(module, Encoder):
-            module.checkpoint_activations = tc.activation_checkpointing
-    if init_from is not None and ckpt is None:
-        _init_from(model, Path(init_from), cfg, fingerprint)
-    optimizer = AdamNoBiasCorrection(param_groups(model, tc.weight_decay), lr=tc.learning_rate,
-                                     betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps, compiled=tc.compile)
-    if tc.batch_size % (tc.grad_accum * world):
-        raise UserError(f"train.batch_size {tc.batch_size} must divide by grad_accum x ranks = {tc.grad_accum * world}")
-    micro = tc.batch_size // (tc.grad_accum * world)
-    loader = BatchIterator(train_data, micro * tc.grad_accum, seed=tc.seed, rank=rank, world_size=world,
-                           pin_memory=device.type == "cuda")
 
-    step, tokens_seen, elapsed_before = 0, 0, 0.0
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer)
+class _Trainer:
+    """Everything the loop touches, set up once: data, model, optimizer, loader, restored state.
+
+    ``train`` is the loop itself; ``save`` writes an atomic checkpoint of the current state.
+    """
+
+    def __init__(self, cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool, init_from: Path | None):
+        self.cfg, self.tc, self.run_dir = cfg, cfg.train, run_dir
+        tc = cfg.train
+        self.rank, self.world = _dist_info()
+        self.is_main = self.rank == 0
+        self.data = _open_data(data_dir, cfg)
+        self.ckpt = _checkpoint_to_resume(run_dir, data_dir, resume, cfg, self.data.fingerprint)
+        if tc.batch_size % (tc.grad_accum * self.world):
+            raise UserError(f"train.batch_size {tc.batch_size} must divide by grad_accum x ranks = "
+                            f"{tc.grad_accum * self.world}")
+        self.micro = tc.batch_size // (tc.grad_accum * self.world)
+        self.device = resolve_device(tc.device)
+        self.bf16 = use_bf16(self.device, tc.precision, cfg.model.hidden_size)
+
+        torch.manual_seed(tc.seed)
+        self.model = build_model(cfg.model, tc.objective).to(self.device)
+        for module in self.model.modules():
+            if isinstance(module, Encoder):
+                module.checkpoint_activations = tc.activation_checkpointing
+        if init_from is not None and self.ckpt is None:
+            _init_from(self.model, Path(init_from), cfg, self.data.fingerprint)
+        self.optimizer = AdamNoBiasCorrection(param_groups(self.model, tc.weight_decay), lr=tc.learning_rate,
+                                              betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps,
+                                              compiled=tc.compile)
+        self.loader = BatchIterator(self.data.train, self.micro * tc.grad_accum, seed=tc.seed, rank=self.rank,
+                                    world_size=self.world, pin_memory=self.device.type == "cuda")
+        self.step, self.tokens_seen, self.elapsed_before = 0, 0, 0.0
+        if self.ckpt is not None:
+            self._restore(self.ckpt)
+
+        T = self.data.max_length
+        self.objective = PretrainingStep(self.model, tc, self.data.special, tc.max_predictions(T))
+        self.step_module: torch.nn.Module = self.objective
+        if self.world > 1:
+            self.step_module = torch.nn.parallel.DistributedDataParallel(
+                self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # One graph: the step's random numbers are drawn before it (objective.draw_noise), outside.
+        self.step_fn = torch.compile(self.step_module) if tc.compile else self.step_module
+        self.total_steps = tc.total_steps(T)
+        self.flops_per_step = official_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T)  # as the paper counts
+        self.matmul_per_step = matmul_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)  # MFU
+        self.peak = _peak_flops(self.device)
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.mask_gen = torch.Generator(device=self.device)  # reseeded for every micro-batch
+        self.session_t0 = time.time()
+        self.batches: Prefetcher | None = None
+
+    def _restore(self, ckpt: Path) -> None:
+        state = load_checkpoint(ckpt, self.model, self.optimizer)
         with reading(ckpt / "state.json", FIX_CHECKPOINT):
-            step, tokens_seen, elapsed_before = int(state["step"]), state["tokens"], state["elapsed_seconds"]
-            loader.load_state(state["data"])
+            self.step, self.tokens_seen, self.elapsed_before = int(state["step"]), state["tokens"], state["elapsed_seconds"]
+            self.loader.load_state(state["data"])
             torch.set_rng_state(rng_from_str(state["rng"]["torch"]))
-            if device.type == "cuda" and state["rng"].get("cuda"):
-                torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), device)
-    num_slots = tc.max_predictions(T)
-    objective = PretrainingStep(model, tc, special, num_slots)
-    step_module: torch.nn.Module = objective
-    if world > 1:
-        step_module = torch.nn.parallel.DistributedDataParallel(
-            step_module, device_ids=[device.index] if device.type == "cuda" else None)
-    # One graph: the step's random numbers are drawn before it (objective.draw_noise), outside.
-    step_fn = torch.compile(step_module) if tc.compile else step_module
+            if self.device.type == "cuda" and state["rng"].get("cuda"):
+                torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), self.device)
 
-    total_steps = tc.total_steps(T)
-    flops_per_step = official_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T)  # logged, as the paper counts
-    matmul_per_step = matmul_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)  # for MFU
-    if is_main:
-        acquire_lock(run_dir)  # creates and marks the run folder; a second process on it refuses here
-        (run_dir / "config.json").write_text(cfg.to_json())
+    def start(self) -> None:
+        """Take the run folder (lock, config.json) and print what will run."""
+        if not self.is_main:
+            return
+        cfg, tc, model = self.cfg, self.tc, self.model
+        acquire_lock(self.run_dir)  # creates and marks the run folder; a second process on it refuses here
+        (self.run_dir / "config.json").write_text(cfg.to_json())
         print(f"config:\n{cfg.to_json()}")
         print(f"model: {tc.objective} | discriminator/kept encoder {count_parameters(kept_encoder(model)) / 1e6:.2f}M params"
-              f" | total {count_parameters(model) / 1e6:.2f}M | device {device} | {'bf16' if bf16 else 'fp32'}"
-              f" | {len(train_data):,} train examples x {T} tokens | {world} rank(s)")
-        print(f"training FLOPs per step (official counter): {flops_per_step:.4g} ({flops_per_step / (tc.batch_size * T):.4g} "
-              f"per token; matmuls of our implementation {matmul_per_step:.4g})"
-              f"; budget {total_steps:,} steps" + (f" or {tc.max_minutes} min" if tc.max_minutes else ""))
-        if ckpt is not None:
-            print(f"resumed from {ckpt} at step {step}")
-    logger = MetricsLogger(run_dir, resume_step=step, enabled=is_main)
-    peak = _peak_flops(device)
+              f" | total {count_parameters(model) / 1e6:.2f}M | device {self.device} | {'bf16' if self.bf16 else 'fp32'}"
+              f" | {len(self.data.train):,} train examples x {self.data.max_length} tokens | {self.world} rank(s)")
+        tokens_per_step = tc.batch_size * self.data.max_length
+        print(f"training FLOPs per step (official counter): {self.flops_per_step:.4g} "
+              f"({self.flops_per_step / tokens_per_step:.4g} per token; matmuls of our implementation "
+              f"{self.matmul_per_step:.4g}); budget {self.total_steps:,} steps"
+              + (f" or {tc.max_minutes} min" if tc.max_minutes else ""))
+        if self.ckpt is not None:
+            print(f"resumed from {self.ckpt} at step {self.step}")
 
-    mask_gen = torch.Generator(device=device)
-    counts_acc: dict[str, torch.Tensor] = {}
-    loss_acc = {k: torch.zeros((), device=device) for k in ("loss", "gen_loss", "disc_loss")}
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-    last_norm = torch.zeros((), device=device)
-    interval_steps, interval_t0 = 0, time.time()
-    last_train: dict[str, Any] = {}
-    last_eval: dict[str, Any] = {}
-    session_t0 = time.time()
-    first_step = step
-    # disable=None: a live bar on a terminal, none in a redirected log (the metric lines still print).
-    bar = tqdm(total=total_steps, initial=step, disable=None if (show_progress and is_main) else True, unit="step",
-               dynamic_ncols=True)
+    def elapsed(self) -> float:
+        """Training seconds of the whole run, earlier sessions included."""
+        return self.elapsed_before + time.time() - self.session_t0
 
-    def save(at_step: int) -> Path:
-        if nonfinite.item():
+    def save(self, at_step: int) -> Path:
+        if self.nonfinite.item():
             raise Diverged(f"loss became NaN/inf at or before step {at_step}; not saving. Lower train.learning_rate "
-                           f"or check the data; the last good checkpoint is {find_checkpoint(run_dir)}")
-        state = {"step": at_step, "tokens": tokens_seen, "elapsed_seconds": elapsed_before + time.time() - session_t0,
-                 "data": batches.state(), "vocab_fingerprint": fingerprint,
+                           f"or check the data; the last good checkpoint is {find_checkpoint(self.run_dir)}")
+        state = {"step": at_step, "tokens": self.tokens_seen, "elapsed_seconds": self.elapsed(),
+                 "data": self.batches.state(), "vocab_fingerprint": self.data.fingerprint,
                  "rng": {"torch": rng_to_str(torch.get_rng_state()),
-                         "cuda": rng_to_str(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None}}
-        path = run_dir / "checkpoints" / f"step-{at_step:07d}"
-        if is_main:
-            path = save_checkpoint(run_dir, at_step, model, optimizer, cfg, state, train_data.tokenizer_dir, tc.keep_checkpoints)
-        if world > 1:
+                         "cuda": rng_to_str(torch.cuda.get_rng_state(self.device)) if self.device.type == "cuda" else None}}
+        path = self.run_dir / "checkpoints" / f"step-{at_step:07d}"
+        if self.is_main:
+            path = save_checkpoint(self.run_dir, at_step, self.model, self.optimizer, self.cfg, state,
+                                   self.data.train.tokenizer_dir, self.tc.keep_checkpoints)
+        if self.world > 1:
             dist.barrier()
         return path
 
-    batches = Prefetcher(loader)  # reads ahead in a thread; its state() is what was handed out
-    try:
-        if step == 0 and 0 in save_steps:
-            save(0)  # the initialisation itself, e.g. an experiment's no-pretraining arm
-        with _Signals() as signals:
-            while True:
-                elapsed = elapsed_before + time.time() - session_t0
-                # A wall-clock budget always runs one step, so a slow start never ends a run with nothing saved.
-                time_up = tc.max_minutes is not None and elapsed >= tc.max_minutes * 60 and step > first_step
-                if step >= total_steps or time_up:
-                    break
-                progress = min(1.0, elapsed / (tc.max_minutes * 60)) if tc.max_minutes else None
-                lr = lr_at(step, tc.learning_rate, tc.warmup_steps, total_steps, progress)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+    def train(self, show_progress: bool, save_steps: frozenset[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The loop, until the step budget or the time budget is spent; returns the last train and eval records."""
+        tc = self.tc
+        logger = MetricsLogger(self.run_dir, resume_step=self.step, enabled=self.is_main)
+        counts_acc: dict[str, torch.Tensor] = {}
+        loss_acc = {k: torch.zeros((), device=self.device) for k in ("loss", "gen_loss", "disc_loss")}
+        interval_steps, interval_t0 = 0, time.time()
+        last_train: dict[str, Any] = {}
+        last_eval: dict[str, Any] = {}
+        first_step = self.step
+        # disable=None: a live bar on a terminal, none in a redirected log (the metric lines still print).
+        bar = tqdm(total=self.total_steps, initial=self.step, dynamic_ncols=True, unit="step",
+                   disable=None if (show_progress and self.is_main) else True)
+        self.batches = Prefetcher(self.loader)  # reads ahead in a thread; its state() is what was handed out
+        try:
+            if self.step == 0 and 0 in save_steps:
+                self.save(0)  # the initialisation itself, e.g. an experiment's no-pretraining arm
+            with _Signals() as signals:
+                while True:
+                    elapsed = self.elapsed()
+                    # A wall-clock budget always runs one step, so a slow start never ends a run with nothing saved.
+                    time_up = tc.max_minutes is not None and elapsed >= tc.max_minutes * 60 and self.step > first_step
+                    if self.step >= self.total_steps or time_up:
+                        break
+                    progress = min(1.0, elapsed / (tc.max_minutes * 60)) if tc.max_minutes else None
+                    lr = lr_at(self.step, tc.learning_rate, tc.warmup_steps, self.total_steps, progress)
+                    last_norm = self._train_step(lr, counts_acc, loss_acc)
+                    interval_steps += 1
+                    if progress:  # wall-clock budget: the bar's total is the step count the time allows
+                        bar.total = min(self.total_steps, max(self.step, round(self.step / progress)))
+                    bar.update(1)
 
-                model.train()
-                full = next(batches)  # this rank's micro x grad_accum rows
-                for m in range(tc.grad_accum):
-                    batch = {k: v[m * micro:(m + 1) * micro].to(device, non_blocking=True) for k, v in full.items()}
-                    mask_gen.manual_seed(mask_seed(tc.seed, step, rank * tc.grad_accum + m))
-                    noise = objective.draw_noise(batch["input_ids"], mask_gen)  # masking and sampling draws
-                    # DDP: reduce gradients only on the last micro-batch of the step.
-                    sync = step_module.no_sync() if (world > 1 and m < tc.grad_accum - 1) else contextlib.nullcontext()
-                    with sync:
-                        with autocast(device, bf16):
-                            out = step_fn(batch["input_ids"], batch["segment_ids"], batch["attention_mask"],
-                                          noise=noise)
-                        del noise  # backward needs none of it: free the (B, P, V) Gumbel uniforms now
-                        (out.loss / tc.grad_accum).backward()
-                    _accumulate(counts_acc, loss_acc, out, tc.grad_accum)
-                last_norm = clip_grad_norm(model.parameters(), tc.clip_grad_norm)
-                nonfinite |= ~torch.isfinite(out.loss.detach()) | ~torch.isfinite(last_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                tokens_seen += tc.batch_size * T
-                interval_steps += 1
-                if progress:  # wall-clock budget: the bar's total is the step count the time allows
-                    bar.total = min(total_steps, max(step, round(step / progress)))
-                bar.update(1)
+                    step = self.step
+                    last = step >= self.total_steps or (tc.max_minutes is not None and self.elapsed() >= tc.max_minutes * 60)
+                    if step % tc.log_every == 0 or last:
+                        last_train = self._log_interval(logger, bar, lr, last_norm, counts_acc, loss_acc,
+                                                        interval_steps, time.time() - interval_t0)
+                        interval_steps, interval_t0 = 0, time.time()
+                    heldout = self.data.heldout
+                    if heldout is not None and len(heldout) and tc.eval_batches and (step % tc.eval_every == 0 or last):
+                        last_eval = evaluate(self.objective, heldout, tc.seed, self.device, self.bf16, tc.eval_batches,
+                                             self.micro)
+                        last_eval.update(step=step, split="heldout")
+                        if self.is_main:
+                            logger.log(last_eval)
+                            tqdm.write("eval " + format_line(last_eval), file=sys.stdout)
+                        interval_t0 = time.time()  # keep eval time out of training throughput
+                    if step % tc.save_every == 0 or step in save_steps or last:
+                        self.save(step)
+                    if signals.received is not None:
+                        raise Interrupted(signals.received, step, self.save(step))
+        finally:
+            self.batches.close()
+            bar.close()
+            logger.close()
+        return last_train, last_eval
 
-                last = step >= total_steps or (tc.max_minutes is not None and
-                                               elapsed_before + time.time() - session_t0 >= tc.max_minutes * 60)
-                if step % tc.log_every == 0 or last:
-                    if nonfinite.item():
-                        raise Diverged(f"loss became NaN/inf at or before step {step} (lr {lr:.3g}); lower "
-                                       f"train.learning_rate or check the data; last good checkpoint: {find_checkpoint(run_dir)}")
-                    dt = time.time() - interval_t0
-                    last_train = _interval_record(step, counts_acc, loss_acc, interval_steps, world)
-                    tps = interval_steps * tc.batch_size * T / max(dt, 1e-9)
-                    last_train.update(lr=lr, grad_norm=float(last_norm), tokens_per_s=tps, tokens=tokens_seen,
-                                      flops=step * flops_per_step, elapsed_s=elapsed_before + time.time() - session_t0,
-                                      mfu=(tps / (tc.batch_size * T) * matmul_per_step / world / peak) if peak else None)
-                    if is_main:
-                        logger.log(last_train)
-                        tqdm.write(format_line(last_train), file=sys.stdout)
-                        bar.set_postfix(loss=f"{last_train['loss']:.3f}", tok_s=f"{tps:,.0f}")
-                    counts_acc.clear()
-                    for v in loss_acc.values():
-                        v.zero_()
-                    interval_steps, interval_t0 = 0, time.time()
-                if heldout is not None and len(heldout) and tc.eval_batches and (step % tc.eval_every == 0 or last):
-                    last_eval = evaluate(objective, heldout, tc.seed, device, bf16, tc.eval_batches, micro)
-                    last_eval.update(step=step, split="heldout")
-                    if is_main:
-                        logger.log(last_eval)
-                        tqdm.write("eval " + format_line(last_eval), file=sys.stdout)
-                    interval_t0 = time.time()  # keep eval time out of training throughput
-                if step % tc.save_every == 0 or step in save_steps or last:
-                    save(step)
-                if signals.received is not None:
-                    path = save(step)
-                    raise Interrupted(signals.received, step, path)
-    finally:
-        batches.close()
-        bar.close()
-        logger.close()
+    def _train_step(self, lr: float, counts_acc: dict, loss_acc: dict) -> torch.Tensor:
+        """One optimizer step over this rank's micro-batches; returns the pre-clip gradient norm."""
+        tc, device = self.tc, self.device
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        full = next(self.batches)  # this rank's micro x grad_accum rows
+        for m in range(tc.grad_accum):
+            batch = {k: v[m * self.micro:(m + 1) * self.micro].to(device, non_blocking=True) for k, v in full.items()}
+            self.mask_gen.manual_seed(mask_seed(tc.seed, self.step, self.rank * tc.grad_accum + m))
+            noise = self.objective.draw_noise(batch["input_ids"], self.mask_gen)  # masking and sampling draws
+            # DDP: reduce gradients only on the last micro-batch of the step.
+            last_micro = m == tc.grad_accum - 1
+            sync = self.step_module.no_sync() if (self.world > 1 and not last_micro) else contextlib.nullcontext()
+            with sync:
+                with autocast(device, self.bf16):
+                    out = self.step_fn(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
+                del noise  # backward needs none of it: free the (B, P, V) Gumbel uniforms now
+                (out.loss / tc.grad_accum).backward()
+            _accumulate(counts_acc, loss_acc, out, tc.grad_accum)
+        last_norm = clip_grad_norm(self.model.parameters(), tc.clip_grad_norm)
+        self.nonfinite |= ~torch.isfinite(out.loss.detach()) | ~torch.isfinite(last_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens_seen += tc.batch_size * self.data.max_length
+        return last_norm
 
-    if is_main:
-        save_encoder(kept_encoder(model), tokenizer, run_dir / "final")
-        summary = {"steps": step, "train": last_train, "heldout": last_eval,
-                   "seconds": elapsed_before + time.time() - session_t0}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return RunResult(run_dir, step, last_train, last_eval, time.time() - t_start)
-
-
-def _accumulate(counts_acc: dict, loss_acc: dict, out, accum: int) -> None:
-    for k, v in out.counts.items():
-        counts_acc[k] = counts_acc.get(k, 0) + v.detach().float()
-    loss_acc["loss"] += out.loss.detach().float() / accum
-    for key, value in _logged_losses(out).items():
-        loss_acc[key] += value.detach().float() / accum
-
-
-def _logged_losses(out) -> dict[str, torch.Tensor]:
-    """The objective's named losses under the log's keys: the MLM loss (ELECTRA's generator or the
-    baseline) is ``gen_loss``; the RTD loss is ``disc_loss``."""
-    mlm = out.losses["generator"] if "generator" in out.losses else out.losses["mlm"]
-    return {"gen_loss": mlm, **({"disc_loss": out.losses["discriminator"]} if "discriminator" in out.losses else {})}
-
-
-def _interval_record(step: int, counts_acc: dict, loss_acc: dict, n_steps: int, world: int) -> dict[str, Any]:
-    keys = sorted(counts_acc)
-    stacked = torch.stack([counts_acc[k] for k in keys] + [loss_acc[k] for k in ("loss", "gen_loss", "disc_loss")])
-    if world > 1:
-        dist.all_reduce(stacked)
-    values = stacked.tolist()  # the one host sync of the interval
-    counts = dict(zip(keys, values[:len(keys)]))
-    loss, gen_loss, disc_loss = (v / max(1, n_steps) / world for v in values[len(keys):])
-    rec: dict[str, Any] = {"step": step, "loss": loss, "gen_loss": gen_loss}
-    if "disc_total" in counts:
-        rec["disc_loss"] = disc_loss
-    rec.update(metrics_from_counts(counts))
-    return rec
-
-
-@torch.no_grad()
-def evaluate(step_module: PretrainingStep, data: PretrainingData, seed: int, device: torch.device,
-             bf16: bool, max_batches: int, batch_size: int) -> dict[str, Any]:
-    """Objective metrics on held-out examples with fixed masks (the same every call), no dropout."""
-    model = step_module.model
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=device)
-    counts: dict[str, float] = {}
-    losses = {"loss": 0.0, "gen_loss": 0.0, "disc_loss": 0.0}
-    n = 0
-    scores, labels = [], []
-    for b in range(min(max_batches, max(1, math.ceil(len(data) / batch_size)))):
-        idx = torch.arange(b * batch_size, min(len(data), (b + 1) * batch_size)).numpy()
-        if len(idx) == 0:
-            break
-        batch = {k: torch.from_numpy(v).to(device) for k, v in data.get_batch(idx).items()}
-        gen.manual_seed(mask_seed(seed + 1, b, 0))
-        with autocast(device, bf16):
-            out = step_module(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], gen)
-        for k, v in out.counts.items():
-            counts[k] = counts.get(k, 0.0) + float(v)
-        if out.disc_logits is not None:
-            real = batch["attention_mask"]
-            scores.append(out.disc_logits[real].float().cpu())
-            labels.append(out.disc_labels[real].cpu())
-        losses["loss"] += float(out.loss)
-        for key, value in _logged_losses(out).items():
-            losses[key] += float(value)
-        n += 1
-    model.train(was_training)
-    rec: dict[str, Any] = {k: v / max(1, n) for k, v in losses.items()}
-    if "disc_total" not in counts:
-        rec.pop("disc_loss")
-    rec.update(metrics_from_counts(counts))
-    if scores:
-        rec["disc_auc"] = roc_auc(torch.cat(scores), torch.cat(labels))
-    return rec
+    def _log_interval(self, logger: MetricsLogger, bar, lr: float, last_norm: torch.Tensor, counts_acc: dict,
+                      loss_acc: dict, interval_steps: int, seconds: float) -> dict[str, Any]:
+        """The interval's metrics line (the one host sync of the interval); resets the accumulators."""
+        tc, step = self.tc, self.step
+        if self.nonfinite.item():
+            raise Diverged(f"loss became NaN/inf at or before step {step} (lr {lr:.3g}); lower "
+                           f"train.learning_rate or check the data; last good checkpoint: {find_checkpoint(self.run_dir)}")
+        record = _interval_record(step, counts_acc, loss_acc, interval_steps, self.world)
+        tps = interval_steps * tc.batch_size * self.data.max_length / max(seconds, 1e-9)
+        mfu = tps / (tc.batch_size * self.data.max_length) * self.matmul_per_step / self.world / self.peak if self.peak else None
+        record.update(lr=lr, grad_norm=float(last_norm), tokens_per_s=tps, tokens=self.tokens_seen,
+                      flops=step * self.flops_per_step, elapsed_s=self.elapsed(), mfu=mfu)
+        if self.is_main:
+            logger.log(record)
+            tqdm.write(format_line(record), file=sys.stdout)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{tps:,.0f}")
+        counts_acc.clear()
+        for v in loss_acc.values():
+            v.zero_()
+        return record
 
 
 def _init_from(model, path: Path, cfg: PretrainConfig, fingerprint: str) -> None:
@@ -462,15 +408,3 @@ def _init_from(model, path: Path, cfg: PretrainConfig, fingerprint: str) -> None
     from ..interop import hf
 
     hf.init_pair_from_hf(model, path, cfg, fingerprint)
-
-
-def _peak_flops(device: torch.device) -> float | None:
-    """Dense bf16 peak of the GPU, for MFU; None where unknown (CPU)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, peak in (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L4", 121e12), ("A10", 125e12)):
-        if key in name:
-            return peak
-    return None
-

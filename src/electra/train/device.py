@@ -1,0 +1,58 @@
+"""Device and precision: which device a run uses, whether it runs under bf16 autocast, the GPU's
+peak (for MFU). Shared by pretraining, fine-tuning and the benchmarks."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"unknown device {name!r} ({e})") from None
+
+
+def cpu_has_bf16() -> bool:
+    """True on a CPU with bf16 matmul units (AMX tiles or AVX-512 BF16), where bf16 matmuls run
+    several times faster than fp32 (measured by ``benchmarks/pretrain_step.py``)."""
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+#: Narrowest model (hidden size) for which ``auto`` picks bf16 on a CPU: below it the casts eat
+#: what the bf16 matmuls save (eager step, ``benchmarks/pretrain_step.py --vs-fp32``: debug,
+#: width 64, 0.83x and 1.17x of fp32 in two runs; mini, width 256, 2.4x).
+CPU_BF16_MIN_WIDTH = 256
+
+
+def use_bf16(device: torch.device, precision: str, width: int | None = None) -> bool:
+    """``auto`` means bf16 autocast on CUDA, and on a CPU with bf16 units for a model of hidden
+    size ``width`` >= CPU_BF16_MIN_WIDTH (None: wide enough); fp32 elsewhere. ``bf16``/``fp32`` force it."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and cpu_has_bf16() and (width is None or width >= CPU_BF16_MIN_WIDTH)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """The mixed-precision context for a forward pass (a no-op context in fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def _peak_flops(device: torch.device) -> float | None:
+    """Dense bf16 peak of the GPU, for MFU; None where unknown (CPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L4", 121e12), ("A10", 125e12)):
+        if key in name:
+            return peak
+    return None
