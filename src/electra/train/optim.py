@@ -53,6 +53,10 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
                          *group["betas"], group["eps"]))
         if not self.compiled:
             return _update_groups(work)
+        global _compile_announced
+        if not _compile_announced:  # once per process: the first step would otherwise stall without a word
+            print("compiling the optimizer update (~25 s the first time; inductor caches it on disk)", flush=True)
+            _compile_announced = True
         try:
             _compiled_update_groups()(work)
         except Exception as exc:  # noqa: BLE001 - a broken compiler must not stop training
@@ -69,6 +73,9 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
 def _update_groups(work: list[tuple]) -> None:
     for params, grads, m, v, lr, weight_decay, beta1, beta2, eps in work:
         adam_update_(params, grads, m, v, lr, weight_decay, beta1, beta2, eps)
+
+
+_compile_announced = False
 
 
 @functools.cache
