@@ -47,7 +47,7 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
                     self.state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             # Compiled, the lr is a tensor: as a Python float it would be baked into the graph and
             # recompiled at every step of the schedule.
-            lr = torch.tensor(group["lr"], dtype=torch.float64) if self.compiled else group["lr"]
+            lr = torch.tensor(group["lr"], dtype=torch.float64, device=params[0].device) if self.compiled else group["lr"]
             work.append((params, [p.grad for p in params], [self.state[p]["exp_avg"] for p in params],
                          [self.state[p]["exp_avg_sq"] for p in params], lr, group["weight_decay"],
                          *group["betas"], group["eps"]))
