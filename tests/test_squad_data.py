@@ -97,6 +97,13 @@ def test_duplicate_ids_and_v2_questions_in_v1_file_are_errors(tmp_path):
     assert read_squad(v2, "2.0").examples[0].is_impossible
 
 
+def test_malformed_answers_are_problems_not_crashes(tmp_path):
+    qas = [{"id": "str-answer", "question": "Who?", "answers": ["Denver"]},
+           {"id": "dict-answers", "question": "Who?", "answers": {"text": "Denver", "answer_start": 0}}]
+    with pytest.raises(UserError, match=r"(?s)2 problems.*'str-answer': answer 0 lacks 'text'.*'dict-answers': 'answers' is not a list"):
+        read_squad(_write(tmp_path / "odd.json", [{"context": CONTEXT, "qas": qas}]))
+
+
 def test_all_problems_are_counted(tmp_path):
     qas = [_qa(f"q{i}", "Who?", "Denver", start=0) for i in range(7)]
     with pytest.raises(UserError, match=r"(?s)7 problems.*and 2 more"):

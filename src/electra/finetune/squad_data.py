@@ -116,15 +116,7 @@ def read_squad(path: Path, version: str = "1.1") -> SquadSet:
     path = Path(path)
     if version not in ("1.1", "2.0"):
         raise UserError(f"SQuAD version must be 1.1 or 2.0, got {version!r}")
-    if not path.is_file():
-        raise UserError(f"SQuAD file {path} does not exist")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: not a JSON file ({e})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
-        raise UserError(f"{path}: not a SQuAD file (no top-level 'data' list)")
-
+    raw = _load_squad_json(path)
     problems: list[str] = []
     examples: list[SquadExample] = []
     seen: set[str] = set()
@@ -157,20 +149,7 @@ def read_squad(path: Path, version: str = "1.1") -> SquadSet:
                     problems.append(f"{where}: empty or missing 'question'")
                     continue
                 impossible = bool(qa.get("is_impossible", False))
-                answers, bad_answer = [], False
-                for k, ans in enumerate(qa.get("answers") or []):
-                    text, start = ans.get("text"), ans.get("answer_start")
-                    if not isinstance(text, str) or not isinstance(start, int):
-                        problems.append(f"{where}: answer {k} lacks 'text' or an integer 'answer_start'")
-                        bad_answer = True
-                        continue
-                    found = context[start:start + len(text)]
-                    if start < 0 or found != text:
-                        problems.append(f"{where}: answer {k} {text!r} does not match the context at "
-                                        f"answer_start {start} (found {found!r})")
-                        bad_answer = True
-                        continue
-                    answers.append(SquadAnswer(text, start))
+                answers, bad_answer = _checked_answers(qa, context, where, problems)
                 if impossible and answers:
                     problems.append(f"{where}: is_impossible is true but the question has answers")
                 elif impossible and version == "1.1":
@@ -186,6 +165,43 @@ def read_squad(path: Path, version: str = "1.1") -> SquadSet:
     if not examples:
         raise UserError(f"{path}: no questions")
     return SquadSet(path, version, examples, raw["data"], "all", file_sha256(path))
+
+
+def _load_squad_json(path: Path) -> dict:
+    """The parsed file, checked to be a SQuAD JSON object (a top-level ``data`` list)."""
+    if not path.is_file():
+        raise UserError(f"SQuAD file {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
+        raise UserError(f"{path}: not a SQuAD file (no top-level 'data' list)")
+    return raw
+
+
+def _checked_answers(qa: dict, context: str, where: str, problems: list[str]) -> tuple[list[SquadAnswer], bool]:
+    """The question's answers whose ``answer_start`` points at their text; the others are added to
+    ``problems``. Returns (answers, whether any answer was bad)."""
+    answers, bad_answer = [], False
+    raw_answers = qa.get("answers") or []
+    if not isinstance(raw_answers, list):
+        problems.append(f"{where}: 'answers' is not a list")
+        return answers, True
+    for k, ans in enumerate(raw_answers):
+        text, start = (ans.get("text"), ans.get("answer_start")) if isinstance(ans, dict) else (None, None)
+        if not isinstance(text, str) or not isinstance(start, int):
+            problems.append(f"{where}: answer {k} lacks 'text' or an integer 'answer_start'")
+            bad_answer = True
+            continue
+        found = context[start:start + len(text)]
+        if start < 0 or found != text:
+            problems.append(f"{where}: answer {k} {text!r} does not match the context at "
+                            f"answer_start {start} (found {found!r})")
+            bad_answer = True
+            continue
+        answers.append(SquadAnswer(text, start))
+    return answers, bad_answer
 
 
 # ---------------------------------------------------------------------------------------------
