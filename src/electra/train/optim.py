@@ -93,8 +93,14 @@ def adam_update_(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[
     torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)  # v = b2 v + (1 - b2) g^2
     denom = torch._foreach_sqrt(v)
     torch._foreach_add_(denom, eps)
-    if weight_decay:  # p - lr * wd * p, applied to the pre-update weights
-        torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+    if weight_decay:  # p -= lr * wd * p, on the pre-update weights (the official update adds wd * p)
+        # Not p *= (1 - lr * wd): in fp32 that factor is rounded to the spacing of floats near 1
+        # (6e-8), off by ~1% for a decay lr * wd ~ 2e-6; subtracting lr * wd * p rounds as the
+        # official p - lr * (wd * p) does (bit-identical in tests/test_optim.py).
+        if isinstance(lr, torch.Tensor):
+            torch._foreach_sub_(params, torch._foreach_mul(params, lr * weight_decay))
+        else:
+            torch._foreach_add_(params, params, alpha=-lr * weight_decay)
     if isinstance(lr, torch.Tensor):  # p -= lr * m / (sqrt(v) + eps), lr a tensor (compiled)
         update = torch._foreach_div(m, denom)
         torch._foreach_mul_(update, lr)
