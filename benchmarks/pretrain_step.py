@@ -57,7 +57,7 @@ def ours(cfg, batch, device, compile_: bool, bf16: bool):
     model = ElectraPair(cfg.model).to(device)
     step_module = PretrainingStep(model, cfg.train, SPECIAL, cfg.train.max_predictions(batch["input_ids"].shape[1]))
     fwd = torch.compile(step_module) if compile_ else step_module
-    opt = AdamNoBiasCorrection(param_groups(model, 0.01), lr=1e-4)
+    opt = AdamNoBiasCorrection(param_groups(model, 0.01), lr=1e-4, compiled=compile_)  # as the loop with train.compile
     gen = torch.Generator(device=device)
 
     def step():
