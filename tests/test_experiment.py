@@ -105,3 +105,32 @@ def test_no_pretraining_arm_final_only_tasks_and_resume(tiny_data, tmp_path, mon
     again = run_experiment(tiny_data, out, resume=True, **kw)
     assert again["rows"] == json.loads((out / "results.json").read_text())["rows"]
     assert [r["score"] for r in again["rows"]] == [r["score"] for r in res["rows"]]
+
+
+def _row(arm, fraction, flops, medians):
+    names = {"CoLA", "SST-2", "MRPC", "STS-B", "RTE"} & set(medians)
+    return {"arm": arm, "fraction": fraction, "step": int(flops), "flops": flops,
+            "score_name": f"GLUE-{len(names)}", "score": sum(medians.values()) / len(medians),
+            "tasks": {t: {"median": v} for t, v in medians.items()}}
+
+
+def test_final_only_tasks_curves_use_the_tasks_of_every_checkpoint(tmp_path):
+    from electra.experiment import common_score, common_tasks, plot_experiment, results_table
+
+    four = {"CoLA": 10.0, "MRPC": 70.0, "STS-B": 20.0, "RTE": 52.0}
+    result = {"preset": "mini", "rows": [
+        _row("electra", 0.5, 1e14, four), _row("electra", 1.0, 2e14, dict(four, **{"SST-2": 80.0})),
+        _row("mlm", 0.5, 1e14, dict(four, RTE=56.0)), _row("mlm", 1.0, 2e14, dict(four, **{"SST-2": 60.0})),
+        _row("none", 1.0, 0.0, dict(four, **{"SST-2": 50.0}))]}
+    assert common_tasks(result) == ["CoLA", "MRPC", "STS-B", "RTE"]  # SST-2 only at the final checkpoints
+    final = result["rows"][1]
+    assert final["score"] == pytest.approx(46.4)  # GLUE-5, not comparable with the GLUE-4 before it
+    assert common_score(final, common_tasks(result)) == pytest.approx(38.0)
+    table = results_table(result)
+    assert "| GLUE-4 (every checkpoint) |" in table.splitlines()[0]
+    assert "| electra | 1 | 200,000,000,000,000 | 2e+14 | GLUE-5 46.4 | 38.0 |" in table
+    assert "| mlm | 0.5 | 100,000,000,000,000 | 1e+14 | GLUE-4 39.0 | 39.0 |" in table
+    assert plot_experiment(result, tmp_path / "p.png").stat().st_size > 10_000
+    # Without final-only tasks there is no extra column.
+    same = {"preset": "mini", "rows": [_row("electra", 1.0, 2e14, four), _row("mlm", 1.0, 2e14, four)]}
+    assert "every checkpoint" not in results_table(same)

@@ -200,13 +200,41 @@ def results_table(result: dict) -> str:
     lines = ["SQuAD 1.1 split-dev stand-in, final checkpoints: "
              + ", ".join(f"{arm} EM {r['exact_match']:.1f} / F1 {r['f1']:.1f}" for arm, r in squad.items()) + "\n"
              ] if squad else []
-    lines += ["| arm | fraction | steps | train FLOPs | score | " + " | ".join(_task_names(result)) + " |",
-             "|---|---|---|---|---|" + "---|" * len(_task_names(result))]
+    common = common_tasks(result)
+    extra = [f"GLUE-{len(common)} (every checkpoint)"] if common and not _all_rows_score(result, common) else []
+    lines += ["| arm | fraction | steps | train FLOPs | score | " + " | ".join(extra + _task_names(result)) + " |",
+             "|---|---|---|---|---|" + "---|" * len(extra + _task_names(result))]
     for r in result["rows"]:
-        per_task = " | ".join(f"{r['tasks'][t]['median']:.1f}" if t in r["tasks"] else "" for t in _task_names(result))
+        cells = [f"{common_score(r, common):.1f}"] if extra else []
+        cells += [f"{r['tasks'][t]['median']:.1f}" if t in r["tasks"] else "" for t in _task_names(result)]
         lines.append(f"| {r['arm']} | {r['fraction']:g} | {r['step']:,} | {r['flops']:.3g} | "
-                     f"{r['score_name']} {r['score']:.1f} | {per_task} |")
+                     f"{r['score_name']} {r['score']:.1f} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def common_tasks(result: dict) -> list[str]:
+    """The GLUE-score tasks fine-tuned at every checkpoint of every arm, in GLUE order.
+
+    With ``final_only_tasks`` the rows' own scores average different tasks (GLUE-5 at the final
+    checkpoints, GLUE-4 before), so curves and "ahead at every checkpoint" use these tasks only.
+    """
+    from .finetune.glue_tasks import TASKS
+
+    if not result["rows"]:
+        return []
+    everywhere = set.intersection(*(set(r["tasks"]) for r in result["rows"]))
+    return [t.name for t in TASKS.values() if t.in_glue_score and t.name in everywhere]
+
+
+def common_score(row: dict, tasks: list[str]) -> float:
+    """Mean of the row's task medians over ``tasks`` (as the GLUE score averages them)."""
+    return sum(row["tasks"][t]["median"] for t in tasks) / len(tasks) if tasks else math.nan
+
+
+def _all_rows_score(result: dict, tasks: list[str]) -> bool:
+    """Whether every row's own score already averages exactly ``tasks``."""
+    name = "GLUE" if len(tasks) == 8 else f"GLUE-{len(tasks)}"  # as glue_score names it
+    return all(r["score_name"] == name for r in result["rows"])
 
 
 def _task_names(result: dict) -> list[str]:
@@ -222,14 +250,23 @@ def plot_experiment(result: dict, png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    name = result["rows"][0]["score_name"] if result["rows"] else "GLUE"
-    for arm, style, label in (("electra", "o-", "ELECTRA"), ("mlm", "s--", "MLM")):
-        pts = sorted((r["flops"], r["score"]) for r in result["rows"] if r["arm"] == arm)
-        if pts:
-            ax.plot(*zip(*pts), style, label=f"ours: {label} ({name})")
+    common = common_tasks(result)
+    mixed = bool(common) and not _all_rows_score(result, common)
+    name = f"GLUE-{len(common)}" if mixed else (result["rows"][0]["score_name"] if result["rows"] else "GLUE")
+    curve = (lambda r: common_score(r, common)) if mixed else (lambda r: r["score"])
+    for arm, style, label, color in (("electra", "o-", "ELECTRA", "tab:blue"), ("mlm", "s--", "MLM", "tab:orange")):
+        rows = sorted((r for r in result["rows"] if r["arm"] == arm), key=lambda r: r["flops"])
+        if rows:
+            ax.plot([r["flops"] for r in rows], [curve(r) for r in rows], style, color=color, label=f"ours: {label} ({name})")
+        if mixed and rows:  # the final checkpoint's score over all its tasks, as its own marker
+            ax.plot(rows[-1]["flops"], rows[-1]["score"], "*", ms=12, color=color,
+                    label=f"ours: {label}, final ({rows[-1]['score_name']})")
     for r in result["rows"]:
         if r["arm"] == "none":
-            ax.axhline(r["score"], color="tab:red", ls=":", label=f"ours: no pretraining ({r['score_name']})")
+            ax.axhline(curve(r), color="tab:red", ls=":", label=f"ours: no pretraining ({name})")
+            if mixed:
+                ax.axhline(r["score"], color="tab:red", ls="--", lw=0.8, alpha=0.6,
+                           label=f"ours: no pretraining ({r['score_name']})")
     if result.get("preset") == "mini":
         ax.axhline(BERT_MINI_GLUE5_TEST, color="black", ls="-.", lw=1,
                    label="Google BERT-Mini, full pretraining (GLUE-5 test)")
@@ -239,7 +276,7 @@ def plot_experiment(result: dict, png: Path) -> Path:
         ax.plot(*zip(*paper["mlm"]), "v", color="black", label="paper: BERT-Small (GLUE, 8 tasks)")
     ax.set_xscale("log")
     ax.set_xlabel("pretraining FLOPs (official counter)")
-    ax.set_ylabel(f"{name} dev score (median of seeds)")
+    ax.set_ylabel(f"{name} dev score (median of seeds)" + (" / final: stars" if mixed else ""))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
