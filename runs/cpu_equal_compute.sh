@@ -21,7 +21,9 @@ mkdir -p "$WORK"
 
 collect() {
   [ -f "$WORK/exp/results.json" ] || { echo "no results yet under $WORK/exp"; return 0; }
-  cp "$WORK/exp/results.json" "$WORK/exp/results.md" "$WORK/exp/glue_vs_flops.png" "$OUT/"
+  # results.md and the plot are rendered again from results.json by this checkout's code.
+  "$REPO/.venv/bin/python" -c 'import json, sys; from pathlib import Path; from electra.experiment import write_results
+write_results(Path(sys.argv[2]), json.loads(Path(sys.argv[1]).read_text()))' "$WORK/exp/results.json" "$OUT"
   for arm in electra mlm; do
     [ -f "$WORK/exp/pretrain/$arm/metrics.jsonl" ] && cp "$WORK/exp/pretrain/$arm/metrics.jsonl" "$OUT/pretrain_${arm}_metrics.jsonl"
   done
