@@ -115,7 +115,7 @@ def _row(arm, fraction, flops, medians):
 
 
 def test_final_only_tasks_curves_use_the_tasks_of_every_checkpoint(tmp_path):
-    from electra.experiment import common_score, common_tasks, plot_experiment, results_table
+    from electra.experiment_results import anchors, common_score, common_tasks, plot_experiment, results_table
 
     four = {"CoLA": 10.0, "MRPC": 70.0, "STS-B": 20.0, "RTE": 52.0}
     result = {"preset": "mini", "rows": [
@@ -131,6 +131,15 @@ def test_final_only_tasks_curves_use_the_tasks_of_every_checkpoint(tmp_path):
     assert "| electra | 1 | 200,000,000,000,000 | 2e+14 | GLUE-5 46.4 | 38.0 |" in table
     assert "| mlm | 0.5 | 100,000,000,000,000 | 1e+14 | GLUE-4 39.0 | 39.0 |" in table
     assert plot_experiment(result, tmp_path / "p.png").stat().st_size > 10_000
+    assert anchors(result) == [
+        "ELECTRA minus MLM at the final checkpoint: +4.0 GLUE-5 points (goal >= +3: met)",
+        "ELECTRA ahead of MLM at every checkpoint so far (GLUE-4, by fraction of the budget: 0.5: -1.0, 1: +0.0): no",
+        "ELECTRA minus no pretraining, final: +6.0 GLUE-5 points (CoLA +0.0, MRPC +0.0, RTE +0.0, SST-2 +30.0, STS-B +0.0)",
+        "ELECTRA-Mini GLUE-5 dev 46.4 against Google's BERT-Mini GLUE-5 test 57.8: not reached"]
+    assert table.endswith(f"- {anchors(result)[-1]}\n")
+    # Partial results: only the comparisons whose rows have landed.
+    assert anchors({"preset": "mini", "rows": result["rows"][1:2]}) == [
+        "ELECTRA-Mini GLUE-5 dev 46.4 against Google's BERT-Mini GLUE-5 test 57.8: not reached"]
     # Without final-only tasks there is no extra column.
     same = {"preset": "mini", "rows": [_row("electra", 1.0, 2e14, four), _row("mlm", 1.0, 2e14, four)]}
-    assert "every checkpoint" not in results_table(same)
+    assert "(every checkpoint)" not in results_table(same).splitlines()[0]
