@@ -9,7 +9,7 @@
 #                                      files_at folder) into results/gpu/ and gpu_data/encoder/
 #   bash runs/gpu.sh --dry-run ...     the very same at toy sizes on the CPU, in gpu_dry/ (tests/test_gpu_dry_run.py)
 #
-# STEP: pretrain (20 min of ELECTRA-Small on the books), finetune (GLUE-5 x 3 seeds, SQuAD 1.1
+# STEP: pretrain (5 min of ELECTRA-Small on the books; GPU_PRETRAIN_MINUTES), finetune (GLUE-5 x 3 seeds, SQuAD 1.1
 # split-dev stand-in), bench (speed table), report (results/gpu/summary.md, goals); default: all four
 # in this order. Each finished step (its JSON in results/gpu/) is skipped, so a call continues where
 # the last stopped. The steps run as one background job (setsid) in gpu_run/, which outlives a call:
@@ -25,7 +25,7 @@ if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 if [ "$JOB" = 1 ]; then cd "$GPU_ROOT"; else cd "$(dirname "$0")/.."; fi
 ROOT=$PWD
 if [ "$DRY" = 1 ]; then d_data=gpu_dry/data d_run=gpu_dry/run d_res=gpu_dry/results d_min=0.25
-else d_data=gpu_data d_run=gpu_run d_res=results/gpu d_min=20; fi
+else d_data=gpu_data d_run=gpu_run d_res=results/gpu d_min=5; fi   # 5 minutes: a session has 15 device-minutes, machine start included
 DATA=$(realpath -m "${GPU_DATA:-$d_data}")          # staged here, carried to the device
 RUN=$(realpath -m "${GPU_RUN:-$d_run}")             # the job's own state on the machine that runs it
 RESULTS=$(realpath -m "${GPU_RESULTS:-$d_res}")     # results in the working tree (committed after a real run)
