@@ -124,7 +124,7 @@ def _speed_rows(bench: dict) -> tuple[list[str], dict]:
     return lines, best
 
 
-def goals(bench: dict | None, ft: dict | None, pre: dict | None = None) -> list[dict]:
+def goals(bench: dict | None, ft: dict | None, pre: dict | None) -> list[dict]:
     """Each goal: what it asks, what was measured, and met / not met / not measured."""
     glue_goal = (f"GLUE-5 after {pre['seconds'] / 60:.0f} minutes of ELECTRA-Small" if pre
                  else "GLUE-5 of ELECTRA-Small pretrained on the GPU")
