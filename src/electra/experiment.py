@@ -91,16 +91,8 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
         res = _finetune_checkpoint(ckpt, out / "finetune" / arm / f"step-{step:07d}", wanted, seeds, resume,
                                    glue_dir=glue_dir, overrides=finetune_overrides, show_progress=show_progress,
                                    max_train_examples=max_train_examples, max_eval_examples=max_eval_examples)
-        score = res.get("glue_score") or {}
         flops_done = step * p["per_step_flops"].get(arm, 0.0)
-        result["rows"].append({
-            "arm": arm, "fraction": frac, "step": step, "flops": flops_done, "score_name": score.get("name"),
-            "score": 100 * score["score"] if score else math.nan,
-            "tasks": {t: {"median": 100 * r["score_median"], "seeds": len(r["seeds"]),
-                          "min": 100 * r["spread"]["min"], "max": 100 * r["spread"]["max"],
-                          "per_seed": [100 * s["score"] for s in r["seeds"]],
-                          "train_examples_per_s": [s.get("train_examples_per_s") for s in r["seeds"]]}
-                      for t, r in res["tasks"].items()}})
+        result["rows"].append(checkpoint_row(arm, frac, step, flops_done, res))
         print(f"{arm:>7} {frac:>5.3f} of budget ({step:,} steps, {flops_done:.3g} FLOPs): "
               f"{result['rows'][-1]['score_name']} {result['rows'][-1]['score']:.1f}")
         write_results(out, result)
@@ -109,6 +101,18 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
         write_results(out, result)
     print(results_table(result))
     return result
+
+
+def checkpoint_row(arm: str, fraction: float, step: int, flops: float, res: dict) -> dict:
+    """One row of ``results.json``: a checkpoint's GLUE fine-tuning (``finetune_glue``'s result) in points."""
+    score = res.get("glue_score") or {}
+    return {"arm": arm, "fraction": fraction, "step": step, "flops": flops, "score_name": score.get("name"),
+            "score": 100 * score["score"] if score else math.nan,
+            "tasks": {t: {"median": 100 * r["score_median"], "seeds": len(r["seeds"]),
+                          "min": 100 * r["spread"]["min"], "max": 100 * r["spread"]["max"],
+                          "per_seed": [100 * s["score"] for s in r["seeds"]],
+                          "train_examples_per_s": [s.get("train_examples_per_s") for s in r["seeds"]]}
+                      for t, r in res["tasks"].items()}}
 
 
 def _pretrain_arms(p: dict, data: Path, out: Path, fractions, no_pretraining: bool, resume: bool,

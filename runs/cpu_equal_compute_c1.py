@@ -1,0 +1,143 @@
+"""Issue 13's run-on C1 (results/cpu-equal-compute/PROTOCOL.md): the record's two pretrained arms
+continued from their final checkpoints to FACTOR x their budgets (equal FLOPs still: each arm's
+steps scale by the same factor), fine-tuned at every multiple of the record's budget, and rendered
+with the record's rows as one curve per arm.
+
+    python runs/cpu_equal_compute_c1.py WORK electra     # pretrain: ELECTRA 3,000 -> 9,000 steps
+    python runs/cpu_equal_compute_c1.py WORK mlm         # pretrain: MLM 4,593 -> 13,779 steps
+    python runs/cpu_equal_compute_c1.py WORK finetune    # GLUE at C1's checkpoints, final ones first
+    python runs/cpu_equal_compute_c1.py WORK collect     # results.json/.md/plot into --out
+
+WORK is the record's folder (``runs/cpu_equal_compute.sh WORK``): its ``exp/`` is only read; C1
+writes ``WORK/probes/C1-<arm>/`` and ``WORK/probes/C1-finetune/``. Every stage resumes where it
+stopped (SIGTERM checkpoints a pretraining run). Up to the record's last step C1 *is* the record
+(its checkpoints are the same weights); after it the linear decay is re-planned to end at the
+new last step. With PYTHONPATH pointing at a frozen copy of ``src/`` the stages run that code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ARMS = ("electra", "mlm")
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def record(work: Path) -> dict:
+    path = work / "exp" / "results.json"
+    if not path.is_file():
+        fail(f"{path}: the record has no results yet (run runs/cpu_equal_compute.sh first)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def pretrain_arm(work: Path, arm: str, factor: int) -> None:
+    """Copy the record's final checkpoint into C1's run folder (once), then resume it to FACTOR x."""
+    from electra.config import load_config, parse_overrides
+    from electra.train.loop import pretrain
+
+    steps = record(work)["steps"][arm]
+    final = work / "exp" / "pretrain" / arm / "checkpoints" / f"step-{steps:07d}"
+    run = work / "probes" / f"C1-{arm}"
+    if not (final / "state.json").is_file():
+        fail(f"{final}: the record's final {arm} checkpoint is missing")
+    if not run.exists():
+        partial = run.with_name(run.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # our own half-made copy from an interrupted start
+        shutil.copytree(final, partial / "checkpoints" / final.name)
+        partial.rename(run)
+    saved = json.loads((work / "exp" / "pretrain" / arm / "config.json").read_text(encoding="utf-8"))
+    cfg = load_config(saved.get("preset", "small"), work / "exp" / "pretrain" / arm / "config.json",
+                      parse_overrides([f"train.max_steps={factor * steps}"]))
+    pretrain(cfg, work / "data", run, resume=True, show_progress=False,
+             save_steps=frozenset(k * steps for k in range(2, factor + 1)))
+
+
+def c1_checkpoints(work: Path, factor: int) -> list[tuple[str, int, int, Path]]:
+    """(arm, k, step, checkpoint) for C1's points k x the record's budget, final ones first."""
+    steps = record(work)["steps"]
+    return [(arm, k, k * steps[arm], work / "probes" / f"C1-{arm}" / "checkpoints" / f"step-{k * steps[arm]:07d}")
+            for k in range(factor, 1, -1) for arm in ARMS]
+
+
+def finetune(work: Path, factor: int, tasks: list[str], final_only: set[str], seeds: int, ft_set: dict[str, str],
+             max_train: int | None, max_eval: int | None) -> None:
+    from electra.experiment import _finetune_checkpoint
+
+    for arm, k, step, ckpt in c1_checkpoints(work, factor):
+        if not (ckpt / "state.json").is_file():
+            print(f"{arm} step {step:,}: not pretrained yet, skipped")
+            continue
+        wanted = [t for t in tasks if k == factor or t not in final_only]
+        print(f"{arm} step {step:,} ({k}/{factor} of C1): fine-tuning {', '.join(wanted)}", flush=True)
+        _finetune_checkpoint(ckpt, work / "probes" / "C1-finetune" / arm / f"step-{step:07d}", wanted, seeds, True,
+                             glue_dir=None, overrides=ft_set, show_progress=True,
+                             max_train_examples=max_train, max_eval_examples=max_eval)
+
+
+def collect(work: Path, factor: int, out: Path) -> dict:
+    """The record's rows at 1/FACTOR of C1's budget and below, C1's fine-tuned checkpoints above."""
+    from electra.experiment import checkpoint_row
+    from electra.experiment_results import write_results
+
+    result = record(work)
+    per_step = result["per_step_flops"]
+    rows = [dict(r, fraction=r["fraction"] / factor) if r["arm"] in ARMS else r for r in result["rows"]]
+    for arm, k, step, _ in c1_checkpoints(work, factor):
+        path = work / "probes" / "C1-finetune" / arm / f"step-{step:07d}" / "results.json"
+        if path.is_file():
+            rows.append(checkpoint_row(arm, k / factor, step, step * per_step[arm],
+                                       json.loads(path.read_text(encoding="utf-8"))))
+    result.update(rows=rows, steps={a: factor * n for a, n in result["steps"].items()},
+                  budget_flops={a: factor * f for a, f in result["budget_flops"].items()},
+                  fractions=sorted({r["fraction"] for r in rows if r["arm"] in ARMS}), run_on_factor=factor)
+    out.mkdir(parents=True, exist_ok=True)
+    for arm in ARMS:
+        summary = work / "probes" / f"C1-{arm}" / "summary.json"
+        if summary.is_file():  # the run's wall-clock carries the record's own through its checkpoint
+            result["pretrain_seconds"][arm] = json.loads(summary.read_text(encoding="utf-8"))["seconds"]
+        metrics = work / "probes" / f"C1-{arm}" / "metrics.jsonl"
+        if metrics.is_file():
+            shutil.copyfile(metrics, out / f"pretrain_{arm}_metrics.jsonl")
+    write_results(out, result)
+    print(f"C1: {len(rows)} rows into {out}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("work", type=Path)
+    ap.add_argument("stage", choices=[*ARMS, "finetune", "collect"])
+    ap.add_argument("--factor", type=int, default=3, help="C1's budget in multiples of the record's (>= 2)")
+    ap.add_argument("--tasks", default="CoLA,SST-2,MRPC,STS-B,RTE")
+    ap.add_argument("--final-only-tasks", default="SST-2", help="fine-tuned at C1's final checkpoints only")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--ft-set", action="append", default=["length_grouping=50"], metavar="KEY=VALUE")
+    ap.add_argument("--max-train", type=int, default=None)
+    ap.add_argument("--max-eval", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=REPO / "results" / "cpu-equal-compute" / "c1")
+    a = ap.parse_args(argv)
+    if a.factor < 2:
+        ap.error("--factor must be at least 2")
+    work = a.work.resolve()
+    if a.stage in ARMS:
+        pretrain_arm(work, a.stage, a.factor)
+    elif a.stage == "finetune":
+        ft_set = dict(kv.split("=", 1) for kv in a.ft_set)
+        finetune(work, a.factor, a.tasks.split(","), set(a.final_only_tasks.split(",")) - {""}, a.seeds, ft_set,
+                 a.max_train, a.max_eval)
+    else:
+        collect(work, a.factor, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
