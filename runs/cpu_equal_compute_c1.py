@@ -18,52 +18,45 @@ new last step. With PYTHONPATH pointing at a frozen copy of ``src/`` the stages 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+from electra.errors import UserError
+from electra.readers import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 ARMS = ("electra", "mlm")
 
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def record(work: Path) -> dict:
-    path = work / "exp" / "results.json"
-    if not path.is_file():
-        fail(f"{path}: the record has no results yet (run runs/cpu_equal_compute.sh first)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(work / "exp" / "results.json", "the record has no results yet: run runs/cpu_equal_compute.sh first")
 
 
 def pretrain_arm(work: Path, arm: str, factor: int) -> None:
     """Copy the record's final checkpoint into C1's run folder (once), then resume it to FACTOR x."""
-    from electra.config import load_config, parse_overrides
+    from electra.config import config_from_dict
     from electra.train.loop import pretrain
 
     steps = record(work)["steps"][arm]
     final = work / "exp" / "pretrain" / arm / "checkpoints" / f"step-{steps:07d}"
     run = work / "probes" / f"C1-{arm}"
     if not (final / "state.json").is_file():
-        fail(f"{final}: the record's final {arm} checkpoint is missing")
+        raise UserError(f"{final}: the record's final {arm} checkpoint is missing")
     if not run.exists():
         partial = run.with_name(run.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)  # our own half-made copy from an interrupted start
         shutil.copytree(final, partial / "checkpoints" / final.name)
         partial.rename(run)
-    saved = json.loads((work / "exp" / "pretrain" / arm / "config.json").read_text(encoding="utf-8"))
-    cfg = load_config(saved.get("preset", "small"), work / "exp" / "pretrain" / arm / "config.json",
-                      parse_overrides([f"train.max_steps={factor * steps}"]))
+    cfg = config_from_dict(read_json(work / "exp" / "pretrain" / arm / "config.json"))
+    cfg.train = replace(cfg.train, max_steps=factor * steps)
     pretrain(cfg, work / "data", run, resume=True, show_progress=False,
              save_steps=frozenset(k * steps for k in range(2, factor + 1)))
 
 
-def c1_checkpoints(work: Path, factor: int) -> list[tuple[str, int, int, Path]]:
-    """(arm, k, step, checkpoint) for C1's points k x the record's budget, final ones first."""
-    steps = record(work)["steps"]
+def c1_checkpoints(work: Path, steps: dict[str, int], factor: int) -> list[tuple[str, int, int, Path]]:
+    """(arm, k, step, checkpoint) for C1's points k x the record's budget (``steps``), final ones first."""
     return [(arm, k, k * steps[arm], work / "probes" / f"C1-{arm}" / "checkpoints" / f"step-{k * steps[arm]:07d}")
             for k in range(factor, 1, -1) for arm in ARMS]
 
@@ -72,7 +65,7 @@ def finetune(work: Path, factor: int, tasks: list[str], final_only: set[str], se
              max_train: int | None, max_eval: int | None) -> None:
     from electra.experiment import _finetune_checkpoint
 
-    for arm, k, step, ckpt in c1_checkpoints(work, factor):
+    for arm, k, step, ckpt in c1_checkpoints(work, record(work)["steps"], factor):
         if not (ckpt / "state.json").is_file():
             print(f"{arm} step {step:,}: not pretrained yet, skipped")
             continue
@@ -91,11 +84,10 @@ def collect(work: Path, factor: int, out: Path) -> dict:
     result = record(work)
     per_step = result["per_step_flops"]
     rows = [dict(r, fraction=r["fraction"] / factor) if r["arm"] in ARMS else r for r in result["rows"]]
-    for arm, k, step, _ in c1_checkpoints(work, factor):
+    for arm, k, step, _ in c1_checkpoints(work, result["steps"], factor):
         path = work / "probes" / "C1-finetune" / arm / f"step-{step:07d}" / "results.json"
         if path.is_file():
-            rows.append(checkpoint_row(arm, k / factor, step, step * per_step[arm],
-                                       json.loads(path.read_text(encoding="utf-8"))))
+            rows.append(checkpoint_row(arm, k / factor, step, step * per_step[arm], read_json(path)))
     result.update(rows=rows, steps={a: factor * n for a, n in result["steps"].items()},
                   budget_flops={a: factor * f for a, f in result["budget_flops"].items()},
                   fractions=sorted({r["fraction"] for r in rows if r["arm"] in ARMS}), run_on_factor=factor)
@@ -103,7 +95,7 @@ def collect(work: Path, factor: int, out: Path) -> dict:
     for arm in ARMS:
         summary = work / "probes" / f"C1-{arm}" / "summary.json"
         if summary.is_file():  # the run's wall-clock carries the record's own through its checkpoint
-            result["pretrain_seconds"][arm] = json.loads(summary.read_text(encoding="utf-8"))["seconds"]
+            result["pretrain_seconds"][arm] = read_json(summary)["seconds"]
         metrics = work / "probes" / f"C1-{arm}" / "metrics.jsonl"
         if metrics.is_file():
             shutil.copyfile(metrics, out / f"pretrain_{arm}_metrics.jsonl")
@@ -128,14 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.factor < 2:
         ap.error("--factor must be at least 2")
     work = a.work.resolve()
-    if a.stage in ARMS:
-        pretrain_arm(work, a.stage, a.factor)
-    elif a.stage == "finetune":
-        ft_set = dict(kv.split("=", 1) for kv in a.ft_set)
-        finetune(work, a.factor, a.tasks.split(","), set(a.final_only_tasks.split(",")) - {""}, a.seeds, ft_set,
-                 a.max_train, a.max_eval)
-    else:
-        collect(work, a.factor, a.out)
+    try:
+        if a.stage in ARMS:
+            pretrain_arm(work, a.stage, a.factor)
+        elif a.stage == "finetune":
+            ft_set = dict(kv.split("=", 1) for kv in a.ft_set)
+            finetune(work, a.factor, a.tasks.split(","), set(a.final_only_tasks.split(",")) - {""}, a.seeds, ft_set,
+                     a.max_train, a.max_eval)
+        else:
+            collect(work, a.factor, a.out)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
