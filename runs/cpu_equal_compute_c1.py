@@ -117,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-eval", type=int, default=None)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "cpu-equal-compute" / "c1")
     a = ap.parse_args(argv)
-    if a.factor < 2:
-        ap.error("--factor must be at least 2")
+    from electra.train.loop import Interrupted
+
     work = a.work.resolve()
     try:
+        if a.factor < 2:
+            raise UserError(f"--factor {a.factor}: C1's budget must be at least 2x the record's")
         if a.stage in ARMS:
             pretrain_arm(work, a.stage, a.factor)
         elif a.stage == "finetune":
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGTERM/SIGINT: the checkpoint is saved, rerunning the stage resumes it
+        print(e, file=sys.stderr)
+        return 128 + e.signum
     return 0
 
 

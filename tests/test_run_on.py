@@ -90,3 +90,25 @@ def test_run_on_refuses_a_folder_without_a_record(tmp_path, capsys):
     assert _script().main([str(tmp_path), "electra"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "results.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_on_refuses_a_budget_below_twice_the_record(tmp_path, capsys):
+    assert _script().main([str(tmp_path), "electra", "--factor", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --factor 1") and len(err.strip().splitlines()) == 1
+
+
+def test_run_on_stopped_by_a_signal_says_where_it_stopped(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from electra.train.loop import Interrupted
+
+    script = _script()
+
+    def stopped(work, arm, factor):
+        raise Interrupted(signal.SIGTERM, 7, work / "probes" / f"C1-{arm}" / "checkpoints" / "step-0000007")
+
+    monkeypatch.setattr(script, "pretrain_arm", stopped)
+    assert script.main([str(tmp_path), "mlm"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.startswith("stopped by SIGTERM at step 7") and "C1-mlm" in err and len(err.strip().splitlines()) == 1
