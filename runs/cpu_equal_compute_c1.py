@@ -28,6 +28,7 @@ from electra.readers import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 ARMS = ("electra", "mlm")
+AUC_BAR = 0.65  # the probe's read-out, fixed in PROTOCOL.md before C1 ran
 
 
 def record(work: Path) -> dict:
@@ -76,10 +77,36 @@ def finetune(work: Path, factor: int, tasks: list[str], final_only: set[str], se
                              max_train_examples=max_train, max_eval_examples=max_eval)
 
 
+def probe_readout(run: Path, bar: float = AUC_BAR) -> dict | None:
+    """C1's probe read-out from the ELECTRA run's held-out evaluations: the first step at which the
+    discriminator's AUC reaches BAR (None if it has not yet) with the recall there, the best AUC and the last."""
+    from electra.readers import reading
+    from electra.train.logger import read_metrics
+
+    with reading(run / "metrics.jsonl"):
+        evals = [r for r in read_metrics(run) if r.get("split") == "heldout" and "disc_auc" in r]
+    if not evals:
+        return None
+    first = next((r for r in evals if r["disc_auc"] >= bar), None)
+    best = max(evals, key=lambda r: r["disc_auc"])
+    return {"bar": bar, "first_step": first and first["step"], "recall_there": first and first["disc_recall"],
+            "best_auc": best["disc_auc"], "best_step": best["step"], "last_auc": evals[-1]["disc_auc"],
+            "last_recall": evals[-1]["disc_recall"], "last_step": evals[-1]["step"], "from_step": evals[0]["step"]}
+
+
+def readout_line(p: dict) -> str:
+    reached = (f"reached at step {p['first_step']:,} (recall {100 * p['recall_there']:.1f}%)" if p["first_step"]
+               else f"not reached by step {p['last_step']:,}")
+    return (f"Probe read-out (ELECTRA, held-out discriminator AUC >= {p['bar']}, evaluations from step "
+            f"{p['from_step']:,}): {reached}; best {p['best_auc']:.3f} at step {p['best_step']:,}, last "
+            f"{p['last_auc']:.3f} (recall {100 * p['last_recall']:.1f}%) at step {p['last_step']:,}")
+
+
 def collect(work: Path, factor: int, out: Path) -> dict:
     """The record's rows at 1/FACTOR of C1's budget and below, C1's fine-tuned checkpoints above."""
     from electra.experiment import checkpoint_row
     from electra.experiment_results import write_results
+    from electra.outputs import staged_file
 
     result = record(work)
     per_step = result["per_step_flops"]
@@ -99,7 +126,15 @@ def collect(work: Path, factor: int, out: Path) -> dict:
         metrics = work / "probes" / f"C1-{arm}" / "metrics.jsonl"
         if metrics.is_file():
             shutil.copyfile(metrics, out / f"pretrain_{arm}_metrics.jsonl")
+    readout = probe_readout(work / "probes" / "C1-electra")
+    if readout:
+        result["probe_readout"] = readout
     write_results(out, result)
+    if readout:  # results.md is the record's table; the probe's line goes under it
+        text = (out / "results.md").read_text(encoding="utf-8") + "\n" + readout_line(readout) + "\n"
+        with staged_file(out / "results.md") as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(readout_line(readout))
     print(f"C1: {len(rows)} rows into {out}")
     return result
 

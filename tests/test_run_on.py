@@ -112,3 +112,20 @@ def test_run_on_stopped_by_a_signal_says_where_it_stopped(tmp_path, capsys, monk
     assert script.main([str(tmp_path), "mlm"]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert err.startswith("stopped by SIGTERM at step 7") and "C1-mlm" in err and len(err.strip().splitlines()) == 1
+
+
+def test_probe_readout_is_the_first_heldout_evaluation_at_the_bar(tmp_path):
+    c1 = _script()
+    rows = [{"step": 3050, "loss": 25.0, "lr": 1e-4},  # a training row: no AUC, ignored
+            {"step": 3100, "split": "heldout", "disc_auc": 0.60, "disc_recall": 0.02},
+            {"step": 3200, "split": "heldout", "disc_auc": 0.66, "disc_recall": 0.05},
+            {"step": 3300, "split": "heldout", "disc_auc": 0.64, "disc_recall": 0.04},
+            {"step": 3400, "split": "heldout", "disc_auc": 0.70, "disc_recall": 0.09}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = c1.probe_readout(tmp_path)
+    assert (p["first_step"], p["recall_there"], p["best_step"], p["last_step"], p["from_step"]) == (3200, 0.05, 3400, 3400, 3100)
+    assert "reached at step 3,200 (recall 5.0%)" in c1.readout_line(p)
+    p = c1.probe_readout(tmp_path, bar=0.75)
+    assert p["first_step"] is None and "not reached by step 3,400; best 0.700 at step 3,400" in c1.readout_line(p)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    assert c1.probe_readout(tmp_path) is None
