@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,18 @@ VERBS = ["sees", "likes", "finds", "follows", "watches", "paints", "remembers", 
 OBJECTS = ["the red ball", "a green tree", "the river", "an open door", "the tall tower", "a quiet garden",
            "the blue sky", "a wooden boat"]
 ENDINGS = ["in the morning", "after dinner", "every day", "near the house", "with great care", "once again"]
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str):
+    """A script of the repository that is not part of the package (``benchmarks/x.py``, ``runs/y.py``) as a module."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def synthetic_corpus(n_docs: int = 120, seed: int = 0) -> str:

@@ -3,33 +3,22 @@ replacements (which must reproduce the run's own held-out evaluation) and on con
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from conftest import tiny_overrides
+from conftest import load_script, tiny_overrides
 from electra.config import load_config
 from electra.data.shards import PretrainingData
 from electra.train.logger import read_metrics
 from electra.train.loop import pretrain
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "rtd_context_probe.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("rtd_context_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_generator_replacements_reproduce_the_runs_heldout_evaluation(tiny_data, tmp_path):
     cfg = load_config("debug", overrides=tiny_overrides(train__max_steps=20))
     pretrain(cfg, tiny_data, tmp_path / "run", show_progress=False)
     logged = [r for r in read_metrics(tmp_path / "run") if r.get("split") == "heldout" and r["step"] == 20][0]
-    probe = _script()
+    probe = load_script("benchmarks/rtd_context_probe.py")
     result = probe.context_probe(tmp_path / "run" / "checkpoints" / "step-0000020", tiny_data, batches=2)
     g = result["generator"]
     assert g["auc"] == pytest.approx(logged["disc_auc"], abs=1e-6)
@@ -41,7 +30,7 @@ def test_generator_replacements_reproduce_the_runs_heldout_evaluation(tiny_data,
 
 
 def test_unigram_weights_count_real_tokens_and_never_specials(tiny_data):
-    probe = _script()
+    probe = load_script("benchmarks/rtd_context_probe.py")
     data = PretrainingData(tiny_data, "train")
     w = probe.unigram_weights(data, 4096, specials=[0, 2, 3], examples=8)
     batch = data.get_batch(list(range(8)))
@@ -54,7 +43,7 @@ def test_unigram_weights_count_real_tokens_and_never_specials(tiny_data):
 def test_refuses_an_mlm_checkpoint_and_an_existing_out(tiny_data, tmp_path, capsys):
     cfg = load_config("debug", overrides=tiny_overrides(train__max_steps=10, train__objective="mlm"))
     pretrain(cfg, tiny_data, tmp_path / "mlm", show_progress=False)
-    probe = _script()
+    probe = load_script("benchmarks/rtd_context_probe.py")
     assert probe.main([str(tmp_path / "mlm" / "checkpoints" / "step-0000010"), str(tiny_data)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "MLM" in err and len(err.strip().splitlines()) == 1

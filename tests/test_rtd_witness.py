@@ -2,12 +2,10 @@
 issue 17, `benchmarks/rtd_probe.py`): started from the same weights and fed the same batches,
 masks, samples and dropout draws, the two pairs give the same losses step after step."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
+from conftest import load_script
 from electra.config import load_config
 from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
@@ -17,16 +15,8 @@ pytest.importorskip("transformers", reason="transformers is an optional extra; t
 SPECIAL = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
 
 
-def _probe_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "rtd_probe.py"
-    spec = importlib.util.spec_from_file_location("rtd_probe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_transformers_built_step_follows_ours_from_the_same_weights():
-    probe = _probe_module()
+    probe = load_script("benchmarks/rtd_probe.py")
     cfg = load_config("debug", overrides={"model": {"vocab_size": 400, "hidden_size": 32, "embedding_size": 16,
                                                     "num_heads": 2, "ffn_size": 64, "max_position": 32},
                                           "train": {"warmup_steps": 2, "max_steps": 10}})

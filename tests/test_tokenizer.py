@@ -138,7 +138,7 @@ def test_training_reads_gzip_and_fails_cleanly_on_bad_input(tmp_path):
     gz = tmp_path / "good.txt.gz"
     gz.write_bytes(gzip.compress(good.read_bytes()))
     from_gz = train_tokenizer([gz], tmp_path / "from_gz", vocab_size=150, min_frequency=1, show_progress=False)
-    from_txt = train_tokenizer([good], tmp_path / "from_txt", vocab_size=150, min_frequency=1, show_progress=False)
+    train_tokenizer([good], tmp_path / "from_txt", vocab_size=150, min_frequency=1, show_progress=False)
     assert from_gz.get_vocab_size() == 150 and "c" in vocab_tokens(from_gz)
     same = [(tmp_path / d / "tokenizer.json").read_bytes() for d in ("from_gz", "from_txt")]
     assert same[0] == same[1]
