@@ -140,6 +140,10 @@ def test_final_only_tasks_curves_use_the_tasks_of_every_checkpoint(tmp_path):
     # Partial results: only the comparisons whose rows have landed.
     assert anchors({"preset": "mini", "rows": result["rows"][1:2]}) == [
         "ELECTRA-Mini GLUE-5 dev 46.4 against Google's BERT-Mini GLUE-5 test 57.8: not reached"]
+    # A final row still being fine-tuned is compared with no pretraining on the tasks both have.
+    partial = {"preset": "mini", "rows": [_row("electra", 1.0, 2e14, {"CoLA": 5.6}), result["rows"][4]]}
+    assert anchors(partial) == [
+        "ELECTRA minus no pretraining, final: -4.4 GLUE-1 (the tasks both have so far) points (CoLA -4.4)"]
     # Without final-only tasks there is no extra column.
     same = {"preset": "mini", "rows": [_row("electra", 1.0, 2e14, four), _row("mlm", 1.0, 2e14, four)]}
     assert "(every checkpoint)" not in results_table(same).splitlines()[0]

@@ -76,10 +76,15 @@ def anchors(result: dict) -> list[str]:
         out.append(f"ELECTRA ahead of MLM at every checkpoint so far ({name}, by fraction of the budget: {shown}): "
                    f"{'yes' if all(g > 0 for g in gaps) else 'no'}")
     if electra and none:
-        per_task = ", ".join(f"{t} {electra['tasks'][t]['median'] - none['tasks'][t]['median']:+.1f}"
-                             for t in sorted(set(electra["tasks"]) & set(none["tasks"])))
-        out.append(f"ELECTRA minus no pretraining, final: {electra['score'] - none['score']:+.1f} "
-                   f"{electra['score_name']} points ({per_task})")
+        shared = sorted(set(electra["tasks"]) & set(none["tasks"]))
+        per_task = ", ".join(f"{t} {electra['tasks'][t]['median'] - none['tasks'][t]['median']:+.1f}" for t in shared)
+        if electra["score_name"] == none["score_name"]:
+            d, what = electra["score"] - none["score"], electra["score_name"]
+        else:  # a final row still being fine-tuned: only the tasks both rows have are comparable
+            scored = common_tasks({"rows": [electra, none]})
+            d = common_score(electra, scored) - common_score(none, scored)
+            what = f"GLUE-{len(scored)} (the tasks both have so far)"
+        out.append(f"ELECTRA minus no pretraining, final: {d:+.1f} {what} points ({per_task})")
     glue5 = {"CoLA", "SST-2", "MRPC", "STS-B", "RTE"}
     if result.get("preset") == "mini" and electra and set(electra["tasks"]) >= glue5:
         mean5 = sum(electra["tasks"][t]["median"] for t in glue5) / 5
