@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from electra.errors import UserError
+from electra.outputs import check_output_file, staged_file
 
 KINDS = ("generator", "unigram", "uniform")
 #: Training examples whose tokens give the unigram distribution (~0.5M tokens at length 128).
@@ -72,8 +73,8 @@ def context_probe(ckpt: Path, data_dir: Path, batches: int = 8) -> dict[str, dic
     heldout = PretrainingData(data_dir, "heldout")
     specials = [special.cls, special.sep, special.pad, special.mask]
     vocab = model.generator.head.bias.shape[0]
-    draws = {"unigram": unigram_weights(PretrainingData(data_dir, "train"), vocab, specials),
-             "uniform": torch.ones(vocab, dtype=torch.float64).index_fill_(0, torch.tensor(specials), 0)}
+    draws = {"unigram": unigram_weights(PretrainingData(data_dir, "train"), vocab, specials).float(),
+             "uniform": torch.ones(vocab).index_fill_(0, torch.tensor(specials), 0)}
     step = PretrainingStep(model, cfg.train, special, cfg.train.max_predictions(heldout.max_length))
     logits: dict[str, list] = {k: [] for k in KINDS}
     labels: dict[str, list] = {k: [] for k in KINDS}
@@ -88,7 +89,7 @@ def context_probe(ckpt: Path, data_dir: Path, batches: int = 8) -> dict[str, dic
         labels["generator"].append(out.disc_labels)
         where = out.disc_labels  # the positions the generator replaced, refilled below
         for kind in ("unigram", "uniform"):
-            drawn = torch.multinomial(draws[kind].float(), int(where.sum()), replacement=True, generator=rng)
+            drawn = torch.multinomial(draws[kind], int(where.sum()), replacement=True, generator=rng)
             swapped = ids.clone()
             swapped[where] = drawn
             logits[kind].append(model.discriminator(swapped, batch["segment_ids"], batch["attention_mask"]))
@@ -106,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the figures here as JSON")
     a = ap.parse_args(argv)
     try:
-        if a.out and a.out.exists():
-            raise UserError(f"{a.out}: already exists; name a new file for --out")
+        if a.out:
+            check_output_file(a.out, [("checkpoint", a.checkpoint), ("data", a.data)])
         result = context_probe(a.checkpoint, a.data, a.batches)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:9s} AUC {r['auc']:.3f} | precision {r['precision']:.3f} | recall {r['recall']:.3f} | "
               f"replaced {100 * r['replaced_frac']:.1f}%")
     if a.out:
-        a.out.write_text(json.dumps({"checkpoint": str(a.checkpoint), "batches": a.batches, **result}, indent=2) + "\n")
+        with staged_file(a.out) as tmp:
+            tmp.write_text(json.dumps({"checkpoint": str(a.checkpoint), "batches": a.batches, **result}, indent=2) + "\n")
     return 0
 
 

@@ -106,7 +106,6 @@ def collect(work: Path, factor: int, out: Path) -> dict:
     """The record's rows at 1/FACTOR of C1's budget and below, C1's fine-tuned checkpoints above."""
     from electra.experiment import checkpoint_row
     from electra.experiment_results import write_results
-    from electra.outputs import staged_file
 
     result = record(work)
     per_step = result["per_step_flops"]
@@ -129,12 +128,8 @@ def collect(work: Path, factor: int, out: Path) -> dict:
     readout = probe_readout(work / "probes" / "C1-electra")
     if readout:
         result["probe_readout"] = readout
-    write_results(out, result)
-    if readout:  # results.md is the record's table; the probe's line goes under it
-        text = (out / "results.md").read_text(encoding="utf-8") + "\n" + readout_line(readout) + "\n"
-        with staged_file(out / "results.md") as tmp:
-            tmp.write_text(text, encoding="utf-8")
         print(readout_line(readout))
+    write_results(out, result, notes=(readout_line(readout),) if readout else ())
     print(f"C1: {len(rows)} rows into {out}")
     return result
 

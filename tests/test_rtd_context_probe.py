@@ -50,4 +50,8 @@ def test_refuses_an_mlm_checkpoint_and_an_existing_out(tiny_data, tmp_path, caps
     out = tmp_path / "kept.json"
     out.write_text(json.dumps({"mine": 1}))
     assert probe.main([str(tmp_path / "mlm" / "checkpoints" / "step-0000010"), str(tiny_data), "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err and json.loads(out.read_text()) == {"mine": 1}
+    err = capsys.readouterr().err
+    assert "kept.json exists" in err and len(err.strip().splitlines()) == 1 and json.loads(out.read_text()) == {"mine": 1}
+    inside = tiny_data / "probe.json"  # an output inside an input folder is refused too
+    assert probe.main([str(tmp_path / "mlm" / "checkpoints" / "step-0000010"), str(tiny_data), "--out", str(inside)]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and not inside.exists()

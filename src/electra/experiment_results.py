@@ -30,11 +30,13 @@ def paper_points() -> dict[str, list[tuple[float, float]]]:
             "mlm": [(PAPER_BERT_SMALL[0] * mlm, PAPER_BERT_SMALL[1])]}
 
 
-def write_results(out: Path, result: dict) -> None:
-    """Put ``result["rows"]`` in table order (arm, step), then write results.json and results.md,
-    each whole under a temporary name and renamed into place, and the plot."""
+def write_results(out: Path, result: dict, notes: tuple[str, ...] = ()) -> None:
+    """Put ``result["rows"]`` in table order (arm, step), then write results.json and results.md
+    (the table, then ``notes`` as lines under it), each whole under a temporary name and renamed
+    into place, and the plot."""
     result["rows"].sort(key=lambda r: (r["arm"], r["step"]))
-    for name, text in (("results.json", json.dumps(result, indent=2)), ("results.md", results_table(result))):
+    table = results_table(result) + "".join(f"\n{note}\n" for note in notes)
+    for name, text in (("results.json", json.dumps(result, indent=2)), ("results.md", table)):
         with staged_file(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")
     plot_experiment(result, out / "glue_vs_flops.png")
