@@ -143,7 +143,8 @@ def _pretrain_arms(p: dict, data: Path, out: Path, fractions, no_pretraining: bo
 
 
 def _finetune_checkpoint(ckpt: Path, ft_out: Path, tasks: list[str], seeds: int, resume: bool, **kw) -> dict:
-    """GLUE on one checkpoint; on resume, tasks already fine-tuned with ``seeds`` seeds are kept, not rerun."""
+    """GLUE on one checkpoint; on resume, tasks already fine-tuned with ``seeds`` seeds are kept, not rerun,
+    and so are the finished seeds of a task that was stopped part-way."""
     from .finetune.glue import finetune_glue
     from .finetune.glue_results import RESULTS
 
@@ -153,7 +154,7 @@ def _finetune_checkpoint(ckpt: Path, ft_out: Path, tasks: list[str], seeds: int,
     todo = [t for t in tasks if len(done.get("tasks", {}).get(t, {}).get("seeds", [])) < seeds]
     if not todo:
         return done
-    return finetune_glue(ckpt, ft_out, todo, seeds=seeds, save_models=False, predict_test=False,
+    return finetune_glue(ckpt, ft_out, todo, seeds=seeds, save_models=False, predict_test=False, resume=resume,
                          log=lambda *a: None, **kw)
 
 

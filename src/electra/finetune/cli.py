@@ -70,6 +70,9 @@ def add_finetune_parsers(subparsers) -> None:
     ft.add_argument("--label-column", default="label", help="custom: the label column (default: label)")
     ft.add_argument("--regression", action="store_true", help="custom: the label is a number to predict")
     ft.add_argument("--split-dev", action="store_true", help="SQuAD: without a train file, train on part of dev")
+    ft.add_argument("--resume", action="store_true",
+                    help="GLUE: continue a stopped run in OUT, keeping the seeds it finished with the same "
+                         "model, settings and data instead of training them again")
     ft.add_argument("--quiet", action="store_true", help="no progress bars")
     ft.set_defaults(func=run_finetune)
 
@@ -110,6 +113,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     names, squad_version = _split_tasks(args.task)
     overrides = parse_sets(args.set)
     custom = [n.lower() for n in names] == ["custom"]
+    if args.resume and (custom or squad_version is not None):
+        raise UserError("--resume continues GLUE fine-tuning only; SQuAD and custom tasks start in a new --out")
     if squad_version is None:
         from .optim import default_hparams
 
@@ -138,7 +143,7 @@ def run_finetune(args: argparse.Namespace) -> int:
                       overrides=overrides, show_progress=not args.quiet, cache_dir=args.cache_dir,
                       use_cache=not args.no_cache, max_train_examples=args.max_train,
                       max_eval_examples=args.max_eval, save_models=not args.no_save_models,
-                      predict_test=not args.no_test_predictions)
+                      predict_test=not args.no_test_predictions, resume=args.resume)
     return 0
 
 

@@ -10,7 +10,8 @@ Output layout::
 
     OUT/results.json                  per task: seeds, median, spread; the GLUE(-n) score
     OUT/<TASK>/seed<k>/               model.safetensors, finetune.json, tokenizer/, dev_predictions.tsv
-                                      (index, gold, prediction), test predictions
+                                      (index, gold, prediction), test predictions, seed.json (the
+                                      finished seed's record: ``resume=True`` keeps it, not retrains)
     OUT/submission/<NAME>.tsv         leaderboard files (index<TAB>prediction) of each task's median seed
 """
 
@@ -47,6 +48,7 @@ from .glue_tasks import (TASKS, GlueSplit, GlueTask, get_task, load_dev, load_te
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
 from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
+from .seed_record import kept_seed, weights_digest, write_seed_record
 
 FINETUNE_CONFIG = "finetune.json"
 DEFAULT_MAX_LENGTH = 128
@@ -239,12 +241,14 @@ def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder) -> 
 def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: FinetuneHParams, train_split: GlueSplit,
                    dev_splits: dict[str, GlueSplit], test_splits: dict[str, GlueSplit], *, seeds: int,
                    device: torch.device, out_dir: Path, cache_dir: Path | None, save_models: bool,
-                   show_progress: bool, log=print) -> list[dict]:
+                   show_progress: bool, log=print, resume: bool = False) -> list[dict]:
     """Fine-tune ``encoder`` (reset to ``pristine`` each time) on one task for ``seeds`` seeds.
 
     Any task described by a ``GlueTask`` with its splits runs here (GLUE's and ``--task custom``).
     Writes ``OUT/<task>/seed<k>/``: the model (``save_models``), ``dev_predictions.tsv`` per dev
-    set and the test predictions. Returns one dict per seed (dev scores, score, losses, timing).
+    set, the test predictions and, last, ``seed.json``. Returns one dict per seed (dev scores,
+    score, losses, timing). ``resume``: a seed whose ``seed.json`` matches these weights, settings
+    and data is kept instead of trained again (see ``seed_record``).
     """
     pad_id = special_tokens(tok).pad
     train_feats = cached_features(train_split, tok, hp.max_length, cache_dir)
@@ -255,10 +259,23 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
     log(f"{task.name}: {len(train_split)} train examples ({len(train_feats)} with augmentation), "
         f"dev {', '.join(f'{k} {len(v)}' for k, v in dev_splits.items())}; lr {hp.learning_rate:g}, "
         f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
+    fingerprint = {"weights_sha256": weights_digest(pristine), "task": task.name, "hparams": dataclasses.asdict(hp),
+                   "bf16": use_bf16(device, hp.precision, encoder.config.hidden_size),
+                   "train_features": len(train_feats), "dev_examples": {k: len(v) for k, v in dev_splits.items()},
+                   "test_examples": {k: len(v) for k, v in test_splits.items()}, "saved_model": save_models}
 
     runs = []
     for k in range(seeds):
         seed = hp.seed + k
+        seed_dir = out_dir / task.name / f"seed{seed}"
+        files = [seed_dir / f"{Path(d.file).stem}_predictions.tsv" for d in task.dev_sets]
+        files += [seed_dir / "test" / f"{name}.tsv" for name in test_feats]
+        files += [seed_dir / FINETUNE_CONFIG] if save_models else []
+        kept = kept_seed(seed_dir, fingerprint, files) if resume else None
+        if kept is not None:
+            log(f"{task.name} seed {seed}: kept from the earlier run in {seed_dir} (score {100 * kept['score']:.2f})")
+            runs.append(kept)
+            continue
         torch.manual_seed(seed)
         encoder.load_state_dict(pristine)
         clf = GlueClassifier(encoder, task.num_outputs, hp.dropout).to(device)
@@ -269,7 +286,6 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
                      for name, f in dev_feats.items()}
         dev_scores = {name: score_dev(task, p, dev_splits[name].labels) for name, p in dev_preds.items()}
         score = dev_scores[task.dev_sets[0].name][task.score_metric]
-        seed_dir = out_dir / task.name / f"seed{seed}"
         if save_models:
             save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
         for d in task.dev_sets:  # dev_predictions.tsv (MNLI: dev_matched_/dev_mismatched_predictions.tsv)
@@ -281,9 +297,10 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         runs.append({"seed": seed, "dev": dev_scores, "score": score, "epoch_losses": losses,
                      "train_seconds": round(train_s, 2),
                      "train_examples_per_s": round(len(train_feats) * hp.epochs / max(train_s, 1e-9), 1)})
+        write_seed_record(seed_dir, fingerprint, runs[-1])
         shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in dev_scores.items() for m, v in ms.items())
         log(f"{task.name} seed {seed}: {shown} (train {train_s:.1f} s, final loss {losses[-1]:.4f})")
-    clf.to("cpu")
+    encoder.to("cpu")
     return runs
 
 
@@ -291,7 +308,7 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
                   seeds: int = 1, device: str = "auto", overrides: dict[str, str] | None = None,
                   show_progress: bool = True, cache_dir: Path | None = None, use_cache: bool = True,
                   max_train_examples: int | None = None, max_eval_examples: int | None = None,
-                  save_models: bool = True, predict_test: bool = True, log=print) -> dict:
+                  save_models: bool = True, predict_test: bool = True, resume: bool = False, log=print) -> dict:
     """Fine-tune the encoder at ``model`` on GLUE tasks for ``seeds`` seeds each; returns results.json's content.
 
     Args:
@@ -305,6 +322,8 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
         max_train_examples, max_eval_examples: use only the first N rows (quick runs, tests).
         save_models: write each seed's model (needed by ``evaluate_glue``).
         predict_test: write leaderboard predictions for the test sets that are present.
+        resume: keep the seeds an earlier, stopped call finished in ``out_dir`` with the same
+            weights, settings and data (their ``seed.json``) instead of training them again.
     """
     glue_dir = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
     out_dir = Path(out_dir)
@@ -333,7 +352,7 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
                 log(f"{task.name} {where}: skipped {n} row(s): {reason} (known noise in the official files)")
         runs = finetune_seeds(encoder, pristine, tok, task, hp, train_split, dev_splits, test_splits, seeds=seeds,
                               device=dev, out_dir=out_dir, cache_dir=cache_dir, save_models=save_models,
-                              show_progress=show_progress, log=log)
+                              show_progress=show_progress, log=log, resume=resume)
         summary = summarize_seeds(task, runs)
         if test_splits:
             src = out_dir / task.name / f"seed{summary['median_seed']}" / "test"
