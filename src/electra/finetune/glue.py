@@ -268,9 +268,10 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
     for k in range(seeds):
         seed = hp.seed + k
         seed_dir = out_dir / task.name / f"seed{seed}"
-        files = [seed_dir / f"{Path(d.file).stem}_predictions.tsv" for d in task.dev_sets]
-        files += [seed_dir / "test" / f"{name}.tsv" for name in test_feats]
-        files += [seed_dir / FINETUNE_CONFIG] if save_models else []
+        # dev_predictions.tsv per dev set (MNLI: dev_matched_/dev_mismatched_predictions.tsv), test files
+        dev_files = {d.name: seed_dir / f"{Path(d.file).stem}_predictions.tsv" for d in task.dev_sets}
+        test_files = {name: seed_dir / "test" / f"{name}.tsv" for name in test_feats}
+        files = [*dev_files.values(), *test_files.values(), *([seed_dir / FINETUNE_CONFIG] if save_models else [])]
         kept = kept_seed(seed_dir, fingerprint, files) if resume else None
         if kept is not None:
             log(f"{task.name} seed {seed}: kept from the earlier run in {seed_dir} (score {100 * kept['score']:.2f})")
@@ -288,12 +289,11 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         score = dev_scores[task.dev_sets[0].name][task.score_metric]
         if save_models:
             save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
-        for d in task.dev_sets:  # dev_predictions.tsv (MNLI: dev_matched_/dev_mismatched_predictions.tsv)
-            write_dev_predictions(seed_dir / f"{Path(d.file).stem}_predictions.tsv", task, dev_splits[d.name],
-                                  dev_preds[d.name])
+        for name, path in dev_files.items():
+            write_dev_predictions(path, task, dev_splits[name], dev_preds[name])
         for name, f in test_feats.items():
             preds = predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
-            write_predictions(seed_dir / "test" / f"{name}.tsv", task, test_splits[name], preds)
+            write_predictions(test_files[name], task, test_splits[name], preds)
         runs.append({"seed": seed, "dev": dev_scores, "score": score, "epoch_losses": losses,
                      "train_seconds": round(train_s, 2),
                      "train_examples_per_s": round(len(train_feats) * hp.epochs / max(train_s, 1e-9), 1)})
