@@ -95,6 +95,15 @@ def test_a_seed_is_kept_only_with_the_same_weights_settings_and_files(run, sst2,
     _finetune(run / "final", out, sst2, seeds=2, settings={**SETTINGS, "learning_rate": "5e-4"}, resume=True)
     assert calls == [1]
 
+    # The same number of training rows with other text: nothing kept.
+    edited = shutil.copytree(sst2, tmp_path / "edited")
+    train = edited / "SST-2" / "train.tsv"
+    train.write_text(train.read_text().replace("\t0\n", "\t1\n", 1))
+    _finetune(run / "final", tmp_path / "e", edited, seeds=1)
+    calls.clear()
+    _finetune(run / "final", tmp_path / "e", sst2, seeds=1, resume=True)
+    assert calls == [0]
+
     # Other weights under the same path (an encoder replaced in place): nothing kept.
     model = shutil.copytree(run / "final", tmp_path / "model")
     _finetune(model, tmp_path / "m", sst2, seeds=1)

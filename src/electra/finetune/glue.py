@@ -42,9 +42,9 @@ from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
 from ..train.device import autocast, resolve_device, use_bf16
 from . import metrics as M
-from .batching import Features, cached_features, eval_batches, train_batches
-from .glue_tasks import (TASKS, GlueSplit, GlueTask, get_task, load_dev, load_tests, load_train, missing_files,
-                         task_available, task_from_spec, task_spec)
+from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
+from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
+                         missing_files, task_available, task_from_spec, task_spec)
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
 from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
@@ -261,7 +261,11 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
     fingerprint = {"weights_sha256": weights_digest(pristine), "task": task.name, "hparams": dataclasses.asdict(hp),
                    "bf16": use_bf16(device, hp.precision, encoder.config.hidden_size),
-                   "train_features": len(train_feats), "dev_examples": {k: len(v) for k, v in dev_splits.items()},
+                   "tokenizer_sha256": tokenizer_fingerprint(tok), "train_features": len(train_feats),
+                   "files_sha256": {f"{where} {k}": file_sha256(v.path) for where, splits in
+                                    (("train", {"train": train_split}), ("dev", dev_splits), ("test", test_splits))
+                                    for k, v in splits.items()},
+                   "dev_examples": {k: len(v) for k, v in dev_splits.items()},
                    "test_examples": {k: len(v) for k, v in test_splits.items()}, "saved_model": save_models}
 
     runs = []

@@ -3,8 +3,8 @@
 A seed is restarted from the same pretrained weights with its own ``torch.manual_seed`` and data
 order, so it does not depend on the seeds before it: a seed kept from an earlier run is exactly the
 seed a run from scratch would train. It is kept only when its record names the same pretrained
-weights (a digest of their bytes, not a path that may have been replaced), the same settings and
-data sizes, and every file the seed wrote is still there. The record is written last, atomically,
+weights (a digest of their bytes, not a path that may have been replaced), the same tokenizer,
+settings and data (the files' SHA-256 and sizes), and every file the seed wrote is still there. The record is written last, atomically,
 so its presence means the seed finished.
 """
 
