@@ -1,0 +1,149 @@
+"""Issue 13's record, its 1/4 and 1/2 checkpoints rebuilt after the working folder was lost
+(results/cpu-equal-compute/PROTOCOL.md, deviation 12).
+
+    python runs/cpu_equal_compute_rerun.py WORK pretrain ARM --until FRACTION   # ARM: electra or mlm
+    python runs/cpu_equal_compute_rerun.py WORK finetune --fraction FRACTION
+    python runs/cpu_equal_compute_rerun.py WORK collect                        # rows into --out
+
+``pretrain`` builds the arm exactly as ``runs/cpu_equal_compute.sh`` does (``electra experiment``'s
+plan and config: mini, 3,000 ELECTRA steps, Gumbel sampler, its checkpoint steps, its whole linear
+decay) into ``WORK/exp/pretrain/ARM`` and stops by SIGTERM once the checkpoint at FRACTION of the
+budget is written: the record's run cut short, not a shorter run. ``finetune`` fine-tunes both arms'
+checkpoints at FRACTION with the record's settings into ``WORK/exp/finetune`` (seed-level resume).
+``collect`` adds the finished rows to the committed ``results.json`` (the final rows are kept) and
+renders ``results.md`` and the plot again. With PYTHONPATH pointing at a frozen copy of ``src/``
+the stages run that code (PROTOCOL: ``snap/`` for pretraining, ``snap-ft2/`` for fine-tuning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "results" / "cpu-equal-compute"
+# The record's command (PROTOCOL.md "Command", deviation 6: the Gumbel sampler pinned). Its arms ran
+# with precision `auto`, which was fp32 on that CPU (no bf16 units); pinned, as `auto` is bf16 on a CPU with them.
+PRESET, ELECTRA_STEPS, OVERRIDES = "mini", 3000, ["train.sampler=gumbel", "train.precision=fp32"]
+FRACTIONS = (0.25, 0.5, 1.0)
+TASKS, FINAL_ONLY, SEEDS, FT_SET = ["CoLA", "SST-2", "MRPC", "STS-B", "RTE"], {"SST-2"}, 3, {"length_grouping": "50"}
+
+
+def record_plan(work: Path) -> dict:
+    from electra.data.shards import read_meta
+    from electra.experiment import plan
+
+    return plan(PRESET, list(OVERRIDES), None, ELECTRA_STEPS, read_meta(work / "data").max_length)
+
+
+def checkpoint_step(n: int, fraction: float) -> int:
+    """The step ``electra experiment`` checkpoints at for ``fraction`` of an ``n``-step budget."""
+    return max(1, round(fraction * n))
+
+
+def _stop_when(path: Path, poll_s: float = 2.0) -> None:
+    """SIGTERM this process once ``path`` exists: the loop then checkpoints and stops."""
+    def watch() -> None:
+        while not path.exists():
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def pretrain_until(work: Path, arm: str, until: float) -> None:
+    from electra.train.checkpoint import find_checkpoint
+    from electra.train.loop import Interrupted, pretrain
+
+    p = record_plan(work)
+    n = p["steps"][arm]
+    cfg = p["configs"][arm]
+    cfg.train = replace(cfg.train, max_steps=n, max_tokens=None, max_minutes=None, keep_checkpoints=0)
+    # The record's checkpoint steps (and step 0, its no-pretraining arm, for ELECTRA): saving one
+    # draws no random numbers, but the same set keeps the run the same in every respect.
+    save = {checkpoint_step(n, f) for f in FRACTIONS} | ({0} if arm == "electra" else set())
+    run = work / "exp" / "pretrain" / arm
+    target = run / "checkpoints" / f"step-{checkpoint_step(n, until):07d}" / "state.json"
+    if target.exists():
+        print(f"{arm}: {target.parent.name} is there already")
+        return
+    _stop_when(target)
+    try:
+        pretrain(cfg, work / "data", run, resume=find_checkpoint(run) is not None, show_progress=False,
+                 save_steps=frozenset(save))
+    except Interrupted as e:
+        if not target.exists():
+            raise
+        print(f"{arm}: stopped after {target.parent.name} ({e})")
+
+
+def finetune(work: Path, fraction: float) -> None:
+    from electra.experiment import _finetune_checkpoint
+
+    p = record_plan(work)
+    for arm in ("electra", "mlm"):
+        step = checkpoint_step(p["steps"][arm], fraction)
+        ckpt = work / "exp" / "pretrain" / arm / "checkpoints" / f"step-{step:07d}"
+        if not (ckpt / "state.json").is_file():
+            print(f"{arm} step {step:,}: not pretrained yet, skipped", flush=True)
+            continue
+        wanted = [t for t in TASKS if fraction == 1 or t not in FINAL_ONLY]
+        print(f"{arm} step {step:,} ({fraction:g} of its budget): fine-tuning {', '.join(wanted)}", flush=True)
+        _finetune_checkpoint(ckpt, work / "exp" / "finetune" / arm / f"step-{step:07d}", wanted, SEEDS, True,
+                             glue_dir=None, overrides=FT_SET, show_progress=True)
+
+
+def collect(work: Path, out: Path) -> dict:
+    """The committed record plus every fully fine-tuned rebuilt checkpoint, rendered into ``out``."""
+    from electra.experiment import checkpoint_row, write_results
+    from electra.finetune.glue import RESULTS
+
+    result = json.loads((out / "results.json").read_text())
+    for frac in FRACTIONS[:-1]:
+        for arm in ("electra", "mlm"):
+            step = checkpoint_step(result["steps"][arm], frac)
+            res_file = work / "exp" / "finetune" / arm / f"step-{step:07d}" / RESULTS
+            wanted = [t for t in TASKS if t not in FINAL_ONLY]
+            res = json.loads(res_file.read_text()) if res_file.is_file() else {}
+            if any(len(res.get("tasks", {}).get(t, {}).get("seeds", [])) < result["seeds"] for t in wanted):
+                print(f"{arm} step {step:,}: not fully fine-tuned yet, left out")
+                continue
+            row = checkpoint_row(arm, frac, step, step * result["per_step_flops"][arm], res)
+            result["rows"] = [r for r in result["rows"] if (r["arm"], r["step"]) != (arm, step)] + [row]
+            print(f"{arm} step {step:,}: {row['score_name']} {row['score']:.1f}")
+    result["rows"].sort(key=lambda r: (-r["fraction"], r["arm"]))
+    write_results(out, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("work", type=Path)
+    ap.add_argument("stage", choices=["pretrain", "finetune", "collect"])
+    ap.add_argument("arm", nargs="?", choices=["electra", "mlm"])
+    ap.add_argument("--until", type=float, choices=FRACTIONS[:-1])
+    ap.add_argument("--fraction", type=float, choices=FRACTIONS[:-1])
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    if a.stage == "pretrain":
+        if a.arm is None or a.until is None:
+            ap.error("pretrain needs ARM and --until")
+        pretrain_until(a.work, a.arm, a.until)
+    elif a.stage == "finetune":
+        if a.fraction is None:
+            ap.error("finetune needs --fraction")
+        finetune(a.work, a.fraction)
+    else:
+        collect(a.work, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
