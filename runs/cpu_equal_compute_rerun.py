@@ -3,13 +3,15 @@
 
     python runs/cpu_equal_compute_rerun.py WORK pretrain ARM --until FRACTION   # ARM: electra or mlm
     python runs/cpu_equal_compute_rerun.py WORK finetune --fraction FRACTION
+    python runs/cpu_equal_compute_rerun.py WORK compare ARM                     # rebuilt vs committed curve
     python runs/cpu_equal_compute_rerun.py WORK collect                        # rows into --out
 
 ``pretrain`` builds the arm exactly as ``runs/cpu_equal_compute.sh`` does (``electra experiment``'s
 plan and config: mini, 3,000 ELECTRA steps, Gumbel sampler, its checkpoint steps, its whole linear
-decay) into ``WORK/exp/pretrain/ARM`` and stops by SIGTERM once the checkpoint at FRACTION of the
-budget is written: the record's run cut short, not a shorter run. ``finetune`` fine-tunes both arms'
+decay) into ``WORK/exp/pretrain/ARM`` and stops (as on SIGTERM) right after saving the checkpoint at
+FRACTION of the budget: the record's run cut short, not a shorter run. ``finetune`` fine-tunes both arms'
 checkpoints at FRACTION with the record's settings into ``WORK/exp/finetune`` (seed-level resume).
+``compare`` prints, at every step both logged, how far the rebuilt run is from the committed curve.
 ``collect`` adds the finished rows to the committed ``results.json`` (the final rows are kept) and
 renders ``results.md`` and the plot again. With PYTHONPATH pointing at a frozen copy of ``src/``
 the stages run that code (PROTOCOL: ``snap/`` for pretraining, ``snap-ft2/`` for fine-tuning).
@@ -18,12 +20,10 @@ the stages run that code (PROTOCOL: ``snap/`` for pretraining, ``snap-ft2/`` for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import signal
 import sys
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,14 +50,31 @@ def checkpoint_step(n: int, fraction: float) -> int:
     return max(1, round(fraction * n))
 
 
-def _stop_when(path: Path, poll_s: float = 2.0) -> None:
-    """SIGTERM this process once ``path`` exists: the loop then checkpoints and stops."""
-    def watch() -> None:
-        while not path.exists():
-            time.sleep(poll_s)
-        os.kill(os.getpid(), signal.SIGTERM)
+@contextlib.contextmanager
+def _stop_after(step: int):
+    """Within the block, a pretraining run stops right after saving its checkpoint at ``step``.
 
-    threading.Thread(target=watch, daemon=True).start()
+    The loop stops only at its end or on SIGINT/SIGTERM (it saves, then raises ``Interrupted``), so the
+    checkpoint writer it calls is wrapped to send this process SIGTERM once, after that save: the loop
+    checkpoints the same step again and stops there.
+    """
+    from electra.train import loop
+
+    save = loop.save_checkpoint
+    sent = []
+
+    def save_then_stop(run_dir, at_step, *args, **kwargs):
+        path = save(run_dir, at_step, *args, **kwargs)
+        if at_step == step and not sent:
+            sent.append(at_step)
+            signal.raise_signal(signal.SIGTERM)
+        return path
+
+    loop.save_checkpoint = save_then_stop
+    try:
+        yield
+    finally:
+        loop.save_checkpoint = save
 
 
 def pretrain_until(work: Path, arm: str, until: float) -> None:
@@ -76,14 +93,14 @@ def pretrain_until(work: Path, arm: str, until: float) -> None:
     if target.exists():
         print(f"{arm}: {target.parent.name} is there already")
         return
-    _stop_when(target)
     try:
-        pretrain(cfg, work / "data", run, resume=find_checkpoint(run) is not None, show_progress=False,
-                 save_steps=frozenset(save))
+        with _stop_after(checkpoint_step(n, until)):
+            pretrain(cfg, work / "data", run, resume=find_checkpoint(run) is not None, show_progress=False,
+                     save_steps=frozenset(save))
     except Interrupted as e:
         if not target.exists():
             raise
-        print(f"{arm}: stopped after {target.parent.name} ({e})")
+        print(f"{arm}: stopped at {target.parent.name} ({e})")
 
 
 def finetune(work: Path, fraction: float) -> None:
@@ -100,6 +117,28 @@ def finetune(work: Path, fraction: float) -> None:
         print(f"{arm} step {step:,} ({fraction:g} of its budget): fine-tuning {', '.join(wanted)}", flush=True)
         _finetune_checkpoint(ckpt, work / "exp" / "finetune" / arm / f"step-{step:07d}", wanted, SEEDS, True,
                              glue_dir=None, overrides=FT_SET, show_progress=True)
+
+
+def _records(path: Path) -> dict[tuple[str, int], dict]:
+    """A run's metrics.jsonl by (split, step): "train" for the training log, "heldout" for evaluations."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r.get("split", "train"), r["step"]): r for r in rows if "step" in r}
+
+
+def compare(work: Path, arm: str, out: Path) -> list[dict]:
+    """Relative differences of the rebuilt run's logged values from the committed curve's, per step."""
+    rebuilt = _records(work / "exp" / "pretrain" / arm / "metrics.jsonl")
+    record = _records(out / f"pretrain_{arm}_metrics.jsonl")
+    keys = {"train": ["loss", "gen_loss", "disc_loss", "grad_norm"], "heldout": ["loss", "gen_loss", "disc_auc"]}
+    rows = []
+    for split, step in sorted(set(rebuilt) & set(record), key=lambda k: (k[1], k[0])):
+        a, b = rebuilt[split, step], record[split, step]
+        diff = {k: abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in keys[split] if k in a and k in b}
+        rows.append({"split": split, "step": step, "max_rel_diff": max(diff.values()), "worst": max(diff, key=diff.get),
+                     "loss": a["loss"], "record_loss": b["loss"]})
+        print(f"{arm} {split:>7} step {step:>5,}: loss {a['loss']:.6f} (record {b['loss']:.6f}); "
+              f"largest relative difference {rows[-1]['max_rel_diff']:.2e} ({rows[-1]['worst']})")
+    return rows
 
 
 def collect(work: Path, out: Path) -> dict:
@@ -128,7 +167,7 @@ def collect(work: Path, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path)
-    ap.add_argument("stage", choices=["pretrain", "finetune", "collect"])
+    ap.add_argument("stage", choices=["pretrain", "finetune", "compare", "collect"])
     ap.add_argument("arm", nargs="?", choices=["electra", "mlm"])
     ap.add_argument("--until", type=float, choices=FRACTIONS[:-1])
     ap.add_argument("--fraction", type=float, choices=FRACTIONS[:-1])
@@ -142,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.fraction is None:
             ap.error("finetune needs --fraction")
         finetune(a.work, a.fraction)
+    elif a.stage == "compare":
+        if a.arm is None:
+            ap.error("compare needs ARM")
+        compare(a.work, a.arm, a.out)
     else:
         collect(a.work, a.out)
     return 0
