@@ -12,8 +12,8 @@ decay) into ``WORK/exp/pretrain/ARM`` and stops (as on SIGTERM) right after savi
 FRACTION of the budget: the record's run cut short, not a shorter run. ``finetune`` fine-tunes both arms'
 checkpoints at FRACTION with the record's settings into ``WORK/exp/finetune`` (seed-level resume).
 ``compare`` prints, at every step both logged, how far the rebuilt run is from the committed curve.
-``collect`` adds the finished rows to the committed ``results.json`` (the final rows are kept) and
-renders ``results.md`` and the plot again. With PYTHONPATH pointing at a frozen copy of ``src/``
+``collect`` adds the finished rows to the committed ``results.json`` (the final rows are kept),
+renders ``results.md`` and the plot again, and copies the rebuilt curves into ``rebuilt/``. With PYTHONPATH pointing at a frozen copy of ``src/``
 the stages run that code (PROTOCOL: ``snap/`` for pretraining, ``snap-ft2/`` for fine-tuning).
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import signal
 import sys
 from dataclasses import replace
@@ -161,6 +162,11 @@ def collect(work: Path, out: Path) -> dict:
             print(f"{arm} step {step:,}: {row['score_name']} {row['score']:.1f}")
     result["rows"].sort(key=lambda r: (-r["fraction"], r["arm"]))
     write_results(out, result)
+    for arm in ("electra", "mlm"):  # the rebuilt curves, beside the record's (compare them with `compare`)
+        log = work / "exp" / "pretrain" / arm / "metrics.jsonl"
+        if log.is_file():
+            (out / "rebuilt").mkdir(exist_ok=True)
+            shutil.copyfile(log, out / "rebuilt" / f"pretrain_{arm}_metrics.jsonl")
     return result
 
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import load_script, tiny_overrides
 from electra.experiment import _pretrain_arms, plan
+from electra.paths import data_dir
 from electra.train.checkpoint import list_checkpoints
 
 STEPS = 8  # ELECTRA steps of the tiny record; MLM gets its equal-FLOPs count
@@ -91,3 +92,49 @@ def test_compare_reports_a_difference(rerun, tmp_path):
     assert [(r["split"], r["step"]) for r in rows] == [("heldout", 1), ("train", 1)]
     assert rows[0]["max_rel_diff"] == 0.0
     assert rows[1]["max_rel_diff"] == pytest.approx(0.25) and rows[1]["worst"] == "disc_loss"
+
+
+GLUE = data_dir() / "glue"
+
+
+@pytest.mark.skipif(not (GLUE / "RTE" / "train.tsv").is_file(), reason=f"real GLUE RTE not found under {GLUE}")
+def test_rebuilt_checkpoints_finetune_and_join_the_record(rerun, tmp_path, monkeypatch, capsys):
+    from electra.experiment import checkpoint_row
+
+    script, work, _ = rerun
+    monkeypatch.setattr(script, "TASKS", ["RTE", "MRPC"])
+    monkeypatch.setattr(script, "FINAL_ONLY", {"MRPC"})
+    monkeypatch.setattr(script, "SEEDS", 1)
+    monkeypatch.setattr(script, "FT_SET", {"epochs": "1", "max_length": "64", "precision": "fp32"})
+    p = script.record_plan(work)
+    for arm in ("electra", "mlm"):
+        script.pretrain_until(work, arm, 0.25)
+    script.finetune(work, 0.5)  # not pretrained that far: skipped, nothing written
+    assert "not pretrained yet" in capsys.readouterr().out and not (work / "exp" / "finetune").exists()
+    script.finetune(work, 0.25)
+
+    # The committed record: its final rows (here made from the same fine-tuning, at fraction 1).
+    saved = {arm: json.loads((work / "exp" / "finetune" / arm / f"step-{script.checkpoint_step(p['steps'][arm], 0.25):07d}"
+                              / "results.json").read_text()) for arm in ("electra", "mlm")}
+    assert all(set(s["tasks"]) == {"RTE"} for s in saved.values())  # MRPC is final-only
+    final = [checkpoint_row(arm, 1.0, p["steps"][arm], 1.0, saved[arm]) for arm in ("electra", "mlm")]
+    record = {"preset": "debug", "steps": p["steps"], "per_step_flops": p["per_step_flops"],
+              "budget_flops": p["flops"], "flops_mismatch": 0.0, "seeds": 1, "fractions": list(script.FRACTIONS),
+              "pretrain_seconds": {"electra": 1.0, "mlm": 1.0}, "rows": final}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps(record))
+
+    result = script.collect(work, out)
+    assert "not fully fine-tuned yet" in capsys.readouterr().out  # the 1/2 points
+    rows = {(r["arm"], r["fraction"]): r for r in result["rows"]}
+    assert set(rows) == {("electra", 1.0), ("mlm", 1.0), ("electra", 0.25), ("mlm", 0.25)}
+    assert [rows[("electra", 1.0)], rows[("mlm", 1.0)]] == final  # the record's rows are kept as they were
+    for arm in ("electra", "mlm"):
+        row, step = rows[(arm, 0.25)], script.checkpoint_step(p["steps"][arm], 0.25)
+        assert row["step"] == step and row["flops"] == pytest.approx(step * p["per_step_flops"][arm])
+        assert row["tasks"]["RTE"]["median"] == pytest.approx(100 * saved[arm]["tasks"]["RTE"]["score_median"])
+        assert (out / "rebuilt" / f"pretrain_{arm}_metrics.jsonl").read_bytes() == \
+            (work / "exp" / "pretrain" / arm / "metrics.jsonl").read_bytes()
+    assert json.loads((out / "results.json").read_text())["rows"] == result["rows"]
+    assert (out / "glue_vs_flops.png").stat().st_size > 10_000 and "| mlm |" in (out / "results.md").read_text()
