@@ -2,7 +2,7 @@
 (results/cpu-equal-compute/PROTOCOL.md, deviation 12).
 
     python runs/cpu_equal_compute_rerun.py WORK pretrain ARM --until FRACTION   # ARM: electra or mlm
-    python runs/cpu_equal_compute_rerun.py WORK finetune --fraction FRACTION
+    python runs/cpu_equal_compute_rerun.py WORK finetune [ARM] --fraction FRACTION   # both arms without ARM
     python runs/cpu_equal_compute_rerun.py WORK compare ARM                     # rebuilt vs committed curve
     python runs/cpu_equal_compute_rerun.py WORK collect                        # rows into --out
 
@@ -104,11 +104,11 @@ def pretrain_until(work: Path, arm: str, until: float) -> None:
         print(f"{arm}: stopped at {target.parent.name} ({e})")
 
 
-def finetune(work: Path, fraction: float) -> None:
+def finetune(work: Path, fraction: float, arms: tuple[str, ...] = ("electra", "mlm")) -> None:
     from electra.experiment import _finetune_checkpoint
 
     p = record_plan(work)
-    for arm in ("electra", "mlm"):
+    for arm in arms:
         step = checkpoint_step(p["steps"][arm], fraction)
         ckpt = work / "exp" / "pretrain" / arm / "checkpoints" / f"step-{step:07d}"
         if not (ckpt / "state.json").is_file():
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.stage == "finetune":
         if a.fraction is None:
             ap.error("finetune needs --fraction")
-        finetune(a.work, a.fraction)
+        finetune(a.work, a.fraction, (a.arm,) if a.arm else ("electra", "mlm"))
     elif a.stage == "compare":
         if a.arm is None:
             ap.error("compare needs ARM")

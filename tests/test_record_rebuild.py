@@ -111,7 +111,12 @@ def test_rebuilt_checkpoints_finetune_and_join_the_record(rerun, tmp_path, monke
         script.pretrain_until(work, arm, 0.25)
     script.finetune(work, 0.5)  # not pretrained that far: skipped, nothing written
     assert "not pretrained yet" in capsys.readouterr().out and not (work / "exp" / "finetune").exists()
-    script.finetune(work, 0.25)
+    script.finetune(work, 0.25, ("mlm",))  # one arm alone (arms fine-tune side by side, one process each)
+    assert [d.name for d in (work / "exp" / "finetune").iterdir()] == ["mlm"]
+    mlm_seeds = {f: f.stat().st_mtime_ns for f in (work / "exp" / "finetune" / "mlm").rglob("seed.json")}
+    assert mlm_seeds
+    script.finetune(work, 0.25)  # both: MLM's finished seeds are kept, not trained again
+    assert {f: f.stat().st_mtime_ns for f in mlm_seeds} == mlm_seeds
 
     # The committed record: its final rows (here made from the same fine-tuning, at fraction 1).
     saved = {arm: json.loads((work / "exp" / "finetune" / arm / f"step-{script.checkpoint_step(p['steps'][arm], 0.25):07d}"
