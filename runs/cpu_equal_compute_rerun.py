@@ -148,11 +148,11 @@ def collect(work: Path, out: Path) -> dict:
     from electra.finetune.glue import RESULTS
 
     result = json.loads((out / "results.json").read_text())
+    wanted = [t for t in TASKS if t not in FINAL_ONLY]
     for frac in FRACTIONS[:-1]:
         for arm in ("electra", "mlm"):
             step = checkpoint_step(result["steps"][arm], frac)
             res_file = work / "exp" / "finetune" / arm / f"step-{step:07d}" / RESULTS
-            wanted = [t for t in TASKS if t not in FINAL_ONLY]
             res = json.loads(res_file.read_text()) if res_file.is_file() else {}
             if any(len(res.get("tasks", {}).get(t, {}).get("seeds", [])) < result["seeds"] for t in wanted):
                 print(f"{arm} step {step:,}: not fully fine-tuned yet, left out")
