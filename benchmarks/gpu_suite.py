@@ -1,6 +1,6 @@
 """The GPU run's speed table: `pretrain_step.py` at the paper's shapes, eager and compiled, one JSON.
 
-    python benchmarks/gpu_suite.py OUT.json [--dry-run]
+    python benchmarks/gpu_suite.py OUT.json [--dry-run] [--rows small-128x128,...]
 
 Rows: ELECTRA-Small 128 x 128 and 1024 x 128, ELECTRA-Base 128 x 128 and 256 x 512, each eager and
 compiled (bf16 autocast on CUDA), ours and the transformers-built step in the same process. All rows
@@ -57,7 +57,7 @@ def row_names() -> dict[str, dict]:
             for shape, batch, seq, _, _ in ROWS for mode in MODES}
 
 
-def run_rows(out: Path, dry_run: bool) -> dict:
+def run_rows(out: Path, dry_run: bool, only: set[str] | None = None) -> dict:
     table = json.loads(out.read_text()) if out.is_file() else {"dry_run": dry_run, "rows": []}
     done = {r["name"] for r in table["rows"]}
     running = table.pop("running", None)
@@ -68,6 +68,8 @@ def run_rows(out: Path, dry_run: bool) -> dict:
         done.add(running["name"])
         save(out, table)
     for shape, batch, seq, iters, warmup in ROWS:
+        if only is not None and f"{shape}-{batch}x{seq}" not in only:
+            continue
         for mode in MODES:
             name = f"{shape}-{batch}x{seq}-{mode}"
             if name in done:
@@ -98,12 +100,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--rows", help="comma-separated shapes to run (default all): " +
+                    ", ".join(f"{s}-{b}x{q}" for s, b, q, _, _ in ROWS))
     a = ap.parse_args()
+    only = set(a.rows.split(",")) if a.rows else None
+    known = {f"{s}-{b}x{q}" for s, b, q, _, _ in ROWS}
+    if only is not None and not only <= known:
+        print(f"error: --rows: unknown {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}",
+              file=sys.stderr)
+        return 2
     if not a.dry_run and not torch.cuda.is_available():
         print("error: no CUDA device; the speed table is measured on a GPU (--dry-run runs it at toy size on the CPU)",
               file=sys.stderr)
         return 2
-    table = run_rows(a.out, a.dry_run)
+    table = run_rows(a.out, a.dry_run, only)
     print(f"\n{len(table['rows'])} rows in {a.out}")
     return 0
 

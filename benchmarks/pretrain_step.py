@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label}: out of memory")
             record[label] = {"out_of_memory": True}
             continue
+        except Exception as e:  # one side failing (say, another transformers version) leaves the other's figures
+            print(f"{label}: failed: {type(e).__name__}: {e}")
+            record[label] = {"out_of_memory": False, "error": f"{type(e).__name__}: {e}"[:1000]}
+            continue
         results[label] = dt
         tflops = flops / dt / 1e12
         peak, peak_name = peaks[run_bf16]

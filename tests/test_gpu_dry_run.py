@@ -1,8 +1,10 @@
-"""`runs/gpu.sh --dry-run`: every step, path, argument and output of the GPU run, at toy sizes on the CPU.
+"""`runs/gpu.sh --dry-run`: the one-call GPU headline (issue 30) at toy sizes on the CPU, every phase.
 
-The run is split the way device calls split it: a call that returns while the job still runs, a
-call that follows it to the end, `collect` of the returned files, then a fresh machine (the run
-folder gone) that fine-tunes the encoder carried back as fp16 pieces, benchmarks and reports.
+The dry run is the very same call with smaller settings: it stages toy data, prepares it while the
+benchmark runs, pretrains ELECTRA and MLM side by side (ELECTRA's compiled run made to fail, so it
+falls back to eager), cuts both arms at the pretraining deadline, fine-tunes the newest pair of
+equal-FLOPs checkpoints until the fine-tuning deadline cuts the jobs still running, and writes the
+bundle the device tool returns; `collect` then files it as results.md and a plot.
 """
 
 from __future__ import annotations
@@ -11,50 +13,45 @@ import json
 import math
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
+from electra.config import load_config, parse_overrides
 from electra.paths import data_dir
+from electra.train.flops import official_train_flops_per_step
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "runs"))
+from gpu_call import DRY_MODEL, newest_pair  # noqa: E402
+
 NEEDED = [f"glue/{t}/{s}.tsv" for t in ("CoLA", "SST-2", "MRPC", "STS-B", "RTE") for s in ("train", "dev")] + \
-         ["squad/dev-v1.1.json", "corpus/gutenberg/books"]
+         ["corpus/gutenberg/books"]
 missing = [n for n in NEEDED if not (data_dir() / n).exists()]
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"the dry run stages toy copies of {data_dir()}, which lacks "
+needs_data = pytest.mark.skipif(bool(missing), reason=f"the dry run stages toy copies of {data_dir()}, which lacks "
                                                       f"{', '.join(missing[:3])}")
-ROWS = [f"{s}-{m}" for s in ("small-128x128", "small-1024x128", "base-128x128", "base-256x512")
-        for m in ("eager", "compiled")]
 
 
 def gpu_sh(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(REPO / "runs" / "gpu.sh"), *args], env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=600)
 
 
 @pytest.fixture
 def env(tmp_path):
     e = {k: v for k, v in os.environ.items() if k != "OUT"}
     e.update(GPU_DATA=str(tmp_path / "data"), GPU_RUN=str(tmp_path / "run"), GPU_RESULTS=str(tmp_path / "results"),
-             GPU_PRETRAIN_MINUTES="0.1", PYTHON=sys.executable)
-    yield e
-    pid_file = tmp_path / "run" / "job.pid"  # stop the job this test started, if a failure left it running
-    if pid_file.is_file():
-        pid = int(pid_file.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        if cmdline.is_file() and b"gpu.sh\0--job" in cmdline.read_bytes():
-            os.killpg(pid, signal.SIGTERM)
+             PYTHON=sys.executable, OUT=str(tmp_path / "out"))
+    return e
 
 
 def returned_files(out: Path) -> list[Path]:
     """What the device tool would hand back, checked against its limits."""
-    files = [p for p in out.rglob("*") if p.is_file()]
+    files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
     assert len(files) <= 8
     for p in files:
         rel = p.relative_to(out)
@@ -63,114 +60,152 @@ def returned_files(out: Path) -> list[Path]:
     return files
 
 
-def numeric(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def check_pretraining(r: dict, run: Path) -> None:
+    s = r["settings"]
+    # Steps of equal FLOPs by the official counter, computed here independently of the plan.
+    cfg = load_config("debug", overrides=parse_overrides(DRY_MODEL))
+    per = {arm: official_train_flops_per_step(cfg.model, arm, cfg.train.batch_size, 128) for arm in ("electra", "mlm")}
+    assert r["plan"]["mlm"]["steps"] == round(s["electra_steps"] * per["electra"] / per["mlm"])
+    assert r["plan"]["electra"]["flops_per_step"] == pytest.approx(per["electra"])
+
+    electra, mlm = r["arms"]["electra"], r["arms"]["mlm"]
+    # The drill: ELECTRA's compiled run failed and the arm went on eager; MLM ran eager (no compile in a dry run).
+    assert [(a["compiled"], a["status"]) for a in electra["attempts"]] == [(True, "failed"), (False, "cut")]
+    assert [(a["compiled"], a["status"]) for a in mlm["attempts"]] == [(False, "cut")]
+    assert any("electra: the compiled run failed" in n for n in r["notes"])
+    assert "compile-failure drill" in (run / "logs" / "electra.log").read_text()
+    for arm in (electra, mlm):  # both cut by the pretraining deadline, long before their budget
+        assert 0 < arm["steps_reached"] < arm["steps_planned"]
+        assert arm["tokens_per_s_median"] > 0 and arm["heldout"]
+
+    pair = r["pair"]
+    assert 1 <= pair["k"] < s["pairs"]
+    for arm in ("electra", "mlm"):
+        step = pair["steps"][arm]
+        assert step == r["plan"][arm]["schedule"][pair["k"] - 1] <= r["arms"][arm]["steps_reached"]
+        assert Path(pair["checkpoints"][arm]).name == f"step-{step:07d}"
+        assert (Path(pair["checkpoints"][arm]) / "model.safetensors").is_file()
+    assert pair["flops"]["mlm"] == pytest.approx(pair["flops"]["electra"], rel=0.01)
+    # The newest pair: one arm has not reached its next scheduled checkpoint.
+    nxt = {arm: r["plan"][arm]["schedule"][pair["k"]] for arm in ("electra", "mlm")}
+    assert any(str(nxt[arm]) not in r["arms"][arm]["checkpoints"] for arm in nxt)
 
 
-def test_dry_run_in_device_calls(env, tmp_path):
+def check_glue(r: dict) -> None:
+    jobs, rows = r["glue"]["jobs"], {row["arm"]: row for row in r["glue"]["rows"]}
+    assert len(jobs) == 2 * (4 + 3)  # 4 tasks x 2 arms, SST-2's three seeds in processes of their own
+    statuses = {j["status"] for j in jobs}
+    assert "done" in statuses and statuses - {"done"} and statuses <= {"done", "cut", "not started"}
+    for j in jobs:  # what a job kept is exactly the seed records on disk, all of them when it finished
+        on_disk = sorted(Path(j["out"]).glob(f"{j['task']}/seed*/seed.json"))
+        assert len(j["kept"]) == len(on_disk)
+        if j["status"] == "done":
+            assert len(j["kept"]) == j["seeds"]
+        if j["status"] == "not started":
+            assert j["kept"] == [] and j["seconds"] is None
+    for arm, row in rows.items():
+        kept = {}
+        for j in jobs:
+            if j["arm"] == arm and j["kept"]:
+                kept.setdefault(j["task"], []).extend(j["kept"])
+        assert {t: v["seeds"] for t, v in row["tasks"].items()} == {t: len(s) for t, s in kept.items()}
+        for t, v in row["tasks"].items():
+            assert v["median"] == pytest.approx(float(np.median(v["per_seed"])))
+    h = r["glue"]["headline"]
+    if h:
+        common = sorted(set(rows["electra"]["tasks"]) & set(rows["mlm"]["tasks"]))
+        assert h["tasks"] == common and h["name"] == f"GLUE-{len(common)}"
+        means = {arm: np.mean([rows[arm]["tasks"][t]["median"] for t in common]) for arm in rows}
+        assert h["difference"] == pytest.approx(means["electra"] - means["mlm"])
+        assert all(math.isfinite(x) for x in (h["electra"], h["mlm"]))
+
+
+@needs_data
+def test_dry_run_one_call(env, tmp_path):
     r = gpu_sh(env, "--dry-run", "stage")
     assert r.returncode == 0, r.stderr
     staged = json.loads((tmp_path / "data" / "STAGED.json").read_text())
-    assert staged["toy"] and len(staged["books"]) == 3
+    assert staged["toy"] and len(staged["books"]) == 3 and "sends" in r.stdout
+    assert len((tmp_path / "data" / "glue" / "RTE" / "train.tsv").read_text().splitlines()) == 64 + 1
 
-    # Call 1 returns before pretraining ends; call 2 follows the same job to its end.
-    out1 = tmp_path / "out1"
-    r = gpu_sh(env | {"GPU_CALL_SECONDS": "1", "OUT": str(out1)}, "--dry-run", "pretrain")
-    assert r.returncode == 75, r.stdout + r.stderr
-    assert "call 'bash runs/gpu.sh --dry-run' again" in r.stdout
-    r = gpu_sh(env | {"OUT": str(out1)}, "--dry-run", "pretrain")
+    r = gpu_sh(env, "--dry-run")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "all done: pretrain" in r.stdout
-    pre = json.loads((tmp_path / "results" / "pretrain.json").read_text())
-    assert pre["preset"] == "debug" and pre["steps"] >= 1 and pre["env"]["dry_run"]
-    for key in ("seconds", "tokens", "flops", "tokens_per_s_median"):
-        assert numeric(pre[key]) and pre[key] > 0, key
-    assert 0 <= pre["final_heldout"]["disc_auc"] <= 1
-    names = {str(p.relative_to(out1)) for p in returned_files(out1)}
-    assert {"results/pretrain.json", "gpu.log", "encoder/encoder-0.safetensors"} <= names
+    out = tmp_path / "out"
+    names = {p.name for p in returned_files(out)}
+    assert {"results.json", "call.log", "prepare.log", "bench.log", "electra.log", "mlm.log", "glue.log"} == names
+    res = json.loads((out / "results.json").read_text())
+    assert res["dry_run"] and res["elapsed_s"] < res["settings"]["total_seconds"] + 30
+    assert list(res["phases"]) == ["prepare_and_bench", "pretrain", "glue"]
+    assert res["data"]["train_examples"] > 0
+    assert [row["name"] for row in res["bench"]["rows"]] == ["small-128x128-eager", "small-128x128-compiled"]
+    check_pretraining(res, tmp_path / "run")
+    check_glue(res)
 
-    # Here: the returned files go into place; the corpus is dropped to make room for the encoder.
-    r = gpu_sh(env, "--dry-run", "collect", str(out1))
+    r = gpu_sh(env, "--dry-run", "collect", str(out))
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "data" / "encoder" / "encoder-0.safetensors").is_file()
-    assert not (tmp_path / "data" / "corpus").exists()
+    results = tmp_path / "results"
+    md = (results / "results.md").read_text()
+    assert "DRY RUN" in md and "## Pretraining" in md and "eager (cut)" in md and "compiled (failed)" in md
+    if res["glue"]["headline"]:
+        assert f"ELECTRA minus MLM: {res['glue']['headline']['difference']:+.1f}" in md
+    assert (results / "glue_vs_flops.png").stat().st_size > 1000
+    assert {p.name for p in (results / "logs").iterdir()} == names - {"results.json"}
 
-    # A fresh machine: nothing of the first one's run folder is left.
-    trained = load_file(str(tmp_path / "run" / "pretrain" / "final" / "model.safetensors"))
-    shutil.rmtree(tmp_path / "run")
-    out2 = tmp_path / "out2"
-    r = gpu_sh(env | {"OUT": str(out2)}, "--dry-run")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "pretrain: done" in r.stdout and "all done" in r.stdout
-    carried = load_file(str(tmp_path / "run" / "encoder" / "model.safetensors"))
-    assert carried.keys() == trained.keys()
-    for k, v in trained.items():  # fp32 -> fp16 pieces -> fp32: exactly the fp16 rounding
-        assert torch.equal(carried[k], v.half().float() if v.is_floating_point() else v), k
-
-    res = tmp_path / "results"
-    ft = json.loads((res / "finetune.json").read_text())
-    assert "fp16 pieces" in ft["encoder"]
-    assert set(ft["glue"]) == {"CoLA", "SST-2", "MRPC", "STS-B", "RTE"}
-    for task in ft["glue"].values():
-        assert len(task["seed_scores"]) == 3 and numeric(task["score_median"]) and numeric(task["wall_seconds"])
-    assert ft["glue_score"]["name"] == "GLUE-5" and numeric(ft["glue_score"]["score"])
-    assert numeric(ft["squad"]["exact_match"]) and numeric(ft["squad"]["f1"]) and ft["squad"]["eval_questions"] > 0
-
-    bench = json.loads((res / "benchmark.json").read_text())
-    assert [row["name"] for row in bench["rows"]] == ROWS
-    for row in bench["rows"]:
-        assert "error" not in row, row
-        for impl in ("ours", "transformers"):
-            assert numeric(row["results"][impl]["tokens_per_s"]) and row["results"][impl]["tokens_per_s"] > 0
-            assert "mfu" in row["results"][impl] and "peak_mem_gib" in row["results"][impl]
-
-    goals = json.loads((res / "goals.json").read_text())
-    assert goals["dry_run"] and len(goals["goals"]) == 4
-    assert all(g["status"] in ("met", "not met", "not measured") for g in goals["goals"])
-    assert goals["goals"][3]["measured"] == pytest.approx(100 * ft["glue_score"]["score"])
-    summary = (res / "summary.md").read_text()
-    for heading in ("## Speed", "## Pretraining", "## Fine-tuning", "## Goals", "DRY RUN"):
-        assert heading in summary
-    assert r.stdout.count("goal: ") == 4
-    names = {str(p.relative_to(out2)) for p in returned_files(out2)}
-    assert {f"results/{n}" for n in ("benchmark.json", "pretrain.json", "finetune.json", "goals.json",
-                                     "summary.md")} <= names
-    assert not any(n.startswith("encoder/") for n in names)  # fine-tuning is done: the encoder stays
+    # collect never writes into a folder holding someone else's files
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    r = gpu_sh(env | {"GPU_RESULTS": str(foreign)}, "--dry-run", "collect", str(out))
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
 
+@needs_data
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
-def test_real_run_refuses_without_cuda(env):
+def test_real_run_refuses_without_cuda(env, tmp_path):
+    assert gpu_sh(env, "--dry-run", "stage").returncode == 0
     r = gpu_sh(env)
     assert r.returncode == 2
     assert r.stderr.count("error:") == 1 and "no CUDA device" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
 
+
+def test_newest_pair_is_the_newest_step_both_arms_reached():
+    arms = {"electra": {"schedule": [10, 20, 30, 40], "flops_per_step": 4.0},
+            "mlm": {"schedule": [13, 26, 40, 53], "flops_per_step": 3.0}}
+    rec = {"electra": {"checkpoints": {"10": "e10", "20": "e20", "30": "e30", "33": "e33"}},
+           "mlm": {"checkpoints": {"13": "m13", "26": "m26", "39": "m39"}}}  # 33 and 39: SIGTERM saves, off schedule
+    pair = newest_pair(rec, arms, 4)
+    assert pair["k"] == 2 and pair["fraction"] == 0.5
+    assert pair["steps"] == {"electra": 20, "mlm": 26} and pair["checkpoints"] == {"electra": "e20", "mlm": "m26"}
+    assert pair["flops"] == {"electra": 80.0, "mlm": 78.0} and pair["flops_mismatch"] == pytest.approx(2 / 80)
+    rec["mlm"]["checkpoints"] = {"39": "m39"}
+    assert newest_pair(rec, arms, 4) is None
 
 
 def test_benchmark_row_that_killed_its_process_is_recorded_not_retried(tmp_path):
     """A row running when the process died on this machine is a crash; on another machine, a retry."""
-    def fake(name):  # a finished row in which our step ran out of memory
-        shape, size, mode = name.split("-")
-        batch, seq = map(int, size.split("x"))
-        return {"name": name, "mode": mode, "batch": batch, "seq": seq, "results": {"ours": {"out_of_memory": True}}}
+    rows = ["small-128x128-eager", "small-128x128-compiled"]
 
     def suite(running_on: str) -> list[dict]:
-        table = {"dry_run": True, "rows": [fake(n) for n in ROWS[:-1]], "running": {"name": ROWS[-1], "boot": running_on}}
+        table = {"dry_run": True, "rows": [{"name": rows[0], "mode": "eager", "batch": 128, "seq": 128,
+                                             "results": {"ours": {"out_of_memory": True}}}],
+                 "running": {"name": rows[1], "boot": running_on}}
         out.write_text(json.dumps(table))
-        r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), str(out), "--dry-run"],
-                           capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+        r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), str(out), "--dry-run",
+                            "--rows", "small-128x128"], capture_output=True, text=True, timeout=600,
+                           env=os.environ | {"OMP_NUM_THREADS": "1"})
         assert r.returncode == 0, r.stderr
-        rows = json.loads(out.read_text())["rows"]
-        assert [row["name"] for row in rows] == ROWS
-        return rows
+        got = json.loads(out.read_text())["rows"]
+        assert [row["name"] for row in got] == rows
+        return got
 
     out = tmp_path / "benchmark.json"
-    assert "error" not in suite(running_on="another machine")[-1]  # cut short by a change of machine: run again
+    last = suite(running_on="another machine")[-1]  # cut short by a change of machine: run again
+    assert "error" not in last and last["results"]["ours"]["tokens_per_s"] > 0
     this_boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     last = suite(running_on=this_boot)[-1]
-    assert "process died" in last["error"] and (last["mode"], last["batch"], last["seq"]) == ("compiled", 256, 512)
-    r = subprocess.run([sys.executable, str(REPO / "runs" / "gpu_report.py"), "report", str(tmp_path), "--dry-run"],
-                       capture_output=True, text=True, timeout=600, env=os.environ | {"PYTHONPATH": str(REPO / "src")})
-    assert r.returncode == 0, r.stderr
-    assert "| base | 256 x 512 | compiled | error |" in (tmp_path / "summary.md").read_text()
-    goals = json.loads((tmp_path / "goals.json").read_text())["goals"]
-    assert goals[2]["status"] == "not met"  # Base 256 x 512: our step ran out of memory in the eager row
+    assert "process died" in last["error"] and last["mode"] == "compiled"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), str(out), "--rows", "nope"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "error:" in r.stderr
