@@ -3,10 +3,11 @@
     python runs/gpu_data.py stage OUT [--toy] [--source DATA]   # here, before the call
 
 `stage` fills OUT (default `gpu_data/`, git-ignored) with GLUE-5 train/dev, the Gutenberg books as
-they are stored (`.txt.gz`, whole books in the corpus's own order while they fit), and a WordPiece
-vocabulary of 30,522 tokens (the paper's size) trained on those books. It prints what it staged and
-the size a call carrying it sends, and refuses to stage more than fits. `--toy`: three books of 300
-lines and 64 rows per GLUE split, for `runs/gpu.sh --dry-run`.
+they are stored (`.txt.gz`, whole books in the corpus's own order while they fit), and the 30,522-token
+WordPiece vocabulary the CPU record kept (`results/cpu-equal-compute/tokenizer/`, trained on all 777
+books). It prints what it staged and the size a call carrying it sends, and refuses to stage more
+than fits. `--toy`: three books of 300 lines, 64 rows per GLUE split and a 2,000-token vocabulary
+trained on them, for `runs/gpu.sh --dry-run`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 LIMIT = 64 * 2**20          # bytes a device call may carry: working tree + carried folders
 MARGIN = 3 * 2**20          # room for results and code that grow between staging and the call
 TOKENIZER_RESERVE = 2 * 2**20
+KEPT_TOKENIZER = Path(__file__).resolve().parents[1] / "results" / "cpu-equal-compute" / "tokenizer"
 GLUE5 = {"CoLA": "cola", "SST-2": "sst2", "MRPC": "mrpc", "STS-B": "stsb", "RTE": "rte"}
 TOY_ROWS = 64
 STAGED = "STAGED.json"
@@ -119,8 +121,12 @@ def stage(out: Path, source: Path, toy: bool) -> None:
     budget = LIMIT - MARGIN - tree_bytes(out, tmp) - dir_bytes(tmp) - TOKENIZER_RESERVE
     books = stage_corpus(source / "corpus" / "gutenberg" / "books", tmp, budget, toy)
     vocab = "2000" if toy else "30522"
-    subprocess.run([sys.executable, "-m", "electra", "tokenizer", str(tmp / "corpus"), str(tmp / "tok"),
-                    "--vocab-size", vocab], check=True, stdout=subprocess.DEVNULL, env=os.environ | {"TQDM_DISABLE": "1"})
+    if toy:
+        subprocess.run([sys.executable, "-m", "electra", "tokenizer", str(tmp / "corpus"), str(tmp / "tok"),
+                        "--vocab-size", vocab], check=True, stdout=subprocess.DEVNULL,
+                       env=os.environ | {"TQDM_DISABLE": "1"})
+    else:  # the CPU record's kept vocabulary (all 777 books), so both records tokenize alike
+        shutil.copytree(KEPT_TOKENIZER, tmp / "tok")
     corpus_bytes = dir_bytes(tmp / "corpus")
     (tmp / STAGED).write_text(json.dumps({"toy": toy, "source": str(source), "books": books,
                                           "corpus_bytes": corpus_bytes, "vocab_size": int(vocab)}, indent=2) + "\n")

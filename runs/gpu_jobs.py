@@ -9,6 +9,7 @@ compile worker outlives the call.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -116,3 +117,33 @@ def tail(path: Path, limit: int) -> str:
     with open(path, "rb") as f:
         f.seek(max(0, path.stat().st_size - limit))
         return f.read().decode("utf-8", "replace")
+
+
+def start_mps(env: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+    """Start the CUDA Multi-Process Service, so the call's processes share the GPU at once rather than by
+    time slices (benchmarks/gpu_sharing.py on an H200: 14 fine-tuning processes ran 246 steps/s in all
+    with MPS, 121 without). Returns the environment its clients need (None if it did not start) and why."""
+    tag = f"/tmp/electra-mps-{os.getpid()}"
+    mps_env = {"CUDA_MPS_PIPE_DIRECTORY": f"{tag}/pipe", "CUDA_MPS_LOG_DIRECTORY": f"{tag}/log"}
+    if not shutil.which("nvidia-cuda-mps-control", path=env.get("PATH")):
+        return None, "not used: nvidia-cuda-mps-control not found"
+    for d in mps_env.values():
+        Path(d).mkdir(parents=True, exist_ok=True)
+    try:
+        r = subprocess.run(["nvidia-cuda-mps-control", "-d"], env=env | mps_env, capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"not used: starting it failed ({type(e).__name__}: {e})"
+    if r.returncode != 0:
+        return None, f"not used: nvidia-cuda-mps-control -d exited {r.returncode} ({(r.stdout + r.stderr).strip()[:200]})"
+    return mps_env, "started; every process of the call is its client"
+
+
+def stop_mps(env: dict[str, str]) -> str:
+    """Ask the daemon whose pipes ``env`` names to quit."""
+    try:
+        r = subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", env=env, capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"stopping it failed ({type(e).__name__}: {e})"
+    return "stopped" if r.returncode == 0 else f"stopping it exited {r.returncode}"

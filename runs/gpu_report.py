@@ -97,7 +97,7 @@ def render(r: dict) -> str:
     parts = [f"# ELECTRA vs MLM at equal FLOPs in one GPU call{dry}",
              f"{env.get('device', '?')}, torch {env.get('torch', '?')}, CUDA {env.get('cuda')}, {env.get('cpus')} CPUs; "
              f"started {env.get('started', '?')}; the call ran {r.get('elapsed_s', '?')} s. Made by `bash runs/gpu.sh` "
-             f"(settings in results.json).",
+             f"(settings in results.json). CUDA MPS: {(r.get('mps') or {}).get('detail', 'not recorded (before MPS)')}.",
              "## GLUE dev at the newest checkpoint pair of equal training FLOPs", "\n".join(headline_rows(r)),
              "## Pretraining (both arms side by side on the one GPU)", "\n".join(pretrain_rows(r))]
     data = r.get("data")

@@ -135,6 +135,7 @@ def test_dry_run_one_call(env, tmp_path):
     assert {"results.json", "call.log", "prepare.log", "bench.log", "electra.log", "mlm.log", "glue.log"} == names
     res = json.loads((out / "results.json").read_text())
     assert res["dry_run"] and res["elapsed_s"] < res["settings"]["total_seconds"] + 30
+    assert res["mps"] == {"used": False, "detail": "off (--mps false)"}
     assert list(res["phases"]) == ["prepare_and_bench", "pretrain", "glue"]
     assert res["data"]["train_examples"] > 0
     assert [row["name"] for row in res["bench"]["rows"]] == ["small-128x128-eager", "small-128x128-compiled"]
@@ -209,3 +210,27 @@ def test_benchmark_row_that_killed_its_process_is_recorded_not_retried(tmp_path)
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), str(out), "--rows", "nope"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "error:" in r.stderr
+
+
+def test_mps_is_started_for_the_call_and_stopped(tmp_path):
+    """A stand-in nvidia-cuda-mps-control records how it is called: `-d` with the pipe folders, then `quit`."""
+    from gpu_jobs import start_mps, stop_mps
+
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "bin" / "nvidia-cuda-mps-control"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/bash\necho "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY stdin=$(cat)" >> {log}\n')
+    fake.chmod(0o755)
+    env = os.environ | {"PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    mps_env, detail = start_mps(env)
+    assert mps_env is not None and detail.startswith("started")
+    assert Path(mps_env["CUDA_MPS_PIPE_DIRECTORY"]).is_dir() and Path(mps_env["CUDA_MPS_LOG_DIRECTORY"]).is_dir()
+    assert stop_mps(env | mps_env) == "stopped"
+    first, second = log.read_text().splitlines()
+    assert first.startswith("args=-d pipe=" + mps_env["CUDA_MPS_PIPE_DIRECTORY"])
+    assert second == f"args= pipe={mps_env['CUDA_MPS_PIPE_DIRECTORY']} stdin=quit"
+
+    fake.write_text("#!/bin/bash\necho 'MPS not supported' >&2\nexit 1\n")  # a daemon that cannot start
+    mps_env, detail = start_mps(env)
+    assert mps_env is None and "exited 1" in detail and "MPS not supported" in detail
+    assert start_mps(os.environ | {"PATH": str(tmp_path / "nothing")}) == (None, "not used: nvidia-cuda-mps-control not found")
