@@ -1,4 +1,4 @@
-"""runs/cpu_equal_compute_rerun.py: the record's pretraining run again from step 0 and cut short after
+"""results/cpu-equal-compute/scripts/cpu_equal_compute_rerun.py: the record's pretraining run again from step 0 and cut short after
 a budget fraction's checkpoint. That checkpoint must be the one the uninterrupted experiment saves."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ STEPS = 8  # ELECTRA steps of the tiny record; MLM gets its equal-FLOPs count
 @pytest.fixture
 def rerun(tiny_data, tmp_path, monkeypatch):
     """The script, set to a tiny record (debug preset, shrunk), and its WORK folder with the data."""
-    script = load_script("runs/cpu_equal_compute_rerun.py")
+    script = load_script("results/cpu-equal-compute/scripts/cpu_equal_compute_rerun.py")
     pairs = [f"{sec}.{k}={v}" for sec in ("train", "model") for k, v in tiny_overrides()[sec].items()
              if k not in ("max_steps", "save_every", "keep_checkpoints")]
     monkeypatch.setattr(script, "PRESET", "debug")

@@ -1,4 +1,4 @@
-"""runs/cpu_equal_compute_c1.py: an experiment's pretrained arms continued to FACTOR x their budget
+"""results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py: an experiment's pretrained arms continued to FACTOR x their budget
 from their final checkpoints, fine-tuned there, and collected with the record's rows as one curve."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_run_on_continues_both_arms_and_collects_one_curve(tiny_data, tmp_path):
     n = rec["steps"]
     before = _tree(work / "exp")
 
-    c1 = load_script("runs/cpu_equal_compute_c1.py")
+    c1 = load_script("results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py")
     for arm in ("electra", "mlm"):
         assert c1.main([str(work), arm, "--factor", "2"]) == 0
     run = work / "probes" / "C1-electra"
@@ -78,13 +78,13 @@ def test_run_on_continues_both_arms_and_collects_one_curve(tiny_data, tmp_path):
 
 
 def test_run_on_refuses_a_folder_without_a_record(tmp_path, capsys):
-    assert load_script("runs/cpu_equal_compute_c1.py").main([str(tmp_path), "electra"]) == 2
+    assert load_script("results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py").main([str(tmp_path), "electra"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "results.json" in err and len(err.strip().splitlines()) == 1
 
 
 def test_run_on_refuses_a_budget_below_twice_the_record(tmp_path, capsys):
-    assert load_script("runs/cpu_equal_compute_c1.py").main([str(tmp_path), "electra", "--factor", "1"]) == 2
+    assert load_script("results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py").main([str(tmp_path), "electra", "--factor", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --factor 1") and len(err.strip().splitlines()) == 1
 
@@ -94,7 +94,7 @@ def test_run_on_stopped_by_a_signal_says_where_it_stopped(tmp_path, capsys, monk
 
     from electra.train.loop import Interrupted
 
-    script = load_script("runs/cpu_equal_compute_c1.py")
+    script = load_script("results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py")
 
     def stopped(work, arm, factor):
         raise Interrupted(signal.SIGTERM, 7, work / "probes" / f"C1-{arm}" / "checkpoints" / "step-0000007")
@@ -106,7 +106,7 @@ def test_run_on_stopped_by_a_signal_says_where_it_stopped(tmp_path, capsys, monk
 
 
 def test_probe_readout_is_the_first_heldout_evaluation_at_the_bar(tmp_path):
-    c1 = load_script("runs/cpu_equal_compute_c1.py")
+    c1 = load_script("results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py")
     rows = [{"step": 3050, "loss": 25.0, "lr": 1e-4},  # a training row: no AUC, ignored
             {"step": 3100, "split": "heldout", "disc_auc": 0.60, "disc_recall": 0.02},
             {"step": 3200, "split": "heldout", "disc_auc": 0.66, "disc_recall": 0.05},

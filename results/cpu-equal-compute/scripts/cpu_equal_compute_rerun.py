@@ -1,12 +1,12 @@
 """Issue 13's record, its 1/4 and 1/2 checkpoints rebuilt after the working folder was lost
 (results/cpu-equal-compute/PROTOCOL.md, deviation 12).
 
-    python runs/cpu_equal_compute_rerun.py WORK pretrain ARM --until FRACTION   # ARM: electra or mlm
-    python runs/cpu_equal_compute_rerun.py WORK finetune [ARM] --fraction FRACTION   # both arms without ARM
-    python runs/cpu_equal_compute_rerun.py WORK compare ARM                     # rebuilt vs committed curve
-    python runs/cpu_equal_compute_rerun.py WORK collect                        # rows into --out
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_rerun.py WORK pretrain ARM --until FRACTION   # ARM: electra or mlm
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_rerun.py WORK finetune [ARM] --fraction FRACTION   # both arms without ARM
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_rerun.py WORK compare ARM                     # rebuilt vs committed curve
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_rerun.py WORK collect                        # rows into --out
 
-``pretrain`` builds the arm exactly as ``runs/cpu_equal_compute.sh`` does (``electra experiment``'s
+``pretrain`` builds the arm exactly as ``results/cpu-equal-compute/scripts/cpu_equal_compute.sh`` does (``electra experiment``'s
 plan and config: mini, 3,000 ELECTRA steps, Gumbel sampler, its checkpoint steps, its whole linear
 decay) into ``WORK/exp/pretrain/ARM`` and stops (as on SIGTERM) right after saving the checkpoint at
 FRACTION of the budget: the record's run cut short, not a shorter run. ``finetune`` fine-tunes both arms'
@@ -28,7 +28,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 OUT = REPO / "results" / "cpu-equal-compute"
 # The record's command (PROTOCOL.md "Command", deviation 6: the Gumbel sampler pinned). Its arms ran
 # with precision `auto`, which was fp32 on that CPU (no bf16 units); pinned, as `auto` is bf16 on a CPU with them.

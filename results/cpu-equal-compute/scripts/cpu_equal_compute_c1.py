@@ -3,12 +3,12 @@ continued from their final checkpoints to FACTOR x their budgets (equal FLOPs st
 steps scale by the same factor), fine-tuned at every multiple of the record's budget, and rendered
 with the record's rows as one curve per arm.
 
-    python runs/cpu_equal_compute_c1.py WORK electra     # pretrain: ELECTRA 3,000 -> 9,000 steps
-    python runs/cpu_equal_compute_c1.py WORK mlm         # pretrain: MLM 4,593 -> 13,779 steps
-    python runs/cpu_equal_compute_c1.py WORK finetune    # GLUE at C1's checkpoints, final ones first
-    python runs/cpu_equal_compute_c1.py WORK collect     # results.json/.md/plot into --out
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py WORK electra     # pretrain: ELECTRA 3,000 -> 9,000 steps
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py WORK mlm         # pretrain: MLM 4,593 -> 13,779 steps
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py WORK finetune    # GLUE at C1's checkpoints, final ones first
+    python results/cpu-equal-compute/scripts/cpu_equal_compute_c1.py WORK collect     # results.json/.md/plot into --out
 
-WORK is the record's folder (``runs/cpu_equal_compute.sh WORK``): its ``exp/`` is only read; C1
+WORK is the record's folder (``results/cpu-equal-compute/scripts/cpu_equal_compute.sh WORK``): its ``exp/`` is only read; C1
 writes ``WORK/probes/C1-<arm>/`` and ``WORK/probes/C1-finetune/``. Every stage resumes where it
 stopped (SIGTERM checkpoints a pretraining run). Up to the record's last step C1 *is* the record
 (its checkpoints are the same weights); after it the linear decay is re-planned to end at the
@@ -26,13 +26,13 @@ from pathlib import Path
 from electra.errors import UserError
 from electra.readers import read_json
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 ARMS = ("electra", "mlm")
 AUC_BAR = 0.65  # the probe's read-out, fixed in PROTOCOL.md before C1 ran
 
 
 def record(work: Path) -> dict:
-    return read_json(work / "exp" / "results.json", "the record has no results yet: run runs/cpu_equal_compute.sh first")
+    return read_json(work / "exp" / "results.json", "the record has no results yet: run results/cpu-equal-compute/scripts/cpu_equal_compute.sh first")
 
 
 def pretrain_arm(work: Path, arm: str, factor: int) -> None:

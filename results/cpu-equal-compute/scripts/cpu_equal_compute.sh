@@ -2,13 +2,13 @@
 # Issue 13's recorded run: ELECTRA vs MLM vs no pretraining at equal compute on this CPU, mini shape.
 # The protocol (settings, budget, evaluation) is results/cpu-equal-compute/PROTOCOL.md.
 #
-#   bash runs/cpu_equal_compute.sh [WORK]     # WORK (default ../cpu-equal-compute): data and runs, outside the repo
+#   bash results/cpu-equal-compute/scripts/cpu_equal_compute.sh [WORK]     # WORK (default ../cpu-equal-compute): data and runs, outside the repo
 #
 # Resumable: run it again after an interruption (or SIGTERM it to pause); finished pretraining and
 # fine-tuning are kept. Results are copied into results/cpu-equal-compute/ after the experiment ends;
-# `bash runs/cpu_equal_compute.sh WORK collect` copies what has landed so far.
+# `bash results/cpu-equal-compute/scripts/cpu_equal_compute.sh WORK collect` copies what has landed so far.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 REPO=$PWD
 WORK=$(realpath -m "${1:-../cpu-equal-compute}")
 STAGE=${2:-all}
