@@ -179,3 +179,20 @@ def test_defaults_per_model_size():
         default_hparams(256, {"compile_optimizer": "sometimes"})
     assert TASKS["RTE"].epochs == 10 and TASKS["STS-B"].epochs == 10 and TASKS["CoLA"].epochs == 3
     assert get_task("mrpc").swap_augment and get_task("stsb").swap_augment and not get_task("rte").swap_augment
+
+
+@needs_glue
+def test_compiled_layers_fine_tune_as_eager(tiny_encoder, tmp_path):
+    """--set compile=true (each layer compiled) gives the eager run's dev predictions, dropout off."""
+    preds = {}
+    for compile_ in ("false", "true"):
+        torch._dynamo.reset()
+        out = tmp_path / f"compile-{compile_}"
+        finetune_glue(tiny_encoder, out, "mrpc", seeds=1, show_progress=False, cache_dir=tmp_path / "cache",
+                      max_train_examples=96, max_eval_examples=64, save_models=False, predict_test=False,
+                      overrides={**FAST, "epochs": "1", "dropout": "0", "encoder_dropout": "0", "precision": "fp32",
+                                 "compile": compile_}, log=lambda *a: None)
+        preds[compile_] = (out / "MRPC" / "seed0" / "dev_predictions.tsv").read_text()
+        res = json.loads((out / "results.json").read_text())["tasks"]["MRPC"]
+        assert res["hparams"]["compile"] is (compile_ == "true")
+    assert preds["true"] == preds["false"]

@@ -154,6 +154,10 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False
     """``torch.compile`` the step (forward and backward as one graph) and the optimizer update."""
+    compile_scope: str = "step"
+    """What ``compile`` compiles: ``step`` (the whole step as one graph: fuses the most, compiles
+    longest) or ``layers`` (each transformer layer, one graph per layer shape reused by all layers:
+    a fraction of the compile time; ``train/compiling.py``)."""
     activation_checkpointing: bool = False
     """Recompute layer activations in backward: less memory for large shapes (Base 256 x 512), ~30% more compute."""
 
@@ -164,6 +168,8 @@ class TrainConfig:
             raise UserError(f"train.sampler must be gumbel or inverse_cdf, got {self.sampler!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.compile_scope not in ("step", "layers"):
+            raise UserError(f"train.compile_scope must be step or layers, got {self.compile_scope!r}")
         if self.mask_token_prob + self.random_token_prob > 1 + 1e-9:
             raise UserError("train.mask_token_prob + train.random_token_prob must be <= 1")
         if not 0 < self.mask_prob < 1:

@@ -40,6 +40,7 @@ from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
+from ..train.compiling import compile_layers
 from ..train.device import autocast, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
@@ -119,6 +120,8 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
     optimizer, scheduler = build_finetune_optimizer(model.encoder, [model.classifier], hp.learning_rate,
                                                     hp.layer_decay, hp.weight_decay, total_steps, hp.warmup_frac,
                                                     eps=hp.adam_eps, compiled=hp.compile_optimizer)
+    if hp.compile:
+        compile_layers(model)
     rng = np.random.default_rng(seed)
     step, epoch_losses = 0, []
     model.train()

@@ -60,6 +60,10 @@ class FinetuneHParams:
     units for models at least 256 wide; else fp32), ``fp32`` or ``bf16``."""
     seed: int = 0
     """First fine-tuning seed; seed ``k`` of ``--seeds N`` is ``seed + k``."""
+    compile: bool = False
+    """Compile each transformer layer (``train/compiling.py``: one graph per layer shape, reused by
+    all layers; a short compile at the first steps): fewer, fused kernels per step where the step is
+    launch-bound (a small model on a GPU). Dropout masks then come from inductor's RNG."""
     compile_optimizer: bool | None = None
     """Run the optimizer update compiled (the same formula, fused by inductor; ~2.5x faster on a
     CPU, ~10% of a mini fine-tuning step); None = auto (``train.optim.compiled_update_pays``: on a

@@ -42,6 +42,7 @@ from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
 from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint)
+from .compiling import compile_layers
 from .device import _peak_flops, autocast, resolve_device, use_bf16
 from .encoder_io import save_encoder
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
@@ -224,7 +225,9 @@ class _Trainer:
             self.step_module = torch.nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         # One graph: the step's random numbers are drawn before it (objective.draw_noise), outside.
-        self.step_fn = torch.compile(self.step_module) if tc.compile else self.step_module
+        self.step_fn = torch.compile(self.step_module) if tc.compile and tc.compile_scope == "step" else self.step_module
+        if tc.compile and tc.compile_scope == "layers":
+            compile_layers(self.model)
         self.total_steps = tc.total_steps(T)
         self.flops_per_step = official_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T)  # as the paper counts
         self.matmul_per_step = matmul_train_flops_per_step(cfg.model, tc.objective, tc.batch_size, T, tc.mask_prob)  # MFU
