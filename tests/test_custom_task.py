@@ -206,3 +206,27 @@ def test_macro_f1_and_multiclass_mcc():
     tp, fp, fn, tn = 2, 1, 1, 2
     assert M.matthews_corr(p2, g2) == pytest.approx((tp * tn - fp * fn) / np.sqrt(3 * 3 * 3 * 3))
     assert M.matthews_corr(np.zeros(6, int), g2) == 0.0
+
+
+def finetune_args(encoder_dir, train, dev, out, *extra, sets=None):
+    sets = {"learning_rate": "2e-3", "batch_size": "16", "epochs": "1", **(sets or {})}
+    return ["finetune", str(encoder_dir), "--task", "custom", "--train-file", str(train), "--dev-file", str(dev),
+            "--text-columns", "sentence", "--out", str(out), "--device", "cpu", "--quiet", "--no-cache",
+            *[x for k, v in sets.items() for x in ("--set", f"{k}={v}")], *extra]
+
+
+def test_default_max_length_fits_a_short_model(encoder_dir, tmp_path, capsys):
+    """A 64-position model: the default length is 64 (not a refusal of 128), and the log says so;
+    a length the user asks for beyond the positions is still an error."""
+    train = write_csv(tmp_path / "train.csv", colour_rows(40, seed=1))
+    dev = write_csv(tmp_path / "dev.csv", colour_rows(10, seed=2))
+    assert main(finetune_args(encoder_dir, train, dev, tmp_path / "out")) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["tasks"]["custom"]["hparams"]["max_length"] == 64
+    saved = json.loads((tmp_path / "out" / "custom" / "seed0" / "finetune.json").read_text())
+    assert saved["hparams"]["max_length"] == 64  # what predict and export use
+    out = capsys.readouterr().out
+    assert "custom: max length 64, the model's position count (the default 128 does not fit)" in out
+    assert "max length 64" in out.split("train examples")[1]
+    assert main(finetune_args(encoder_dir, train, dev, tmp_path / "out2", sets={"max_length": "100"})) == 2
+    assert "error: max_length 100 exceeds the model's 64 positions; pass --set max_length=64" in capsys.readouterr().err

@@ -208,7 +208,7 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     dev = dev.head(max_eval_examples) if max_eval_examples else dev
     cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
     encoder, tok, base_hp, dev_device, pristine = load_for_finetuning(model, overrides, device)
-    hp = task_hparams(base_hp, task, encoder)
+    hp = task_hparams(base_hp, task, encoder, log)
     kind = "regression" if regression else f"{len(task.labels)} labels ({', '.join(task.labels)})"
     log(f"fine-tuning {model} on {train_file} ({kind}), dev {dev_file}, x {seeds} seed(s), device {dev_device}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -227,9 +227,20 @@ def load_for_finetuning(model: Path, overrides: dict[str, str] | None, device: s
     return encoder, tok, base_hp, resolve_device(device), pristine
 
 
-def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder) -> FinetuneHParams:
-    """The settings for one task: the task's epochs and swap augmentation unless overridden."""
-    hp = dataclasses.replace(base_hp, max_length=base_hp.max_length or DEFAULT_MAX_LENGTH,
+def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder, log=print) -> FinetuneHParams:
+    """The settings for one task: the task's epochs and swap augmentation unless overridden.
+
+    The default max length is 128 tokens, or the model's position count when it has fewer (said in
+    the log); a ``max_length`` the user set that exceeds the positions is an error.
+    """
+    positions = encoder.config.max_position
+    max_length = base_hp.max_length
+    if max_length is None:
+        max_length = min(DEFAULT_MAX_LENGTH, positions)
+        if max_length < DEFAULT_MAX_LENGTH:
+            log(f"{task.name}: max length {max_length}, the model's position count (the default "
+                f"{DEFAULT_MAX_LENGTH} does not fit); --set max_length=N chooses another")
+    hp = dataclasses.replace(base_hp, max_length=max_length,
                              epochs=base_hp.epochs if base_hp.epochs is not None else task.epochs,
                              swap_augment=base_hp.swap_augment if base_hp.swap_augment is not None else task.swap_augment)
     if hp.max_length > encoder.config.max_position:
@@ -342,7 +353,7 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
         f"{', '.join(t.name for t in task_list)} x {seeds} seed(s), device {dev}")
 
     for task in task_list:
-        hp = task_hparams(base_hp, task, encoder)
+        hp = task_hparams(base_hp, task, encoder, log)
         train_split = load_train(task, glue_dir)
         dev_splits = load_dev(task, glue_dir)
         test_splits = load_tests(task, glue_dir) if predict_test else {}
