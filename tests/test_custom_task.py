@@ -227,6 +227,16 @@ def test_default_max_length_fits_a_short_model(encoder_dir, tmp_path, capsys):
     assert saved["hparams"]["max_length"] == 64  # what predict and export use
     out = capsys.readouterr().out
     assert "custom: max length 64, the model's position count (the default 128 does not fit)" in out
-    assert "max length 64" in out.split("train examples")[1]
+    assert "custom: 40 train examples, dev 10; lr 0.002," in out and "max length 64" in out.split("train examples")[1]
     assert main(finetune_args(encoder_dir, train, dev, tmp_path / "out2", sets={"max_length": "100"})) == 2
     assert "error: max_length 100 exceeds the model's 64 positions; pass --set max_length=64" in capsys.readouterr().err
+
+
+def test_log_names_swap_augmentation_only_when_used(encoder_dir, tmp_path, capsys):
+    train = write_jsonl(tmp_path / "train.jsonl", verb_rows(30, seed=3))
+    dev = write_jsonl(tmp_path / "dev.jsonl", verb_rows(8, seed=4))
+    args = finetune_args(encoder_dir, train, dev, tmp_path / "out", "--regression", "--label-column", "score",
+                         sets={"swap_augment": "true", "max_length": "32"})
+    args[args.index("sentence")] = "a,b"
+    assert main(args) == 0
+    assert "custom: 30 train examples (60 with swap augmentation), dev 8; lr" in capsys.readouterr().out

@@ -267,8 +267,9 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         train_feats = train_feats.concat(cached_features(train_split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
     dev_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in dev_splits.items()}
     test_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in test_splits.items()}
-    log(f"{task.name}: {len(train_split)} train examples ({len(train_feats)} with augmentation), "
-        f"dev {', '.join(f'{k} {len(v)}' for k, v in dev_splits.items())}; lr {hp.learning_rate:g}, "
+    augmented = f" ({len(train_feats)} with swap augmentation)" if len(train_feats) != len(train_split) else ""
+    devs = ", ".join(f"{k} {len(v)}" if k != "dev" else str(len(v)) for k, v in dev_splits.items())
+    log(f"{task.name}: {len(train_split)} train examples{augmented}, dev {devs}; lr {hp.learning_rate:g}, "
         f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
     fingerprint = {"weights_sha256": weights_digest(pristine), "task": task.name, "hparams": dataclasses.asdict(hp),
                    "bf16": use_bf16(device, hp.precision, encoder.config.hidden_size),
