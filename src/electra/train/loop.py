@@ -47,7 +47,7 @@ from .encoder_io import save_encoder
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
 from .metrics import _accumulate, _interval_record, evaluate, mask_seed
-from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
+from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups, short_run_warning
 
 
 class Interrupted(Exception):
@@ -261,6 +261,9 @@ class _Trainer:
               + (f" or {tc.max_minutes} min" if tc.max_minutes else ""))
         if self.ckpt is not None:
             print(f"resumed from {self.ckpt} at step {self.step}")
+        short = short_run_warning(tc.learning_rate, tc.warmup_steps, self.total_steps)
+        if short:
+            print(f"warning: {short}", file=sys.stderr)
 
     def elapsed(self) -> float:
         """Training seconds of the whole run, earlier sessions included."""
