@@ -168,6 +168,12 @@ def test_regression_pairs_from_jsonl_via_cli(encoder_dir, tmp_path):
      r"train.csv, line 3: 3 fields, the header has 2"),
     ("sentence,label\nhi,1.5\nho,lots\n", "sentence,label\nhi,1\n", {"regression": True},
      r"train.csv, line 3: label 'lots' is not a finite number"),
+    ("sentence,label\nhi,a\nho,\nhe,b\nha, \n", "sentence,label\nhi,a\n", {},
+     r"train.csv, lines 3, 5: empty 'label' \(every row needs a label"),
+    ("sentence,label\nhi,a\nho,b\n", "sentence,label\nhi,a\nho,\n", {},
+     r"dev.csv, line 3: empty 'label'"),
+    ("sentence,label\nhi,1.5\nho,\n", "sentence,label\nhi,1\n", {"regression": True},
+     r"train.csv, line 3: empty 'label'"),
     ("sentence,label\nhi,a\nho,b\n", "sentence,label\nhi,a\n", {"text_columns": ["sentence", "x", "y"]},
      r"--text-columns takes one or two column names"),
 ])
@@ -240,3 +246,27 @@ def test_log_names_swap_augmentation_only_when_used(encoder_dir, tmp_path, capsy
     args[args.index("sentence")] = "a,b"
     assert main(args) == 0
     assert "custom: 30 train examples (60 with swap augmentation), dev 8; lr" in capsys.readouterr().out
+
+
+def test_empty_labels_and_numeric_classes_via_cli(encoder_dir, tmp_path, capsys):
+    rows = colour_rows(30, seed=5)
+    rows[3]["label"] = rows[11]["label"] = ""
+    train = write_csv(tmp_path / "train.csv", rows)
+    dev = write_csv(tmp_path / "dev.csv", colour_rows(6, seed=6))
+    assert_user_error(electra(*finetune_args(encoder_dir, train, dev, tmp_path / "o")),
+                      "train.csv, lines 5, 13: empty 'label'")
+    assert not (tmp_path / "o" / "results.json").exists()
+
+    # Scores trained as classes: allowed (a choice), with a warning that names --regression.
+    scored = [{"sentence": r["sentence"], "label": f"{i % 7 / 2:.1f}"} for i, r in enumerate(colour_rows(28, seed=7))]
+    train = write_csv(tmp_path / "scores.csv", scored)
+    assert main(finetune_args(encoder_dir, train, train, tmp_path / "o2", sets={"max_length": "32"})) == 0
+    err = capsys.readouterr().err
+    assert ("warning: " + str(train) + ": column 'label' holds numbers (0.0, 0.5, 1.0, 1.5, ...); they are trained "
+            "as 7 separate classes. Pass --regression to predict the number instead") in err
+    assert json.loads((tmp_path / "o2" / "results.json").read_text())["task"]["labels"][-1] == "3.0"
+    # Small integer classes (0/1/2 ...) are ordinary class names: no warning.
+    ints = [{"sentence": r["sentence"], "label": str(i % 3)} for i, r in enumerate(colour_rows(28, seed=7))]
+    train = write_csv(tmp_path / "ints.csv", ints)
+    assert main(finetune_args(encoder_dir, train, train, tmp_path / "o3", sets={"max_length": "32"})) == 0
+    assert "warning" not in capsys.readouterr().err

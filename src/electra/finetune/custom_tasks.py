@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import json_object
-from ..errors import UserError
+from ..errors import UserError, warn
 from ..outputs import staged_file
 from .glue_tasks import DevSet, GlueSplit, GlueTask, task_spec
 
@@ -128,6 +128,7 @@ def split_from_rows(task: GlueTask, path: Path, columns: list[str], rows: list[R
     text_b = [_cell(path, n, r, task.text_b) for n, r in rows] if task.text_b else None
     labels = None
     if labeled:
+        check_labels_present(path, rows, task.label)
         labels = np.asarray([_label(task, label_ids, path, n, _cell(path, n, r, task.label).strip()) for n, r in rows],
                             dtype=np.float32 if task.is_regression else np.int64)
     return GlueSplit(task, Path(path), text_a, text_b, labels, [str(n) for n, _ in rows])
@@ -146,6 +147,31 @@ def _label(task: GlueTask, label_ids: dict[str, int] | None, path: Path, lineno:
         raise UserError(f"{path}, line {lineno}: label {raw!r} does not occur in the training file "
                         f"(labels: {', '.join(task.labels)})")
     return label_ids[raw]
+
+
+def _lines(numbers: list[int], most: int = 5) -> str:
+    shown = ", ".join(map(str, numbers[:most]))
+    return f"line {shown}" if len(numbers) == 1 else f"lines {shown}" + (f" and {len(numbers) - most} more"
+                                                                        if len(numbers) > most else "")
+
+
+def check_labels_present(path: Path, rows: list[Row], column: str) -> None:
+    """An empty label is a missing value, not a class of its own: an error naming the lines."""
+    empty = [n for n, r in rows if column in r and not r[column].strip()]
+    if empty:
+        raise UserError(f"{path}, {_lines(empty)}: empty {column!r} (every row needs a label; "
+                        f"drop the unlabelled rows or fill them in)")
+
+
+def _warn_numeric_classes(path: Path, column: str, labels: tuple[str, ...]) -> None:
+    """Numbers that look like a score (fractions, or many values) trained as classes: say so."""
+    try:
+        values = [float(x) for x in labels]
+    except ValueError:
+        return
+    if all(math.isfinite(v) for v in values) and (len(values) > 10 or any(v != int(v) for v in values)):
+        warn(f"{path}: column {column!r} holds numbers ({', '.join(labels[:4])}, ...); they are trained as "
+             f"{len(labels)} separate classes. Pass --regression to predict the number instead")
 
 
 def _sorted_labels(values: set[str]) -> tuple[str, ...]:
@@ -169,12 +195,14 @@ def custom_task(train_file: Path, dev_file: Path, text_columns: list[str], label
         raise UserError(f"--text-columns takes one or two column names (a pair), got {','.join(text_columns)!r}")
     columns, rows = read_table(train_file)
     require_columns(train_file, columns, list(text_columns) + [label_column])
+    check_labels_present(train_file, rows, label_column)
     labels = None
     if not regression:
         labels = _sorted_labels({_cell(train_file, n, r, label_column).strip() for n, r in rows})
         if len(labels) < 2:
             raise UserError(f"{train_file}: column {label_column!r} has a single label {labels[0]!r}; "
                             f"a classifier needs two or more (or pass --regression for a numeric target)")
+        _warn_numeric_classes(train_file, label_column, labels)
     task = GlueTask(CUSTOM, text_a=text_columns[0], text_b=text_columns[1] if len(text_columns) == 2 else None,
                     label=label_column, labels=labels,
                     metrics=REGRESSION_METRICS if regression else CLASSIFICATION_METRICS,
