@@ -270,3 +270,49 @@ def test_empty_labels_and_numeric_classes_via_cli(encoder_dir, tmp_path, capsys)
     train = write_csv(tmp_path / "ints.csv", ints)
     assert main(finetune_args(encoder_dir, train, train, tmp_path / "o3", sets={"max_length": "32"})) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def colour_model(encoder_dir, tmp_path_factory):
+    """One quickly fine-tuned colour classifier (max length 16) in a finetune output folder."""
+    root = tmp_path_factory.mktemp("colour")
+    train = write_csv(root / "train.csv", colour_rows(120, seed=11))
+    dev = write_csv(root / "dev.csv", colour_rows(30, seed=12))
+    finetune_custom(encoder_dir, root / "out", train, dev, ["sentence"], "label", device="cpu",
+                    overrides={**FAST, "epochs": "3", "max_length": "16"}, show_progress=False, use_cache=False,
+                    log=lambda *a: None)
+    return root / "out"
+
+
+def test_predict_keeps_json_types_and_reports_what_it_did(colour_model, tmp_path):
+    rows = [{"uid": 0, "sentence": "the cat, sees the red ball", "meta": None, "tags": ["a", "b"], "w": 1.5},
+            {"uid": 1, "sentence": "   ", "meta": {"k": 2}, "tags": [], "w": True},
+            {"uid": 2, "sentence": " ".join(["a dog, likes a green tree"] * 5), "meta": "x", "tags": ["c"], "w": 0},
+            {"uid": 3, "sentence": "", "meta": None, "tags": None, "w": -2}]
+    new = write_jsonl(tmp_path / "new.jsonl", rows)
+    proc = electra("predict", colour_model, new, "--out", tmp_path / "p.jsonl", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    got = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    for g, r in zip(got, rows):
+        assert {k: g[k] for k in r} == r and list(g)[:len(r)] == list(r)  # values, types, nulls, order kept
+        assert list(g)[len(r):] == ["prediction", "p(blue)", "p(green)", "p(red)"]
+    assert type(got[0]["uid"]) is int and got[1]["w"] is True and got[0]["meta"] is None
+    assert [line for line in proc.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: {new}: 2 row(s) with empty text (lines 2, 4) still get a label and probabilities, "
+        "which say nothing about a text"]
+    assert "1 of 4 row(s) are longer than the model's max length 16 tokens (as fine-tuned) and were cut to it" \
+        in proc.stdout
+
+    # To CSV: JSON values other than strings are written as JSON, a null as an empty cell.
+    assert electra("predict", colour_model, new, "--out", tmp_path / "p.csv", "--device", "cpu").returncode == 0
+    with open(tmp_path / "p.csv", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [(r["uid"], r["meta"], r["tags"], r["w"]) for r in csv_rows] == [
+        ("0", "", '["a", "b"]', "1.5"), ("1", '{"k": 2}', "[]", "true"), ("2", "x", '["c"]', "0"), ("3", "", "", "-2")]
+    assert [r["prediction"] for r in csv_rows] == [g["prediction"] for g in got]
+
+    # A column the output would overwrite (e.g. predicting on a predictions file) is refused.
+    assert_user_error(electra("predict", colour_model, tmp_path / "p.csv", "--out", tmp_path / "again.csv"),
+                      "p.csv: has column(s) 'prediction', 'p(blue)', 'p(green)', 'p(red)', which the predictions "
+                      "would overwrite")
+    assert not (tmp_path / "again.csv").exists()

@@ -149,7 +149,8 @@ def _label(task: GlueTask, label_ids: dict[str, int] | None, path: Path, lineno:
     return label_ids[raw]
 
 
-def _lines(numbers: list[int], most: int = 5) -> str:
+def lines_text(numbers: list, most: int = 5) -> str:
+    """``line 4``, ``lines 4, 9`` or ``lines 4, 9, 12, 15, 20 and 3 more``."""
     shown = ", ".join(map(str, numbers[:most]))
     return f"line {shown}" if len(numbers) == 1 else f"lines {shown}" + (f" and {len(numbers) - most} more"
                                                                         if len(numbers) > most else "")
@@ -159,7 +160,7 @@ def check_labels_present(path: Path, rows: list[Row], column: str) -> None:
     """An empty label is a missing value, not a class of its own: an error naming the lines."""
     empty = [n for n, r in rows if column in r and not r[column].strip()]
     if empty:
-        raise UserError(f"{path}, {_lines(empty)}: empty {column!r} (every row needs a label; "
+        raise UserError(f"{path}, {lines_text(empty)}: empty {column!r} (every row needs a label; "
                         f"drop the unlabelled rows or fill them in)")
 
 
