@@ -316,3 +316,17 @@ def test_predict_keeps_json_types_and_reports_what_it_did(colour_model, tmp_path
                       "p.csv: has column(s) 'prediction', 'p(blue)', 'p(green)', 'p(red)', which the predictions "
                       "would overwrite")
     assert not (tmp_path / "again.csv").exists()
+
+
+def test_several_seeds_log_the_median_seeds_own_scores(encoder_dir, tmp_path, capsys):
+    train = write_csv(tmp_path / "train.csv", colour_rows(32, seed=21))
+    dev = write_csv(tmp_path / "dev.csv", colour_rows(12, seed=22))
+    assert main(finetune_args(encoder_dir, train, dev, tmp_path / "o", "--seeds", "3", sets={"max_length": "16"})) == 0
+    res = json.loads((tmp_path / "o" / "results.json").read_text())["tasks"]["custom"]
+    by_seed = {r["seed"]: r["dev"]["dev"] for r in res["seeds"]}
+    order = sorted(by_seed, key=lambda k: by_seed[k]["acc"])  # a stable sort, as summarize_seeds
+    assert res["median_seed"] == order[1] and res["median_seed_dev"]["dev"] == by_seed[order[1]]
+    own = ", ".join(f"{m} {100 * by_seed[order[1]][m]:.2f}" for m in ("acc", "macro_f1", "mcc"))
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("custom dev, median seed")]
+    assert len(line) == 1 and line[0].startswith(
+        f"custom dev, median seed {order[1]} (middle of 3 by dev acc): {own}; per-metric medians over the 3 seeds")

@@ -225,7 +225,7 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     ``max_train_examples`` / ``max_eval_examples`` keep only the first N rows (quick runs).
     """
     from .glue import default_cache_dir, finetune_seeds, load_for_finetuning, task_hparams
-    from .glue_results import RESULTS, summarize_seeds
+    from .glue_results import RESULTS, median_summary, summarize_seeds
 
     out_dir = Path(out_dir)
     if seeds < 1:
@@ -252,7 +252,6 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     with staged_file(out_dir / RESULTS) as tmp:
         tmp.write_text(text)
     results = json.loads(text)  # what results.json holds (lists, not tuples)
-    med = summary["median"]["dev"]
-    log(f"{task.name} dev median over {seeds} seed(s): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in med.items())
-        + f"; median-seed model {out_dir / task.name / ('seed' + str(summary['median_seed']))}")
+    log(median_summary(task.name, results["tasks"][task.name])
+        + f"; its model: {out_dir / task.name / ('seed' + str(summary['median_seed']))}")
     return results
