@@ -330,3 +330,43 @@ def test_several_seeds_log_the_median_seeds_own_scores(encoder_dir, tmp_path, ca
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("custom dev, median seed")]
     assert len(line) == 1 and line[0].startswith(
         f"custom dev, median seed {order[1]} (middle of 3 by dev acc): {own}; per-metric medians over the 3 seeds")
+
+
+def test_evaluate_and_predict_score_a_custom_task(colour_model, tmp_path):
+    import shutil
+
+    res = json.loads((colour_model / "results.json").read_text())
+    recorded = res["tasks"]["custom"]["seeds"][0]["dev"]["dev"]
+    # evaluate re-scores from the dev file recorded at fine-tuning (GLUE's folder plays no part).
+    proc = electra("evaluate", colour_model, "--out", tmp_path / "ev", "--device", "cpu", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((tmp_path / "ev" / "eval_results.json").read_text())["tasks"]["custom"]
+    assert ev["seeds"][0]["dev"]["dev"] == pytest.approx(recorded, abs=1e-9) and ev["median_seed"] == 0
+
+    # --dev-file scores another labelled file; predict on the same file prints the same metrics.
+    other = write_csv(tmp_path / "other.csv", colour_rows(25, seed=31))
+    proc = electra("evaluate", colour_model, "--task", "custom", "--dev-file", other, "--out", tmp_path / "ev2",
+                   "--device", "cpu", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads((tmp_path / "ev2" / "eval_results.json").read_text())["tasks"]["custom"]["seeds"][0]["dev"]["dev"]
+    proc = electra("predict", colour_model, other, "--out", tmp_path / "p.csv", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "p.csv", newline="") as f:
+        got = list(csv.DictReader(f))
+    ids = {s: i for i, s in enumerate(res["task"]["labels"])}
+    expected = M.compute(("acc", "macro_f1", "mcc"), np.array([ids[g["prediction"]] for g in got]),
+                         np.array([ids[g["label"]] for g in got]))
+    assert scores == pytest.approx(expected, abs=1e-9)
+    shown = ", ".join(f"{m} {100 * v:.2f}" for m, v in expected.items())
+    assert f"custom on {other} (25 rows, gold column 'label'): {shown}" in proc.stdout
+
+    # The recorded dev file moved away: one error naming it, and the way out.
+    copy = tmp_path / "copy"
+    shutil.copytree(colour_model, copy)
+    meta_path = copy / "custom" / "seed0" / "finetune.json"
+    meta = json.loads(meta_path.read_text())
+    meta["task_spec"]["dev_sets"][0]["file"] = str(tmp_path / "gone.csv")
+    meta_path.write_text(json.dumps(meta))
+    assert_user_error(electra("evaluate", copy, "--device", "cpu"),
+                      f"custom: the dev file it was fine-tuned with, {tmp_path / 'gone.csv'}, is not there; "
+                      f"pass --dev-file")

@@ -208,10 +208,20 @@ def custom_task(train_file: Path, dev_file: Path, text_columns: list[str], label
                     label=label_column, labels=labels,
                     metrics=REGRESSION_METRICS if regression else CLASSIFICATION_METRICS,
                     score_metric="spearman" if regression else "acc",
-                    dev_sets=(DevSet("dev", str(dev_file)),), train_file=str(train_file), in_glue_score=False)
+                    dev_sets=(DevSet("dev", str(dev_file.resolve())),), train_file=str(train_file.resolve()),
+                    in_glue_score=False)
     train = split_from_rows(task, train_file, columns, rows, labeled=True)
     dev = split_from_rows(task, dev_file, *read_table(dev_file), labeled=True)
     return task, train, dev
+
+
+def custom_dev_split(task: GlueTask, dev_file: Path | None = None) -> GlueSplit:
+    """A saved custom task's dev split: ``dev_file``, else the dev file recorded at fine-tuning."""
+    path = Path(dev_file) if dev_file is not None else Path(task.dev_sets[0].file)
+    if dev_file is None and not path.is_file():
+        raise UserError(f"{task.name}: the dev file it was fine-tuned with, {path}, is not there; "
+                        f"pass --dev-file with the labelled file to score on")
+    return split_from_rows(task, path, *read_table(path), labeled=True)
 
 
 def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path, text_columns: list[str],

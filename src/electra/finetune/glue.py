@@ -383,37 +383,58 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
     return results
 
 
+def _eval_dev_splits(task: GlueTask, glue_dir: Path, dev_file: Path | None) -> dict[str, GlueSplit]:
+    """The dev sets a saved model is scored on: GLUE's from ``glue_dir``; a custom task's from the
+    file recorded at fine-tuning, or ``dev_file``."""
+    if task.name not in TASKS:
+        from .custom_tasks import custom_dev_split
+
+        return {"dev": custom_dev_split(task, dev_file)}
+    if dev_file is not None:
+        raise UserError(f"--dev-file is for SQuAD and custom tasks; {task.name}'s dev data comes from the GLUE folder")
+    if not task_available(task, glue_dir):
+        raise UserError(f"{task.name}: dev data missing under {glue_dir}")
+    return load_dev(task, glue_dir)
+
+
+def _wanted_tasks(tasks: list[str] | str) -> set[str] | None:
+    names = [tasks] if isinstance(tasks, str) else list(tasks)
+    if any(t.lower() == "all" for t in names):
+        return None
+    return {"custom" if t.lower() == "custom" else get_task(t).name for t in names}
+
+
 def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_dir: Path | None = None,
                   out_dir: Path | None = None, device: str = "auto", cache_dir: Path | None = None,
-                  use_cache: bool = True, max_eval_examples: int | None = None, log=print) -> dict:
+                  use_cache: bool = True, max_eval_examples: int | None = None, dev_file: Path | None = None,
+                  log=print) -> dict:
     """Score saved fine-tuned models on their dev sets without retraining.
 
     ``finetuned_dir`` may be one seed directory, a task directory or a whole ``finetune`` output;
     every model below it (filtered by ``tasks``) is scored, seeds are summarized as in
     ``finetune_glue``, and the result is written to ``out_dir/eval_results.json`` (default: inside
-    ``finetuned_dir``).
+    ``finetuned_dir``). A custom task is scored on the dev file recorded when it was fine-tuned,
+    or on ``dev_file``.
     """
     finetuned_dir = Path(finetuned_dir)
     glue_dir = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
     if not finetuned_dir.exists():
         raise UserError(f"{finetuned_dir} does not exist")
-    wanted = None if tasks == "all" or (not isinstance(tasks, str) and "all" in [t.lower() for t in tasks]) \
-        else {get_task(t).name for t in ([tasks] if isinstance(tasks, str) else tasks)}
+    wanted = _wanted_tasks(tasks)
     metas = sorted(finetuned_dir.rglob(FINETUNE_CONFIG))
     if not metas:
         raise UserError(f"no fine-tuned GLUE model ({FINETUNE_CONFIG}) under {finetuned_dir}")
     cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
     dev = resolve_device(device)
     by_task: dict[str, list[dict]] = {}
+    task_of: dict[str, GlueTask] = {}
     for meta_path in metas:
         model, tok, task, hp, meta = load_finetuned(meta_path.parent)
         if wanted is not None and task.name not in wanted:
             continue
-        if not task_available(task, glue_dir):
-            raise UserError(f"{task.name}: dev data missing under {glue_dir}")
+        dev_splits = _eval_dev_splits(task, glue_dir, dev_file)
         pad_id = special_tokens(tok).pad
         model.to(dev)
-        dev_splits = load_dev(task, glue_dir)
         if max_eval_examples:
             dev_splits = {k: v.head(max_eval_examples) for k, v in dev_splits.items()}
         scores = {}
@@ -421,6 +442,7 @@ def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_d
             feats = cached_features(split, tok, hp.max_length or DEFAULT_MAX_LENGTH, cache_dir)
             preds = predict(model, task, feats, hp.eval_batch_size, pad_id, dev, hp.precision)
             scores[name] = score_dev(task, preds, split.labels)
+        task_of[task.name] = task
         by_task.setdefault(task.name, []).append(
             {"seed": meta["seed"], "dev": scores, "score": scores[task.dev_sets[0].name][task.score_metric],
              "path": str(meta_path.parent)})
@@ -428,12 +450,12 @@ def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_d
         log(f"{task.name} seed {meta['seed']} ({meta_path.parent}): {shown}")
     if not by_task:
         raise UserError(f"no fine-tuned model for task(s) {', '.join(sorted(wanted))} under {finetuned_dir}")
-    results = {"model": str(finetuned_dir), "tasks": {n: {"seeds": runs, **summarize_seeds(TASKS[n], runs)}
-                                                      for n, runs in by_task.items()}}
+    order = [n for n in TASKS if n in by_task] + [n for n in by_task if n not in TASKS]
+    results = {"model": str(finetuned_dir),
+               "tasks": {n: {"seeds": by_task[n], **summarize_seeds(task_of[n], by_task[n])} for n in order}}
     out_dir = Path(out_dir) if out_dir is not None else finetuned_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    results["tasks"] = {n: results["tasks"][n] for n in TASKS if n in results["tasks"]}
     results["glue_score"] = glue_score(results["tasks"])
     (out_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
-    log(format_table(results))
+    log(format_table(results, task_of))
     return results

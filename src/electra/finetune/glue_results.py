@@ -67,11 +67,14 @@ def glue_score(task_results: dict[str, dict]) -> dict | None:
             "paper_electra_small": float(np.mean(paper))}
 
 
-def format_table(results: dict) -> str:
-    """Our dev medians beside the paper's ELECTRA-Small numbers, as fixed-width text."""
+def format_table(results: dict, tasks: dict[str, GlueTask] | None = None) -> str:
+    """Our dev medians beside the paper's ELECTRA-Small numbers, as fixed-width text.
+
+    ``tasks`` gives the tasks that are not GLUE's (a custom task) by name.
+    """
     rows = [("task", "metric", "ours (median)", "seeds", "min-max", "paper small")]
     for name, r in results["tasks"].items():
-        task = TASKS[name]
+        task = (tasks or {}).get(name) or TASKS[name]
         n = len(r["seeds"])
         own = r.get("median_seed_dev") or r["median"]  # results of older versions lack median_seed_dev
         for i, (dev_name, values) in enumerate(r["median"].items()):

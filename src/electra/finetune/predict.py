@@ -6,6 +6,12 @@ output (CSV, TSV or JSON Lines by its suffix) repeats every input column and add
 probability column per class. It is written under a temporary name and renamed into place
 (``electra.outputs``): an existing output file is replaced only with ``overwrite``, and never when
 it is the input file or lies inside the model's folder.
+
+A JSON Lines input keeps its JSON types in a JSON Lines output (numbers, nulls, lists); in a CSV/TSV
+output non-string values are written as JSON and nulls as empty cells. An input column the output
+would overwrite (``prediction``, ``p(<label>)``) is refused. Rows with empty text are counted in a
+warning, rows cut at the fine-tuned max length in the log. When the input has the task's label
+column, the predictions are scored with the task's metrics (logged).
 """
 
 from __future__ import annotations
@@ -83,6 +89,24 @@ def _check_input(input_file: Path, columns: list[str], split, added: list[str]) 
              f"probabilities, which say nothing about a text")
 
 
+def _score_labelled(task, input_file: Path, columns: list[str], rows, logits: np.ndarray, log) -> dict | None:
+    """When the input has the task's label column, the task's metrics of these predictions (logged)."""
+    from . import metrics as M
+
+    if task.label not in columns:
+        return None
+    try:
+        gold = split_from_rows(task, input_file, columns, rows, labeled=True).labels
+    except UserError as e:
+        warn(f"not scored against column {task.label!r}: {e}")
+        return None
+    preds = logits[:, 0] * task.label_scale if task.is_regression else logits.argmax(-1)
+    scores = M.compute(task.metrics, preds, gold)
+    log(f"{task.name} on {input_file} ({len(gold)} rows, gold column {task.label!r}): "
+        + ", ".join(f"{m} {100 * v:.2f}" for m, v in scores.items()))
+    return scores
+
+
 def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: str = "auto",
                  overwrite: bool = False, log=print) -> np.ndarray:
     """Label every row of ``input_file`` with the model at ``finetuned``; returns the (N, C) logits."""
@@ -110,6 +134,7 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
             f"(as fine-tuned) and were cut to it")
     logits = predict_logits(model.to(dev), feats, hp.eval_batch_size, special_tokens(tok).pad, dev, hp.precision)
 
+    _score_labelled(task, input_file, columns, rows, logits, log)
     records = _input_records(input_file, rows)
     if task.is_regression:
         for rec, score in zip(records, logits[:, 0] * task.label_scale):  # the labels' scale (STS-B: 0-5)
