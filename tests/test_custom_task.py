@@ -103,8 +103,12 @@ def test_classification_end_to_end_and_predict(encoder_dir, tmp_path):
     for run in task["seeds"]:
         rows = read_tsv(out / "custom" / f"seed{run['seed']}" / "dev_predictions.tsv")
         assert [r["gold"] for r in rows] == [r["label"] for r in dev_rows]
-        assert [r["index"] for r in rows] == [str(i) for i in range(2, 62)]  # the rows' line numbers
+        assert [r["row"] for r in rows] == [str(i) for i in range(60)]  # 0-based record numbers
+        assert [r["line"] for r in rows] == [str(i) for i in range(2, 62)]  # the lines they start on
         preds = np.array([label_id[r["prediction"]] for r in rows])
+        probs = np.array([[float(r[f"p({c})"]) for c in ("blue", "green", "red")] for r in rows])
+        np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+        assert (probs.argmax(1) == preds).all()
         gold = np.array([label_id[r["gold"]] for r in rows])
         assert run["dev"]["dev"] == pytest.approx(M.compute(("acc", "macro_f1", "mcc"), preds, gold))
         saved = json.loads((out / "custom" / f"seed{run['seed']}" / "finetune.json").read_text())
@@ -370,3 +374,22 @@ def test_evaluate_and_predict_score_a_custom_task(colour_model, tmp_path):
     assert_user_error(electra("evaluate", copy, "--device", "cpu"),
                       f"custom: the dev file it was fine-tuned with, {tmp_path / 'gone.csv'}, is not there; "
                       f"pass --dev-file")
+
+
+def test_dev_predictions_give_rows_gold_as_written(encoder_dir, tmp_path):
+    """A quoted text spanning lines, and regression gold values float32 cannot hold (2.8, 0.1)."""
+    train = [{"sentence": f"{r['sentence']}", "label": f"{i % 5 * 0.7:.1f}"} for i, r in enumerate(colour_rows(30, 41))]
+    write_csv(tmp_path / "train.csv", train)
+    dev = [{"sentence": "the cat sees\nthe red ball", "label": "2.8"}, {"sentence": "a dog", "label": "0.1"},
+           {"sentence": "my friend finds the river", "label": "1.40"}]
+    write_csv(tmp_path / "dev.csv", dev)
+    assert (tmp_path / "dev.csv").read_text().count("\n") == 5  # the header, 3 records, one spanning 2 lines
+    args = finetune_args(encoder_dir, tmp_path / "train.csv", tmp_path / "dev.csv", tmp_path / "o", "--regression",
+                         sets={"max_length": "16"})
+    assert main(args) == 0
+    rows = read_tsv(tmp_path / "o" / "custom" / "seed0" / "dev_predictions.tsv")
+    assert [(r["row"], r["line"], r["gold"]) for r in rows] == [("0", "2", "2.8"), ("1", "4", "0.1"), ("2", "5", "1.40")]
+    assert list(rows[0]) == ["row", "line", "gold", "prediction"]
+    res = json.loads((tmp_path / "o" / "results.json").read_text())["tasks"]["custom"]["seeds"][0]["dev"]["dev"]
+    preds = [float(r["prediction"]) for r in rows]
+    assert res["pearson"] == pytest.approx(M.pearson(preds, [2.8, 0.1, 1.4]), abs=1e-6)

@@ -12,6 +12,7 @@ Output layout (as GLUE's)::
 
     OUT/results.json                 the task, per-seed dev scores, median and spread
     OUT/custom/seed<k>/              model.safetensors, finetune.json, tokenizer/, dev_predictions.tsv
+                                     (row, line, gold as written, prediction, p(<label>) per class)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ REGRESSION_METRICS = ("pearson", "spearman")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}
 CUSTOM = "custom"
 
-#: One table row: its line number in the file and its values by column.
+#: One table row: the file line it starts on and its values by column.
 Row = tuple[int, dict[str, str]]
 
 
@@ -73,13 +74,15 @@ def _read_delimited(path: Path, f, delimiter: str) -> tuple[list[str], list[Row]
     if dupes:
         raise UserError(f"{path}: header repeats column(s) {', '.join(map(repr, dupes))}")
     rows: list[Row] = []
+    start = reader.line_num + 1  # a record may span lines (a quoted newline): it is named by its first
     for fields in reader:
+        lineno, start = start, reader.line_num + 1
         if not fields:
             continue  # a blank line
         if len(fields) != len(header):
-            raise UserError(f"{path}, line {reader.line_num}: {len(fields)} fields, the header has {len(header)} "
+            raise UserError(f"{path}, line {lineno}: {len(fields)} fields, the header has {len(header)} "
                             f"(a delimiter inside an unquoted value?)")
-        rows.append((reader.line_num, dict(zip(header, fields))))
+        rows.append((lineno, dict(zip(header, fields))))
     return header, rows
 
 
@@ -126,12 +129,36 @@ def split_from_rows(task: GlueTask, path: Path, columns: list[str], rows: list[R
     label_ids = {s: i for i, s in enumerate(task.labels)} if task.labels else None
     text_a = [_cell(path, n, r, task.text_a) for n, r in rows]
     text_b = [_cell(path, n, r, task.text_b) for n, r in rows] if task.text_b else None
-    labels = None
+    labels = gold = None
     if labeled:
         check_labels_present(path, rows, task.label)
-        labels = np.asarray([_label(task, label_ids, path, n, _cell(path, n, r, task.label).strip()) for n, r in rows],
+        gold = [_cell(path, n, r, task.label).strip() for n, r in rows]
+        labels = np.asarray([_label(task, label_ids, path, n, g) for (n, _), g in zip(rows, gold)],
                             dtype=np.float32 if task.is_regression else np.int64)
-    return GlueSplit(task, Path(path), text_a, text_b, labels, [str(n) for n, _ in rows])
+    return GlueSplit(task, Path(path), text_a, text_b, labels, [str(n) for n, _ in rows], gold_text=gold)
+
+
+def write_custom_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, logits: np.ndarray) -> None:
+    """A custom task's dev predictions, TSV: ``row`` (0-based among the file's records), ``line``
+    (the file line the record starts on), ``gold`` as written, ``prediction`` (a class, or a score
+    with 9 significant digits) and, for a classifier, ``p(<label>)`` per class (6 decimals)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = ["row", "line", "gold", "prediction"]
+    if task.is_regression:
+        preds = [f"{float(v):.9g}" for v in logits[:, 0] * task.label_scale]
+        probs = [[] for _ in preds]
+    else:
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        preds = [task.labels[int(k)] for k in p.argmax(-1)]
+        probs = [[str(round(float(v), 6)) for v in row] for row in p]
+        head += [f"p({label})" for label in task.labels]
+    gold = split.gold_text if split.gold_text is not None else [str(v) for v in split.labels]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(head)
+        for i, (line, g, pred, pr) in enumerate(zip(split.ids, gold, preds, probs)):
+            writer.writerow([i, line, g, pred, *pr])
 
 
 def _label(task: GlueTask, label_ids: dict[str, int] | None, path: Path, lineno: int, raw: str):

@@ -45,6 +45,7 @@ from . import metrics as M
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
                          missing_files, task_available, task_from_spec, task_spec)
+from .custom_tasks import write_custom_dev_predictions
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
 from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
@@ -102,7 +103,11 @@ def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_
 def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: int, pad_id: int,
             device: torch.device, precision: str = "auto") -> np.ndarray:
     """Class ids (int64) or scores (float32, on the labels' scale: x ``task.label_scale``), in the split's order."""
-    logits = predict_logits(model, feats, batch_size, pad_id, device, precision)
+    return preds_from_logits(task, predict_logits(model, feats, batch_size, pad_id, device, precision))
+
+
+def preds_from_logits(task: GlueTask, logits: np.ndarray) -> np.ndarray:
+    """(N, C) logits -> class ids (int64), or scores on the labels' scale (float32) for regression."""
     return logits[:, 0] * task.label_scale if task.is_regression else logits.argmax(-1).astype(np.int64)
 
 
@@ -299,14 +304,18 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         t0 = time.perf_counter()
         losses = train_model(clf, task, train_feats, hp, seed, pad_id, device, show_progress, desc=f"{task.name} seed {seed}")
         train_s = time.perf_counter() - t0
-        dev_preds = {name: predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
-                     for name, f in dev_feats.items()}
+        dev_logits = {name: predict_logits(clf, f, hp.eval_batch_size, pad_id, device, hp.precision)
+                      for name, f in dev_feats.items()}
+        dev_preds = {name: preds_from_logits(task, v) for name, v in dev_logits.items()}
         dev_scores = {name: score_dev(task, p, dev_splits[name].labels) for name, p in dev_preds.items()}
         score = dev_scores[task.dev_sets[0].name][task.score_metric]
         if save_models:
             save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
         for name, path in dev_files.items():
-            write_dev_predictions(path, task, dev_splits[name], dev_preds[name])
+            if task.name in TASKS:
+                write_dev_predictions(path, task, dev_splits[name], dev_preds[name])
+            else:  # a custom task: row numbers, gold as written, class probabilities
+                write_custom_dev_predictions(path, task, dev_splits[name], dev_logits[name])
         for name, f in test_feats.items():
             preds = predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
             write_predictions(test_files[name], task, test_splits[name], preds)
