@@ -96,6 +96,7 @@ def test_pretrain_warns_when_the_run_is_shorter_than_its_warmup(tmp_path, tiny_d
              "--set", "train.eval_batches=1", "--no-progress"]
     proc = electra("pretrain", tiny_data, tmp_path / "run", "--preset", "debug", "--steps", "4", *model, *train)
     assert proc.returncode == 0, proc.stderr
+    assert "precision: fp32 (set: precision=fp32)" in proc.stdout.splitlines()  # said at start
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: the run has 4 steps, fewer than train.warmup_steps 800: the learning rate peaks "
                         "at 1.25e-06, 0.00125 of train.learning_rate 0.001; for the full rate set a shorter warmup, "

@@ -237,6 +237,7 @@ def test_default_max_length_fits_a_short_model(encoder_dir, tmp_path, capsys):
     assert saved["hparams"]["max_length"] == 64  # what predict and export use
     out = capsys.readouterr().out
     assert "custom: max length 64, the model's position count (the default 128 does not fit)" in out
+    assert "\nprecision: fp32 (auto: " in out  # a 32-wide model on a CPU: fp32, and the reason
     assert "custom: 40 train examples, dev 10; lr 0.002," in out and "max length 64" in out.split("train examples")[1]
     assert main(finetune_args(encoder_dir, train, dev, tmp_path / "out2", sets={"max_length": "100"})) == 2
     assert "error: max_length 100 exceeds the model's 64 positions; pass --set max_length=64" in capsys.readouterr().err

@@ -261,6 +261,7 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
 
     ``max_train_examples`` / ``max_eval_examples`` keep only the first N rows (quick runs).
     """
+    from ..train.device import precision_line
     from .glue import default_cache_dir, finetune_seeds, load_for_finetuning, task_hparams
     from .glue_results import RESULTS, median_summary, summarize_seeds
 
@@ -277,6 +278,7 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     hp = task_hparams(base_hp, task, encoder, log)
     kind = "regression" if regression else f"{len(task.labels)} labels ({', '.join(task.labels)})"
     log(f"fine-tuning {model} on {train_file} ({kind}), dev {dev_file}, x {seeds} seed(s), device {dev_device}")
+    log(precision_line(dev_device, hp.precision, encoder.config.hidden_size))
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = finetune_seeds(encoder, pristine, tok, task, hp, train, {"dev": dev}, {}, seeds=seeds, device=dev_device,
                           out_dir=out_dir, cache_dir=cache_dir, save_models=save_models,

@@ -40,7 +40,7 @@ from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
-from ..train.device import autocast, resolve_device, use_bf16
+from ..train.device import autocast, precision_line, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
@@ -361,6 +361,7 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
     results = _load_results(out_dir, str(model))
     log(f"fine-tuning {model} (hidden {encoder.config.hidden_size}, {encoder.config.num_layers} layers) on "
         f"{', '.join(t.name for t in task_list)} x {seeds} seed(s), device {dev}")
+    log(precision_line(dev, base_hp.precision, encoder.config.hidden_size))
 
     for task in task_list:
         hp = task_hparams(base_hp, task, encoder, log)
