@@ -126,3 +126,21 @@ def test_glue_predict_and_finetune_in_bf16(tmp_path):
     assert all(np.isfinite(losses["bf16"]))
     with safe_open(str(tmp_path / "bf16" / "STS-B" / "seed0" / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+
+
+@pytest.mark.parametrize("capability, bf16, said", [
+    ((7, 0), False, "precision: fp32 (auto: cuda has compute capability 7.0, below 8.0: no bf16 units, "
+                    "and fp16 is not used)"),
+    ((7, 5), False, "precision: fp32 (auto: cuda has compute capability 7.5, below 8.0"),
+    ((8, 0), True, "precision: bf16 autocast (fp32 weights) (auto: cuda has compute capability 8.0, with bf16 units)"),
+    ((9, 0), True, "precision: bf16 autocast (fp32 weights) (auto: cuda has compute capability 9.0, with bf16"),
+    ((10, 0), True, "(auto: cuda has compute capability 10.0, with bf16 units)"),
+])
+def test_auto_precision_on_gpus_without_bf16_is_fp32(monkeypatch, capability, bf16, said):
+    """No GPU needed: the choice is a function of the compute capability torch reports."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    gpu = torch.device("cuda")
+    assert use_bf16(gpu, "auto") is bf16 and use_bf16(gpu, "auto", 64) is bf16
+    assert use_bf16(gpu, "bf16") and not use_bf16(gpu, "fp32")  # a setting is obeyed
+    assert said in device_module.precision_line(gpu, "auto")
+    assert device_module.precision_line(gpu, "fp32") == "precision: fp32 (set: precision=fp32)"

@@ -81,3 +81,26 @@ def test_tokenizer_and_prepare_commands(tmp_path, tiny_corpus):
     proc = electra("prepare", tiny_corpus, tmp_path / "tok", tmp_path / "data", "--max-length", "32")
     assert proc.returncode == 0, proc.stderr
     assert "held-out examples" in proc.stdout and (tmp_path / "data" / "meta.json").exists()
+
+
+def test_pretrain_warns_when_the_run_is_shorter_than_its_warmup(tmp_path, tiny_data):
+    from electra.train.optim import short_run_warning
+
+    # The case: debug preset (lr 1e-3, warmup 800), 200 steps: the rate peaks at step 100 at 1/16.
+    msg = short_run_warning(1e-3, 800, 200)
+    assert "peaks at 6.25e-05, 0.0625 of train.learning_rate 0.001" in msg and "train.warmup_steps=20" in msg
+    assert short_run_warning(1e-3, 800, 800) is None and short_run_warning(1e-3, 0, 10) is None
+    model = ["--set", "model.hidden_size=32", "--set", "model.num_layers=1", "--set", "model.num_heads=2",
+             "--set", "model.ffn_size=64", "--set", "model.embedding_size=32", "--set", "model.max_position=64"]
+    train = ["--set", "train.batch_size=8", "--set", "train.device=cpu", "--set", "train.precision=fp32",
+             "--set", "train.eval_batches=1", "--no-progress"]
+    proc = electra("pretrain", tiny_data, tmp_path / "run", "--preset", "debug", "--steps", "4", *model, *train)
+    assert proc.returncode == 0, proc.stderr
+    assert "precision: fp32 (set: precision=fp32)" in proc.stdout.splitlines()  # said at start
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: the run has 4 steps, fewer than train.warmup_steps 800: the learning rate peaks "
+                        "at 1.25e-06, 0.00125 of train.learning_rate 0.001; for the full rate set a shorter warmup, "
+                        "e.g. --set train.warmup_steps=1"], proc.stderr
+    proc = electra("pretrain", tiny_data, tmp_path / "run2", "--preset", "debug", "--steps", "4", *model, *train,
+                   "--set", "train.warmup_steps=2")
+    assert proc.returncode == 0 and "warning:" not in proc.stderr, proc.stderr

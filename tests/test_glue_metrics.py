@@ -92,3 +92,23 @@ def test_score_metric_per_task_matches_the_paper():
         "CoLA": "mcc", "SST-2": "acc", "MRPC": "acc", "STS-B": "spearman", "QQP": "acc",
         "MNLI": "acc", "QNLI": "acc", "RTE": "acc", "WNLI": "acc"}
     assert TASKS["MNLI"].dev_sets[0].name == "MNLI-m"  # the GLUE score uses matched
+
+
+def test_median_seed_reports_its_own_metrics():
+    """Three MRPC seeds whose per-metric medians (acc 0.80, f1 0.85) come from different seeds."""
+    from electra.finetune.glue_results import median_summary
+
+    task = TASKS["MRPC"]
+    runs = [{"seed": 0, "score": 0.80, "dev": {"dev": {"f1": 0.90, "acc": 0.80}}},
+            {"seed": 1, "score": 0.70, "dev": {"dev": {"f1": 0.85, "acc": 0.70}}},
+            {"seed": 2, "score": 0.85, "dev": {"dev": {"f1": 0.60, "acc": 0.85}}}]
+    r = {"seeds": runs, **summarize_seeds(task, runs)}
+    assert r["median_seed"] == 0 and r["median_seed_dev"] == {"dev": {"f1": 0.90, "acc": 0.80}}
+    assert r["median"] == {"dev": {"f1": 0.85, "acc": 0.80}}  # per metric: f1 of seed 1, acc of seed 0
+    assert median_summary("MRPC", r) == (
+        "MRPC dev, median seed 0 (middle of 3 by dev acc): f1 90.00, acc 80.00; "
+        "per-metric medians over the 3 seeds (not one model): f1 85.00, acc 80.00")
+    table = format_table({"tasks": {"MRPC": r}})
+    assert "80.0 (seed 0: f1 90.0)" in table
+    one = {"seeds": runs[:1], **summarize_seeds(task, runs[:1])}
+    assert median_summary("MRPC", one) == "MRPC dev, median seed 0 (the only one): f1 90.00, acc 80.00"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -26,7 +27,7 @@ SENTENCES = ["the cat sees the red ball .", "a dog likes the river every day .",
              "the old man paints a wooden boat near the house with great care ."]
 
 
-def fine_tuned(tok, task, tmp_path, seed=0) -> GlueClassifier:
+def fine_tuned(tok, task, tmp_path, seed=0, max_length=64) -> GlueClassifier:
     """A classifier with random (not tiny) head weights, saved as `finetune` saves it."""
     cfg = EncoderConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_layers=2, num_heads=2, ffn_size=64,
                         embedding_size=16, max_position=64)
@@ -37,7 +38,7 @@ def fine_tuned(tok, task, tmp_path, seed=0) -> GlueClassifier:
     with torch.no_grad():
         model.classifier.weight.normal_(0, 1.0)
         model.classifier.bias.normal_(0, 1.0)
-    hp = default_hparams(32, {"max_length": "64"})
+    hp = default_hparams(32, {"max_length": str(max_length)})
     save_finetuned(model, tok, task, hp, seed, {}, tmp_path / "ft" / "seed0")
     return model.eval()
 
@@ -120,3 +121,34 @@ def test_export_refuses_non_empty_out_and_non_classifiers(tiny_tokenizer, tmp_pa
     (tmp_path / "other" / "results.json").write_text(json.dumps({"version": "1.1"}))  # e.g. a SQuAD output
     assert_user_error(electra("export", tmp_path / "other", tmp_path / "hf2"), "not a fine-tuned model")
     assert not (tmp_path / "hf2").exists()
+
+
+def test_exported_classifier_truncates_where_predict_does(tiny_tokenizer, tmp_path):
+    """A 64-position model fine-tuned at length 24: the export says 24, and pipeline(truncation=True)
+    on a text of far more than 64 tokens gives `electra predict`'s probabilities (it crashed with 512)."""
+    tok = load_tokenizer(tiny_tokenizer)
+    rows = "".join(f'"{s}",{lab}\n' for s, lab in zip(SENTENCES, ["neg", "pos", "mid", "pos"]))
+    (tmp_path / "t.csv").write_text("sentence,label\n" + rows)
+    task, _, _ = custom_task(tmp_path / "t.csv", tmp_path / "t.csv", ["sentence"], "label")
+    fine_tuned(tok, task, tmp_path, max_length=24)
+    assert electra("export", tmp_path / "ft" / "seed0", tmp_path / "hf").returncode == 0
+    assert json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())["model_max_length"] == 24
+
+    long_text = " ".join(SENTENCES * 6)
+    assert len(tok.encode(long_text, add_special_tokens=False).ids) > 64  # longer than the position table
+    words = long_text.split()
+    same_start = " ".join(words[:30] + ["river"] * 10)  # the first 22 tokens agree with long_text's, the rest not
+    assert len(tok.encode(same_start, add_special_tokens=False).ids) < 62
+    texts = [long_text, SENTENCES[1], same_start]
+    (tmp_path / "new.csv").write_text("sentence\n" + "".join(f'"{t}"\n' for t in texts))
+    proc = electra("predict", tmp_path / "ft" / "seed0", tmp_path / "new.csv", "--out", tmp_path / "p.csv",
+                   "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "p.csv", newline="") as f:
+        ours = [{lab: float(r[f"p({lab})"]) for lab in task.labels} for r in csv.DictReader(f)]
+    clf = transformers.pipeline("text-classification", model=str(tmp_path / "hf"), device="cpu")
+    theirs = clf(texts, truncation=True, top_k=None)
+    for o, t in zip(ours, theirs):
+        assert {d["label"]: pytest.approx(d["score"], abs=2e-6) for d in t} == o
+    # Both cut at 24 tokens: texts that differ only after token 22 get the same probabilities.
+    assert ours[2] == ours[0] and ours[1] != ours[0]

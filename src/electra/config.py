@@ -149,8 +149,9 @@ class TrainConfig:
     """How many of the newest checkpoints to keep (0 keeps all)."""
     seed: int = 0
     precision: str = "auto"
-    """``auto`` (bf16 autocast on CUDA, and on a CPU with bf16 units, AMX or AVX-512 BF16, for models
-    at least 256 wide; else fp32), ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32."""
+    """``auto`` (bf16 autocast on a CUDA GPU of compute capability 8.0 or more, and on a CPU with bf16
+    units, AMX or AVX-512 BF16, for models at least 256 wide; else fp32; the run's start says which),
+    ``fp32`` or ``bf16``. Weights, optimizer state and losses stay fp32."""
     device: str = "auto"
     compile: bool = False
     """``torch.compile`` the step (forward and backward as one graph) and the optimizer update."""

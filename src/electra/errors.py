@@ -6,3 +6,10 @@ class UserError(Exception):
 
     The CLI prints ``error: <message>`` without a traceback and exits with code 2.
     """
+
+
+def warn(message: str) -> None:
+    """A choice made for the user that they should know about: one ``warning:`` line on stderr."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)

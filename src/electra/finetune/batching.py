@@ -74,26 +74,34 @@ def tokenize_split(split: GlueSplit, tok: Tokenizer, max_length: int) -> Feature
     Specials are added here (not by the tokenizer's post-processor) so that any WordPiece
     tokenizer with the five BERT special tokens works, whatever its post-processor.
     """
+    return tokenize_counting_cuts(split, tok, max_length)[0]
+
+
+def tokenize_counting_cuts(split: GlueSplit, tok: Tokenizer, max_length: int) -> tuple[Features, int]:
+    """``tokenize_split`` and the number of rows that did not fit ``max_length`` and were cut."""
     sp = special_tokens(tok)
+    cut = 0
     enc_a = tok.encode_batch(split.text_a, add_special_tokens=False)
     enc_b = tok.encode_batch(split.text_b, add_special_tokens=False) if split.text_b is not None else None
     pieces, len_a = [], np.empty(len(split), dtype=np.int32)
     for i, ea in enumerate(enc_a):
         a = ea.ids
         if enc_b is None:
+            cut += len(a) > max_length - 2
             a = a[: max_length - 2]
             seq = [sp.cls, *a, sp.sep]
             len_a[i] = len(seq)
         else:
             b = enc_b[i].ids
             na, nb = _truncate_pair(len(a), len(b), max_length - 3)
+            cut += na + nb < len(a) + len(b)
             seq = [sp.cls, *a[:na], sp.sep, *b[:nb], sp.sep]
             len_a[i] = na + 2
         pieces.append(np.asarray(seq, dtype=np.int32))
     starts = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in pieces], out=starts[1:])
     ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
-    return Features(ids, starts, len_a, None if split.labels is None else split.labels.copy())
+    return Features(ids, starts, len_a, None if split.labels is None else split.labels.copy()), int(cut)
 
 
 def tokenizer_fingerprint(tok: Tokenizer) -> str:

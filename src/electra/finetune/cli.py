@@ -88,7 +88,8 @@ def add_finetune_parsers(subparsers) -> None:
     ev.add_argument("--cache-dir", type=Path)
     ev.add_argument("--no-cache", action="store_true")
     ev.add_argument("--max-eval", type=positive_int)
-    ev.add_argument("--dev-file", type=Path, help="SQuAD: dev JSON")
+    ev.add_argument("--dev-file", type=Path, help="SQuAD: dev JSON; custom: a labelled .csv, .tsv or .jsonl "
+                                                  "(default: the dev file the model was fine-tuned with)")
     ev.set_defaults(func=run_evaluate)
 
     pr = subparsers.add_parser(
@@ -192,5 +193,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from .glue import evaluate_glue
 
         evaluate_glue(args.finetuned, names, glue_dir=args.glue_dir, out_dir=out, device=args.device,
-                      cache_dir=args.cache_dir, use_cache=not args.no_cache, max_eval_examples=args.max_eval)
+                      cache_dir=args.cache_dir, use_cache=not args.no_cache, max_eval_examples=args.max_eval,
+                      dev_file=args.dev_file)
     return 0

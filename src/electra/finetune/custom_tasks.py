@@ -12,6 +12,7 @@ Output layout (as GLUE's)::
 
     OUT/results.json                 the task, per-seed dev scores, median and spread
     OUT/custom/seed<k>/              model.safetensors, finetune.json, tokenizer/, dev_predictions.tsv
+                                     (row, line, gold as written, prediction, p(<label>) per class)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import json_object
-from ..errors import UserError
+from ..errors import UserError, warn
 from ..outputs import staged_file
 from .glue_tasks import DevSet, GlueSplit, GlueTask, task_spec
 
@@ -35,7 +36,7 @@ REGRESSION_METRICS = ("pearson", "spearman")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}
 CUSTOM = "custom"
 
-#: One table row: its line number in the file and its values by column.
+#: One table row: the file line it starts on and its values by column.
 Row = tuple[int, dict[str, str]]
 
 
@@ -73,13 +74,15 @@ def _read_delimited(path: Path, f, delimiter: str) -> tuple[list[str], list[Row]
     if dupes:
         raise UserError(f"{path}: header repeats column(s) {', '.join(map(repr, dupes))}")
     rows: list[Row] = []
+    start = reader.line_num + 1  # a record may span lines (a quoted newline): it is named by its first
     for fields in reader:
+        lineno, start = start, reader.line_num + 1
         if not fields:
             continue  # a blank line
         if len(fields) != len(header):
-            raise UserError(f"{path}, line {reader.line_num}: {len(fields)} fields, the header has {len(header)} "
+            raise UserError(f"{path}, line {lineno}: {len(fields)} fields, the header has {len(header)} "
                             f"(a delimiter inside an unquoted value?)")
-        rows.append((reader.line_num, dict(zip(header, fields))))
+        rows.append((lineno, dict(zip(header, fields))))
     return header, rows
 
 
@@ -126,11 +129,36 @@ def split_from_rows(task: GlueTask, path: Path, columns: list[str], rows: list[R
     label_ids = {s: i for i, s in enumerate(task.labels)} if task.labels else None
     text_a = [_cell(path, n, r, task.text_a) for n, r in rows]
     text_b = [_cell(path, n, r, task.text_b) for n, r in rows] if task.text_b else None
-    labels = None
+    labels = gold = None
     if labeled:
-        labels = np.asarray([_label(task, label_ids, path, n, _cell(path, n, r, task.label).strip()) for n, r in rows],
+        check_labels_present(path, rows, task.label)
+        gold = [_cell(path, n, r, task.label).strip() for n, r in rows]
+        labels = np.asarray([_label(task, label_ids, path, n, g) for (n, _), g in zip(rows, gold)],
                             dtype=np.float32 if task.is_regression else np.int64)
-    return GlueSplit(task, Path(path), text_a, text_b, labels, [str(n) for n, _ in rows])
+    return GlueSplit(task, Path(path), text_a, text_b, labels, [str(n) for n, _ in rows], gold_text=gold)
+
+
+def write_custom_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, logits: np.ndarray) -> None:
+    """A custom task's dev predictions, TSV: ``row`` (0-based among the file's records), ``line``
+    (the file line the record starts on), ``gold`` as written, ``prediction`` (a class, or a score
+    with 9 significant digits) and, for a classifier, ``p(<label>)`` per class (6 decimals)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = ["row", "line", "gold", "prediction"]
+    if task.is_regression:
+        preds = [f"{float(v):.9g}" for v in logits[:, 0] * task.label_scale]
+        probs = [[] for _ in preds]
+    else:
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        preds = [task.labels[int(k)] for k in p.argmax(-1)]
+        probs = [[str(round(float(v), 6)) for v in row] for row in p]
+        head += [f"p({label})" for label in task.labels]
+    gold = split.gold_text if split.gold_text is not None else [str(v) for v in split.labels]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(head)
+        for i, (line, g, pred, pr) in enumerate(zip(split.ids, gold, preds, probs)):
+            writer.writerow([i, line, g, pred, *pr])
 
 
 def _label(task: GlueTask, label_ids: dict[str, int] | None, path: Path, lineno: int, raw: str):
@@ -146,6 +174,32 @@ def _label(task: GlueTask, label_ids: dict[str, int] | None, path: Path, lineno:
         raise UserError(f"{path}, line {lineno}: label {raw!r} does not occur in the training file "
                         f"(labels: {', '.join(task.labels)})")
     return label_ids[raw]
+
+
+def lines_text(numbers: list, most: int = 5) -> str:
+    """``line 4``, ``lines 4, 9`` or ``lines 4, 9, 12, 15, 20 and 3 more``."""
+    shown = ", ".join(map(str, numbers[:most]))
+    return f"line {shown}" if len(numbers) == 1 else f"lines {shown}" + (f" and {len(numbers) - most} more"
+                                                                        if len(numbers) > most else "")
+
+
+def check_labels_present(path: Path, rows: list[Row], column: str) -> None:
+    """An empty label is a missing value, not a class of its own: an error naming the lines."""
+    empty = [n for n, r in rows if column in r and not r[column].strip()]
+    if empty:
+        raise UserError(f"{path}, {lines_text(empty)}: empty {column!r} (every row needs a label; "
+                        f"drop the unlabelled rows or fill them in)")
+
+
+def _warn_numeric_classes(path: Path, column: str, labels: tuple[str, ...]) -> None:
+    """Numbers that look like a score (fractions, or many values) trained as classes: say so."""
+    try:
+        values = [float(x) for x in labels]
+    except ValueError:
+        return
+    if all(math.isfinite(v) for v in values) and (len(values) > 10 or any(v != int(v) for v in values)):
+        warn(f"{path}: column {column!r} holds numbers ({', '.join(labels[:4])}, ...); they are trained as "
+             f"{len(labels)} separate classes. Pass --regression to predict the number instead")
 
 
 def _sorted_labels(values: set[str]) -> tuple[str, ...]:
@@ -169,20 +223,32 @@ def custom_task(train_file: Path, dev_file: Path, text_columns: list[str], label
         raise UserError(f"--text-columns takes one or two column names (a pair), got {','.join(text_columns)!r}")
     columns, rows = read_table(train_file)
     require_columns(train_file, columns, list(text_columns) + [label_column])
+    check_labels_present(train_file, rows, label_column)
     labels = None
     if not regression:
         labels = _sorted_labels({_cell(train_file, n, r, label_column).strip() for n, r in rows})
         if len(labels) < 2:
             raise UserError(f"{train_file}: column {label_column!r} has a single label {labels[0]!r}; "
                             f"a classifier needs two or more (or pass --regression for a numeric target)")
+        _warn_numeric_classes(train_file, label_column, labels)
     task = GlueTask(CUSTOM, text_a=text_columns[0], text_b=text_columns[1] if len(text_columns) == 2 else None,
                     label=label_column, labels=labels,
                     metrics=REGRESSION_METRICS if regression else CLASSIFICATION_METRICS,
                     score_metric="spearman" if regression else "acc",
-                    dev_sets=(DevSet("dev", str(dev_file)),), train_file=str(train_file), in_glue_score=False)
+                    dev_sets=(DevSet("dev", str(dev_file.resolve())),), train_file=str(train_file.resolve()),
+                    in_glue_score=False)
     train = split_from_rows(task, train_file, columns, rows, labeled=True)
     dev = split_from_rows(task, dev_file, *read_table(dev_file), labeled=True)
     return task, train, dev
+
+
+def custom_dev_split(task: GlueTask, dev_file: Path | None = None) -> GlueSplit:
+    """A saved custom task's dev split: ``dev_file``, else the dev file recorded at fine-tuning."""
+    path = Path(dev_file) if dev_file is not None else Path(task.dev_sets[0].file)
+    if dev_file is None and not path.is_file():
+        raise UserError(f"{task.name}: the dev file it was fine-tuned with, {path}, is not there; "
+                        f"pass --dev-file with the labelled file to score on")
+    return split_from_rows(task, path, *read_table(path), labeled=True)
 
 
 def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path, text_columns: list[str],
@@ -195,8 +261,9 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
 
     ``max_train_examples`` / ``max_eval_examples`` keep only the first N rows (quick runs).
     """
+    from ..train.device import precision_line
     from .glue import default_cache_dir, finetune_seeds, load_for_finetuning, task_hparams
-    from .glue_results import RESULTS, summarize_seeds
+    from .glue_results import RESULTS, median_summary, summarize_seeds
 
     out_dir = Path(out_dir)
     if seeds < 1:
@@ -208,9 +275,10 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     dev = dev.head(max_eval_examples) if max_eval_examples else dev
     cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
     encoder, tok, base_hp, dev_device, pristine = load_for_finetuning(model, overrides, device)
-    hp = task_hparams(base_hp, task, encoder)
+    hp = task_hparams(base_hp, task, encoder, log)
     kind = "regression" if regression else f"{len(task.labels)} labels ({', '.join(task.labels)})"
     log(f"fine-tuning {model} on {train_file} ({kind}), dev {dev_file}, x {seeds} seed(s), device {dev_device}")
+    log(precision_line(dev_device, hp.precision, encoder.config.hidden_size))
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = finetune_seeds(encoder, pristine, tok, task, hp, train, {"dev": dev}, {}, seeds=seeds, device=dev_device,
                           out_dir=out_dir, cache_dir=cache_dir, save_models=save_models,
@@ -223,7 +291,6 @@ def finetune_custom(model: Path, out_dir: Path, train_file: Path, dev_file: Path
     with staged_file(out_dir / RESULTS) as tmp:
         tmp.write_text(text)
     results = json.loads(text)  # what results.json holds (lists, not tuples)
-    med = summary["median"]["dev"]
-    log(f"{task.name} dev median over {seeds} seed(s): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in med.items())
-        + f"; median-seed model {out_dir / task.name / ('seed' + str(summary['median_seed']))}")
+    log(median_summary(task.name, results["tasks"][task.name])
+        + f"; its model: {out_dir / task.name / ('seed' + str(summary['median_seed']))}")
     return results

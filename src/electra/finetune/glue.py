@@ -41,11 +41,12 @@ from ..atomic import atomic_dir, commit_dir
 from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
 from ..train.compiling import compile_layers
-from ..train.device import autocast, resolve_device, use_bf16
+from ..train.device import autocast, precision_line, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
                          missing_files, task_available, task_from_spec, task_spec)
+from .custom_tasks import write_custom_dev_predictions
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
 from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
@@ -103,7 +104,11 @@ def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_
 def predict(model: GlueClassifier, task: GlueTask, feats: Features, batch_size: int, pad_id: int,
             device: torch.device, precision: str = "auto") -> np.ndarray:
     """Class ids (int64) or scores (float32, on the labels' scale: x ``task.label_scale``), in the split's order."""
-    logits = predict_logits(model, feats, batch_size, pad_id, device, precision)
+    return preds_from_logits(task, predict_logits(model, feats, batch_size, pad_id, device, precision))
+
+
+def preds_from_logits(task: GlueTask, logits: np.ndarray) -> np.ndarray:
+    """(N, C) logits -> class ids (int64), or scores on the labels' scale (float32) for regression."""
     return logits[:, 0] * task.label_scale if task.is_regression else logits.argmax(-1).astype(np.int64)
 
 
@@ -230,9 +235,20 @@ def load_for_finetuning(model: Path, overrides: dict[str, str] | None, device: s
     return encoder, tok, base_hp, resolve_device(device), pristine
 
 
-def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder) -> FinetuneHParams:
-    """The settings for one task: the task's epochs and swap augmentation unless overridden."""
-    hp = dataclasses.replace(base_hp, max_length=base_hp.max_length or DEFAULT_MAX_LENGTH,
+def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder, log=print) -> FinetuneHParams:
+    """The settings for one task: the task's epochs and swap augmentation unless overridden.
+
+    The default max length is 128 tokens, or the model's position count when it has fewer (said in
+    the log); a ``max_length`` the user set that exceeds the positions is an error.
+    """
+    positions = encoder.config.max_position
+    max_length = base_hp.max_length
+    if max_length is None:
+        max_length = min(DEFAULT_MAX_LENGTH, positions)
+        if max_length < DEFAULT_MAX_LENGTH:
+            log(f"{task.name}: max length {max_length}, the model's position count (the default "
+                f"{DEFAULT_MAX_LENGTH} does not fit); --set max_length=N chooses another")
+    hp = dataclasses.replace(base_hp, max_length=max_length,
                              epochs=base_hp.epochs if base_hp.epochs is not None else task.epochs,
                              swap_augment=base_hp.swap_augment if base_hp.swap_augment is not None else task.swap_augment)
     if hp.max_length > encoder.config.max_position:
@@ -259,8 +275,9 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         train_feats = train_feats.concat(cached_features(train_split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
     dev_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in dev_splits.items()}
     test_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in test_splits.items()}
-    log(f"{task.name}: {len(train_split)} train examples ({len(train_feats)} with augmentation), "
-        f"dev {', '.join(f'{k} {len(v)}' for k, v in dev_splits.items())}; lr {hp.learning_rate:g}, "
+    augmented = f" ({len(train_feats)} with swap augmentation)" if len(train_feats) != len(train_split) else ""
+    devs = ", ".join(f"{k} {len(v)}" if k != "dev" else str(len(v)) for k, v in dev_splits.items())
+    log(f"{task.name}: {len(train_split)} train examples{augmented}, dev {devs}; lr {hp.learning_rate:g}, "
         f"layer decay {hp.layer_decay}, batch {hp.batch_size}, epochs {hp.epochs:g}, max length {hp.max_length}")
     fingerprint = {"weights_sha256": weights_digest(pristine), "task": task.name, "hparams": dataclasses.asdict(hp),
                    "bf16": use_bf16(device, hp.precision, encoder.config.hidden_size),
@@ -290,14 +307,18 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         t0 = time.perf_counter()
         losses = train_model(clf, task, train_feats, hp, seed, pad_id, device, show_progress, desc=f"{task.name} seed {seed}")
         train_s = time.perf_counter() - t0
-        dev_preds = {name: predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
-                     for name, f in dev_feats.items()}
+        dev_logits = {name: predict_logits(clf, f, hp.eval_batch_size, pad_id, device, hp.precision)
+                      for name, f in dev_feats.items()}
+        dev_preds = {name: preds_from_logits(task, v) for name, v in dev_logits.items()}
         dev_scores = {name: score_dev(task, p, dev_splits[name].labels) for name, p in dev_preds.items()}
         score = dev_scores[task.dev_sets[0].name][task.score_metric]
         if save_models:
             save_finetuned(clf, tok, task, hp, seed, dev_scores, seed_dir)
         for name, path in dev_files.items():
-            write_dev_predictions(path, task, dev_splits[name], dev_preds[name])
+            if task.name in TASKS:
+                write_dev_predictions(path, task, dev_splits[name], dev_preds[name])
+            else:  # a custom task: row numbers, gold as written, class probabilities
+                write_custom_dev_predictions(path, task, dev_splits[name], dev_logits[name])
         for name, f in test_feats.items():
             preds = predict(clf, task, f, hp.eval_batch_size, pad_id, device, hp.precision)
             write_predictions(test_files[name], task, test_splits[name], preds)
@@ -343,9 +364,10 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
     results = _load_results(out_dir, str(model))
     log(f"fine-tuning {model} (hidden {encoder.config.hidden_size}, {encoder.config.num_layers} layers) on "
         f"{', '.join(t.name for t in task_list)} x {seeds} seed(s), device {dev}")
+    log(precision_line(dev, base_hp.precision, encoder.config.hidden_size))
 
     for task in task_list:
-        hp = task_hparams(base_hp, task, encoder)
+        hp = task_hparams(base_hp, task, encoder, log)
         train_split = load_train(task, glue_dir)
         dev_splits = load_dev(task, glue_dir)
         test_splits = load_tests(task, glue_dir) if predict_test else {}
@@ -374,37 +396,58 @@ def finetune_glue(model: Path, out_dir: Path, tasks: list[str] | str = "all", *,
     return results
 
 
+def _eval_dev_splits(task: GlueTask, glue_dir: Path, dev_file: Path | None) -> dict[str, GlueSplit]:
+    """The dev sets a saved model is scored on: GLUE's from ``glue_dir``; a custom task's from the
+    file recorded at fine-tuning, or ``dev_file``."""
+    if task.name not in TASKS:
+        from .custom_tasks import custom_dev_split
+
+        return {"dev": custom_dev_split(task, dev_file)}
+    if dev_file is not None:
+        raise UserError(f"--dev-file is for SQuAD and custom tasks; {task.name}'s dev data comes from the GLUE folder")
+    if not task_available(task, glue_dir):
+        raise UserError(f"{task.name}: dev data missing under {glue_dir}")
+    return load_dev(task, glue_dir)
+
+
+def _wanted_tasks(tasks: list[str] | str) -> set[str] | None:
+    names = [tasks] if isinstance(tasks, str) else list(tasks)
+    if any(t.lower() == "all" for t in names):
+        return None
+    return {"custom" if t.lower() == "custom" else get_task(t).name for t in names}
+
+
 def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_dir: Path | None = None,
                   out_dir: Path | None = None, device: str = "auto", cache_dir: Path | None = None,
-                  use_cache: bool = True, max_eval_examples: int | None = None, log=print) -> dict:
+                  use_cache: bool = True, max_eval_examples: int | None = None, dev_file: Path | None = None,
+                  log=print) -> dict:
     """Score saved fine-tuned models on their dev sets without retraining.
 
     ``finetuned_dir`` may be one seed directory, a task directory or a whole ``finetune`` output;
     every model below it (filtered by ``tasks``) is scored, seeds are summarized as in
     ``finetune_glue``, and the result is written to ``out_dir/eval_results.json`` (default: inside
-    ``finetuned_dir``).
+    ``finetuned_dir``). A custom task is scored on the dev file recorded when it was fine-tuned,
+    or on ``dev_file``.
     """
     finetuned_dir = Path(finetuned_dir)
     glue_dir = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
     if not finetuned_dir.exists():
         raise UserError(f"{finetuned_dir} does not exist")
-    wanted = None if tasks == "all" or (not isinstance(tasks, str) and "all" in [t.lower() for t in tasks]) \
-        else {get_task(t).name for t in ([tasks] if isinstance(tasks, str) else tasks)}
+    wanted = _wanted_tasks(tasks)
     metas = sorted(finetuned_dir.rglob(FINETUNE_CONFIG))
     if not metas:
         raise UserError(f"no fine-tuned GLUE model ({FINETUNE_CONFIG}) under {finetuned_dir}")
     cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) if use_cache else None
     dev = resolve_device(device)
     by_task: dict[str, list[dict]] = {}
+    task_of: dict[str, GlueTask] = {}
     for meta_path in metas:
         model, tok, task, hp, meta = load_finetuned(meta_path.parent)
         if wanted is not None and task.name not in wanted:
             continue
-        if not task_available(task, glue_dir):
-            raise UserError(f"{task.name}: dev data missing under {glue_dir}")
+        dev_splits = _eval_dev_splits(task, glue_dir, dev_file)
         pad_id = special_tokens(tok).pad
         model.to(dev)
-        dev_splits = load_dev(task, glue_dir)
         if max_eval_examples:
             dev_splits = {k: v.head(max_eval_examples) for k, v in dev_splits.items()}
         scores = {}
@@ -412,6 +455,7 @@ def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_d
             feats = cached_features(split, tok, hp.max_length or DEFAULT_MAX_LENGTH, cache_dir)
             preds = predict(model, task, feats, hp.eval_batch_size, pad_id, dev, hp.precision)
             scores[name] = score_dev(task, preds, split.labels)
+        task_of[task.name] = task
         by_task.setdefault(task.name, []).append(
             {"seed": meta["seed"], "dev": scores, "score": scores[task.dev_sets[0].name][task.score_metric],
              "path": str(meta_path.parent)})
@@ -419,12 +463,12 @@ def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_d
         log(f"{task.name} seed {meta['seed']} ({meta_path.parent}): {shown}")
     if not by_task:
         raise UserError(f"no fine-tuned model for task(s) {', '.join(sorted(wanted))} under {finetuned_dir}")
-    results = {"model": str(finetuned_dir), "tasks": {n: {"seeds": runs, **summarize_seeds(TASKS[n], runs)}
-                                                      for n, runs in by_task.items()}}
+    order = [n for n in TASKS if n in by_task] + [n for n in by_task if n not in TASKS]
+    results = {"model": str(finetuned_dir),
+               "tasks": {n: {"seeds": by_task[n], **summarize_seeds(task_of[n], by_task[n])} for n in order}}
     out_dir = Path(out_dir) if out_dir is not None else finetuned_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    results["tasks"] = {n: results["tasks"][n] for n in TASKS if n in results["tasks"]}
     results["glue_score"] = glue_score(results["tasks"])
     (out_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
-    log(format_table(results))
+    log(format_table(results, task_of))
     return results

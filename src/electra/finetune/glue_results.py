@@ -16,19 +16,40 @@ RESULTS = "results.json"
 
 
 def summarize_seeds(task: GlueTask, runs: list[dict]) -> dict:
-    """Median of every metric over seeds, and the spread of the task's score."""
+    """The median seed and its own scores, the median of the task's score, its spread, and the
+    median of every metric taken separately.
+
+    ``median_seed`` is the seed whose score is the median (the lower middle for an even count): it
+    supplies the test files, and ``median_seed_dev`` holds its own metrics, which describe one model.
+    ``median`` holds each metric's median over seeds, taken separately: with several seeds the
+    numbers may come from different seeds and then describe no one model.
+    """
     scores = np.array([r["score"] for r in runs])
     median = {}
     for dev_name in runs[0]["dev"]:
         median[dev_name] = {m: float(np.median([r["dev"][dev_name][m] for r in runs])) for m in task.metrics}
-    # The seed whose score is the median (the lower middle for an even count) supplies the test files.
     order = np.argsort(scores, kind="stable")
-    median_seed = runs[int(order[(len(runs) - 1) // 2])]["seed"]
+    middle = runs[int(order[(len(runs) - 1) // 2])]
     return {"score_metric": f"{task.dev_sets[0].name} {task.score_metric}",
             "score_median": float(np.median(scores)),
             "spread": {"min": float(scores.min()), "max": float(scores.max()),
                        "std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0},
-            "median": median, "median_seed": median_seed, "paper_electra_small": task.paper_small}
+            "median_seed": middle["seed"], "median_seed_dev": middle["dev"], "median": median,
+            "paper_electra_small": task.paper_small}
+
+
+def median_summary(task_name: str, result: dict) -> str:
+    """One log line: the median seed's own dev scores, then (several seeds) the per-metric medians."""
+    def scores(dev: dict) -> str:
+        return "; ".join(f"{name + ' ' if len(dev) > 1 else ''}" + ", ".join(f"{m} {100 * v:.2f}" for m, v in ms.items())
+                         for name, ms in dev.items())
+
+    n = len(result["seeds"])
+    line = f"{task_name} dev, median seed {result['median_seed']}"
+    if n == 1:
+        return line + f" (the only one): {scores(result['median_seed_dev'])}"
+    return (line + f" (middle of {n} by {result['score_metric']}): {scores(result['median_seed_dev'])}; "
+            f"per-metric medians over the {n} seeds (not one model): {scores(result['median'])}")
 
 
 def glue_score(task_results: dict[str, dict]) -> dict | None:
@@ -46,15 +67,21 @@ def glue_score(task_results: dict[str, dict]) -> dict | None:
             "paper_electra_small": float(np.mean(paper))}
 
 
-def format_table(results: dict) -> str:
-    """Our dev medians beside the paper's ELECTRA-Small numbers, as fixed-width text."""
+def format_table(results: dict, tasks: dict[str, GlueTask] | None = None) -> str:
+    """Our dev medians beside the paper's ELECTRA-Small numbers, as fixed-width text.
+
+    ``tasks`` gives the tasks that are not GLUE's (a custom task) by name.
+    """
     rows = [("task", "metric", "ours (median)", "seeds", "min-max", "paper small")]
     for name, r in results["tasks"].items():
-        task = TASKS[name]
+        task = (tasks or {}).get(name) or TASKS[name]
         n = len(r["seeds"])
+        own = r.get("median_seed_dev") or r["median"]  # results of older versions lack median_seed_dev
         for i, (dev_name, values) in enumerate(r["median"].items()):
             main = 100 * values[task.score_metric]
-            others = ", ".join(f"{m} {100 * v:.1f}" for m, v in values.items() if m != task.score_metric)
+            # The other metrics are the median seed's own: medians taken separately describe no model.
+            others = ", ".join(f"{m} {100 * v:.1f}" for m, v in own[dev_name].items() if m != task.score_metric)
+            others = f"seed {r['median_seed']}: {others}" if others and n > 1 and "median_seed_dev" in r else others
             spread = f"{100 * r['spread']['min']:.1f}-{100 * r['spread']['max']:.1f}" if i == 0 else ""
             paper = f"{task.paper_small:.1f}" if task.paper_small is not None and i == 0 else ""
             rows.append((dev_name if dev_name != "dev" else name, task.score_metric,

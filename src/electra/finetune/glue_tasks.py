@@ -170,6 +170,8 @@ class GlueSplit:
     """The file's own ``index`` column for test files (what the leaderboard wants); line numbers otherwise."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Reason -> count of rows skipped as known data noise."""
+    gold_text: list[str] | None = None
+    """The labels as written in the file (custom tasks: ``2.8``, not float32's ``2.79999995``)."""
 
     def __len__(self) -> int:
         return len(self.text_a)
@@ -183,7 +185,8 @@ class GlueSplit:
     def head(self, n: int) -> GlueSplit:
         """The first n rows (for quick runs and tests)."""
         return dataclasses.replace(self, text_a=self.text_a[:n], text_b=None if self.text_b is None else self.text_b[:n],
-                                   labels=None if self.labels is None else self.labels[:n], ids=self.ids[:n])
+                                   labels=None if self.labels is None else self.labels[:n], ids=self.ids[:n],
+                                   gold_text=None if self.gold_text is None else self.gold_text[:n])
 
 
 def file_sha256(path: Path) -> str:

@@ -56,8 +56,9 @@ class FinetuneHParams:
     """Batches of similar length, drawn from chunks of this many batches (0 = plain shuffling; 50
     cuts the tokens computed on SST-2/RTE, see ``benchmarks/finetune_step.py``)."""
     precision: str = "auto"
-    """``auto`` (as pretraining's ``train.precision``: bf16 autocast on CUDA, and on a CPU with bf16
-    units for models at least 256 wide; else fp32), ``fp32`` or ``bf16``."""
+    """``auto`` (as pretraining's ``train.precision``: bf16 autocast on CUDA GPUs of compute
+    capability 8.0 or more, and on a CPU with bf16 units for models at least 256 wide; else fp32),
+    ``fp32`` or ``bf16``."""
     seed: int = 0
     """First fine-tuning seed; seed ``k`` of ``--seeds N`` is ``seed + k``."""
     compile: bool = False

@@ -62,6 +62,13 @@ def classifier_config(model, task, tok, dropout: float) -> dict:
     return cfg
 
 
+def finetuned_length(model, hp) -> int:
+    """The token length the classifier saw in fine-tuning (what ``electra predict`` truncates to)."""
+    from ..finetune.glue import DEFAULT_MAX_LENGTH
+
+    return min(hp.max_length or DEFAULT_MAX_LENGTH, model.encoder.config.max_position)
+
+
 def export_classifier(finetuned: Path, out_dir: Path, overwrite: bool = False) -> Path:
     """Write the fine-tuned model at ``finetuned`` (a seed folder or a single-task output) to ``out_dir``.
 
@@ -83,7 +90,9 @@ def export_classifier(finetuned: Path, out_dir: Path, overwrite: bool = False) -
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / SAFETENSORS),
                   metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(classifier_config(model, task, tok, hp.dropout), indent=2) + "\n")
-        save_tokenizer(tok, tmp / "tokenizer")
+        # transformers truncates to the tokenizer's model_max_length: the length the classifier was
+        # fine-tuned with, which is also where `electra predict` cuts (never more than the positions).
+        save_tokenizer(tok, tmp / "tokenizer", model_max_length=finetuned_length(model, hp))
         for f in (tmp / "tokenizer").iterdir():
             if f.name != MARKER:
                 shutil.move(str(f), tmp / f.name)

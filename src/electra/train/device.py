@@ -32,14 +32,40 @@ def cpu_has_bf16() -> bool:
 CPU_BF16_MIN_WIDTH = 256
 
 
+#: Oldest CUDA compute capability with bf16 tensor cores (Ampere, 8.0). Older GPUs (V100 7.0,
+#: T4 7.5) emulate bf16 slowly or not at all; ``auto`` runs fp32 there (no fp16 loss-scaling path).
+CUDA_BF16_MIN_CAPABILITY = (8, 0)
+
+
+def cuda_capability(device: torch.device) -> tuple[int, int]:
+    return tuple(torch.cuda.get_device_capability(device))
+
+
 def use_bf16(device: torch.device, precision: str, width: int | None = None) -> bool:
-    """``auto`` means bf16 autocast on CUDA, and on a CPU with bf16 units for a model of hidden
-    size ``width`` >= CPU_BF16_MIN_WIDTH (None: wide enough); fp32 elsewhere. ``bf16``/``fp32`` force it."""
+    """``auto`` means bf16 autocast on a CUDA GPU with compute capability >= 8.0 (fp32 on older
+    GPUs), and on a CPU with bf16 units for a model of hidden size ``width`` >= CPU_BF16_MIN_WIDTH
+    (None: wide enough); fp32 elsewhere. ``bf16``/``fp32`` force it."""
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
-        return True
+        return cuda_capability(device) >= CUDA_BF16_MIN_CAPABILITY
     return device.type == "cpu" and cpu_has_bf16() and (width is None or width >= CPU_BF16_MIN_WIDTH)
+
+
+def precision_line(device: torch.device, precision: str, width: int | None = None) -> str:
+    """One log line: the precision a run uses and, for ``auto``, why."""
+    chosen = "bf16 autocast (fp32 weights)" if use_bf16(device, precision, width) else "fp32"
+    if precision != "auto":
+        return f"precision: {chosen} (set: precision={precision})"
+    if device.type == "cuda":
+        cap = ".".join(map(str, cuda_capability(device)))
+        why = "with bf16 units" if chosen != "fp32" else "below 8.0: no bf16 units, and fp16 is not used"
+        return f"precision: {chosen} (auto: {device} has compute capability {cap}, {why})"
+    if device.type == "cpu" and cpu_has_bf16():
+        why = "a CPU with bf16 units" + ("" if chosen != "fp32" else f", but the model is narrower than "
+                                                                    f"{CPU_BF16_MIN_WIDTH}")
+        return f"precision: {chosen} (auto: {why})"
+    return f"precision: {chosen} (auto: {device.type} without bf16 units)"
 
 
 def autocast(device: torch.device, bf16: bool):

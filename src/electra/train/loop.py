@@ -43,12 +43,12 @@ from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint)
 from .compiling import compile_layers
-from .device import _peak_flops, autocast, resolve_device, use_bf16
+from .device import _peak_flops, autocast, precision_line, resolve_device, use_bf16
 from .encoder_io import save_encoder
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
 from .metrics import _accumulate, _interval_record, evaluate, mask_seed
-from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups
+from .optim import AdamNoBiasCorrection, clip_grad_norm, lr_at, param_groups, short_run_warning
 
 
 class Interrupted(Exception):
@@ -262,8 +262,12 @@ class _Trainer:
               f"({self.flops_per_step / tokens_per_step:.4g} per token; matmuls of our implementation "
               f"{self.matmul_per_step:.4g}); budget {self.total_steps:,} steps"
               + (f" or {tc.max_minutes} min" if tc.max_minutes else ""))
+        print(precision_line(self.device, tc.precision, cfg.model.hidden_size))
         if self.ckpt is not None:
             print(f"resumed from {self.ckpt} at step {self.step}")
+        short = short_run_warning(tc.learning_rate, tc.warmup_steps, self.total_steps)
+        if short:
+            print(f"warning: {short}", file=sys.stderr)
 
     def elapsed(self) -> float:
         """Training seconds of the whole run, earlier sessions included."""

@@ -142,6 +142,20 @@ def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, progre
     return base_lr * max(0.0, 1.0 - frac) * warm
 
 
+def short_run_warning(base_lr: float, warmup_steps: int, total_steps: int) -> str | None:
+    """The warning for a run shorter than its warmup (the rate never reaches ``base_lr``), else None.
+
+    We keep the configured schedule (the run is then a prefix of the longer recipe) and say what
+    it means: the peak rate the schedule reaches, and how to change the warmup.
+    """
+    if warmup_steps <= total_steps:
+        return None
+    peak = max(lr_at(s, base_lr, warmup_steps, total_steps) for s in range(total_steps))
+    return (f"the run has {total_steps:,} steps, fewer than train.warmup_steps {warmup_steps:,}: the learning rate "
+            f"peaks at {peak:.3g}, {peak / base_lr:.3g} of train.learning_rate {base_lr:g}; for the full rate set "
+            f"a shorter warmup, e.g. --set train.warmup_steps={max(1, total_steps // 10)}")
+
+
 def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
     """Global-norm clipping; returns the pre-clip norm as a device tensor (no host sync)."""
     params = [p for p in parameters if p.grad is not None]
