@@ -2,8 +2,9 @@
 
     python benchmarks/gpu_suite.py OUT.json [--dry-run] [--rows small-128x128,...]
 
-Rows: ELECTRA-Small 128 x 128 and 1024 x 128, ELECTRA-Base 128 x 128 and 256 x 512, each eager and
-compiled (bf16 autocast on CUDA), ours and the transformers-built step in the same process. All rows
+Rows: ELECTRA-Small 128 x 128 and 1024 x 128, ELECTRA-Base 128 x 128 and 256 x 512, each eager, with
+each layer compiled (``layers``, ours only: `train.compile_scope=layers`) and compiled whole (bf16
+autocast on CUDA), ours and the transformers-built step in the same process. All rows
 run in this one process (one import, one CUDA context; compiler caches are reset between rows).
 OUT.json keeps every finished row, so a second call continues after the last one; a row that was
 running when the process died on this machine is recorded as crashed rather than tried again (one
@@ -27,14 +28,14 @@ import pretrain_step  # beside this file: the script's folder is on sys.path
 
 #: (shape, batch, seq, timed steps, warm-up steps); the largest shape gets fewer steps (~1 s each).
 ROWS = [("small", 128, 128, 20, 5), ("small", 1024, 128, 20, 5), ("base", 128, 128, 20, 5), ("base", 256, 512, 5, 2)]
-MODES = ("eager", "compiled")
+MODES = ("eager", "layers", "compiled")  # layers: regional compilation (train.compile_scope=layers)
 
 
 def row_args(shape: str, batch: int, seq: int, iters: int, warmup: int, mode: str, dry_run: bool) -> list[str]:
     if dry_run:  # the one switch: toy size, CPU, no compilation
         return ["--shape", "debug", "--batch", "2", "--seq", "32", "--iters", "1", "--warmup", "1", "--device", "cpu"]
     return ["--shape", shape, "--batch", str(batch), "--seq", str(seq), "--iters", str(iters), "--warmup", str(warmup)] \
-        + (["--compile"] if mode == "compiled" else [])
+        + (["--compile"] if mode == "compiled" else []) + (["--compile", "--compile-scope", "layers", "--no-peer"] if mode == "layers" else [])
 
 
 def save(out: Path, table: dict) -> None:

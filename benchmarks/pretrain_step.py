@@ -34,6 +34,7 @@ from electra.data.tokenizer import SpecialTokens
 from electra.model.electra import ElectraPair
 from electra.objectives.sampling import SAMPLERS
 from electra.objectives.task import PretrainingStep
+from electra.train.compiling import compile_layers
 from electra.train.flops import matmul_train_flops_per_step
 from electra.train.device import _peak_flops, autocast, cpu_has_bf16, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, param_groups
@@ -56,7 +57,10 @@ def synthetic_batch(batch: int, seq: int, vocab: int, device) -> dict[str, torch
 def ours(cfg, batch, device, compile_: bool, bf16: bool):
     model = ElectraPair(cfg.model).to(device)
     step_module = PretrainingStep(model, cfg.train, SPECIAL, cfg.train.max_predictions(batch["input_ids"].shape[1]))
-    fwd = torch.compile(step_module) if compile_ else step_module
+    layers = compile_ and cfg.train.compile_scope == "layers"  # regional: each layer, as train.compile_scope=layers
+    if layers:
+        compile_layers(model)
+    fwd = torch.compile(step_module) if compile_ and not layers else step_module
     opt = AdamNoBiasCorrection(param_groups(model, 0.01), lr=1e-4, compiled=compile_)  # as the loop with train.compile
     gen = torch.Generator(device=device)
 
@@ -124,9 +128,11 @@ def time_step(step, device, warmup: int, iters: int) -> tuple[float, float]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
+    t0 = time.perf_counter()
     for _ in range(warmup):
         step()
     sync()
+    time_step.warmup_s = time.perf_counter() - t0  # compilation included, when compiled
     for _ in range(iters):
         t0 = time.perf_counter()
         step()
@@ -161,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-scope", choices=["step", "layers"], default="step",
+                    help="with --compile: the whole step as one graph, or each transformer layer (regional)")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--vs-fp32", action="store_true", help="also time our step in fp32, eager (the CPU default before)")
     ap.add_argument("--vs-eager", action="store_true", help="with --compile, also time our step without compile")
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON (runs/gpu.sh reads it)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
-    cfg = load_config(a.shape)
+    cfg = load_config(a.shape, overrides={"train": {"compile_scope": a.compile_scope}})
     bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
     flops = matmul_train_flops_per_step(cfg.model, "electra", a.batch, a.seq, cfg.train.mask_prob)
@@ -216,9 +224,10 @@ def main(argv: list[str] | None = None) -> None:
         peak, peak_name = peaks[run_bf16]
         frac = f"{flops / dt / peak:.1%} of {peak_name}" if peak else "peak n/a"
         print(f"{label}: {a.batch * a.seq / dt:,.0f} tokens/s | {dt * 1e3:.2f} ms/step | {tflops:.3f} TFLOP/s"
-              f" | {frac} | peak mem {mem:.2f} GiB")
+              f" | {frac} | peak mem {mem:.2f} GiB | warm-up {time_step.warmup_s:.1f} s")
         record[label] = {"out_of_memory": False, "tokens_per_s": a.batch * a.seq / dt, "ms_per_step": dt * 1e3,
                          "tflops": tflops, "mfu": flops / dt / peak if peak else None, "peak_name": peak_name,
+                         "warmup_s": round(time_step.warmup_s, 2),
                          "peak_mem_gib": None if math.isnan(mem) else mem}
         del build
         if device.type == "cuda":
