@@ -70,6 +70,24 @@ def test_tokenizer_flags(capsys, tmp_path, tiny_corpus, args, frag):
     assert_refused(capsys, ["tokenizer", tiny_corpus, tmp_path / "tok", *args], [tmp_path, tiny_corpus], frag)
 
 
+@pytest.mark.parametrize("args,line", [
+    (["tokenizer", "c", "t", "--min-frequency", "-1"],
+     "error: argument --min-frequency: must be at least 0, got -1 (see electra tokenizer --help)"),
+    (["finetune", "m", "--task", "sst2", "--out", "o", "--max-train", "0"],
+     "error: argument --max-train: must be at least 1, got 0 (see electra finetune --help)"),
+    (["export"], "error: the following arguments are required: SRC, OUT_DIR (see electra export --help)"),
+    (["nosuch"], "error: argument command: invalid choice: 'nosuch' (choose from 'tokenizer', 'prepare', "
+                 "'pretrain', 'demo', 'experiment', 'export', 'finetune', 'evaluate', 'predict') (see electra --help)"),
+    (["pretrain", "d", "r", "--steps", "1.5"],
+     "error: argument --steps: expected a whole number, got '1.5' (see electra pretrain --help)"),
+])
+def test_usage_errors_are_one_line(capsys, args, line):
+    """argparse's own refusals: the project's one line on stderr, no usage block, exit code 2."""
+    code, err = run_cli(capsys, *args)
+    assert code == 2
+    assert err == line + "\n"
+
+
 @pytest.mark.parametrize("args,frag", [
     (["--heldout-fraction", "1.5"], "--heldout-fraction"),
     (["--heldout-fraction", "nan"], "--heldout-fraction"),
