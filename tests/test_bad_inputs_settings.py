@@ -39,13 +39,43 @@ def test_pretrain_setting_out_of_range(capsys, tmp_path, tiny_data, override, fr
     ('{"train": {"learning_rate": NaN}}', "finite"),
     ('[{"train": {}}]', "must hold a JSON object"),
     ('{"train": {"seed": -3}}', "train.seed"),
-    ('{"model": 5}', "must be a mapping"),
+    ('{"model": 5}', '"model" must be a JSON object'),
     ("{not json", "not valid JSON"),
 ])
 def test_pretrain_bad_config_file(capsys, tmp_path, tiny_data, content, frag):
     (tmp_path / "cfg.json").write_text(content)
     assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--config", tmp_path / "cfg.json"),
                    [tmp_path, tiny_data], frag)
+
+
+@pytest.mark.parametrize("content,section", [('{"train": [1, 2]}', "train"), ('{"model": "big"}', "model"),
+                                             ('{"train": null}', "train")])
+def test_pretrain_config_section_not_an_object(capsys, tmp_path, tiny_data, content, section):
+    """Refused even when --set/--steps also touch the section (it used to be dropped without a word)."""
+    (tmp_path / "cfg.json").write_text(content)
+    for extra in ([], ["--steps", "3"], ["--set", "model.num_layers=1"]):
+        assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--config", tmp_path / "cfg.json", *extra),
+                       [tmp_path, tiny_data], f'"{section}" must be a JSON object', "cfg.json")
+
+
+@pytest.mark.parametrize("sets,frag", [(["train=5"], "train is a section"), (["model=big"], "model is a section"),
+                                       (["train.max_steps.x=1"], "train.max_steps")])
+def test_pretrain_set_section_to_a_value(capsys, tmp_path, tiny_data, sets, frag):
+    args = [a for s in sets for a in ("--set", s)]
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", *args, "--steps", "2"), [tmp_path, tiny_data], frag)
+    assert_refused(capsys, ["experiment", tiny_data, tmp_path / "exp", "--preset", "debug", "--electra-steps", "8",
+                            *args], [tmp_path, tiny_data], frag)
+
+
+def test_parse_overrides_conflicts():
+    from electra.config import parse_overrides
+    from electra.errors import UserError
+
+    assert parse_overrides(["train.seed=3", "model.num_layers=2"]) == {"train": {"seed": "3"},
+                                                                       "model": {"num_layers": "2"}}
+    for pairs in (["train=5", "train.max_steps=3"], ["a.b=1", "a.b.c=2"], ["a.b.c=2", "a.b=1"]):
+        with pytest.raises(UserError):
+            parse_overrides(pairs)
 
 
 def test_pretrain_config_is_a_folder(capsys, tmp_path, tiny_data):
