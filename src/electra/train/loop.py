@@ -41,7 +41,7 @@ from ..objectives.task import PretrainingStep
 from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
 from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
-                         rng_to_str, save_checkpoint)
+                         rng_to_str, save_checkpoint, state_problem)
 from .device import _peak_flops, autocast, resolve_device, use_bf16
 from .encoder_io import save_encoder
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
@@ -236,9 +236,19 @@ class _Trainer:
 
     def _restore(self, ckpt: Path) -> None:
         state = load_checkpoint(ckpt, self.model, self.optimizer)
+        problem = state_problem(ckpt, state)
+        if problem is not None:
+            raise UserError(problem)
+        total = self.tc.total_steps(self.data.max_length)
+        if state["step"] > total:
+            raise UserError(f"{ckpt / 'state.json'}: the checkpoint is at step {state['step']:,}, past this run's "
+                            f"budget of {total:,} steps; resume with --steps {state['step']} or more")
         with reading(ckpt / "state.json", FIX_CHECKPOINT):
             self.step, self.tokens_seen, self.elapsed_before = int(state["step"]), state["tokens"], state["elapsed_seconds"]
-            self.loader.load_state(state["data"])
+            try:
+                self.loader.load_state(state["data"])
+            except UserError as e:
+                raise UserError(f"{ckpt / 'state.json'}: {e}") from None
             torch.set_rng_state(rng_from_str(state["rng"]["torch"]))
             if self.device.type == "cuda" and state["rng"].get("cuda"):
                 torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), self.device)
