@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import UserError
 from ..outputs import staged_file
 from .glue_tasks import TASKS, GlueSplit, GlueTask
+from .metrics import fmt_score
 
 RESULTS = "results.json"
 
@@ -53,15 +54,15 @@ def format_table(results: dict) -> str:
         task = TASKS[name]
         n = len(r["seeds"])
         for i, (dev_name, values) in enumerate(r["median"].items()):
-            main = 100 * values[task.score_metric]
-            others = ", ".join(f"{m} {100 * v:.1f}" for m, v in values.items() if m != task.score_metric)
-            spread = f"{100 * r['spread']['min']:.1f}-{100 * r['spread']['max']:.1f}" if i == 0 else ""
+            main = fmt_score(values[task.score_metric])
+            others = ", ".join(f"{m} {fmt_score(v)}" for m, v in values.items() if m != task.score_metric)
+            spread = f"{fmt_score(r['spread']['min'])}-{fmt_score(r['spread']['max'])}" if i == 0 else ""
             paper = f"{task.paper_small:.1f}" if task.paper_small is not None and i == 0 else ""
             rows.append((dev_name if dev_name != "dev" else name, task.score_metric,
-                         f"{main:.1f}" + (f" ({others})" if others else ""), str(n) if i == 0 else "", spread, paper))
+                         main + (f" ({others})" if others else ""), str(n) if i == 0 else "", spread, paper))
     g = results.get("glue_score")
     if g:
-        rows.append((g["name"], "avg", f"{100 * g['score']:.1f}", "", "", f"{g['paper_electra_small']:.1f}"))
+        rows.append((g["name"], "avg", fmt_score(g["score"]), "", "", f"{g['paper_electra_small']:.1f}"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
