@@ -156,11 +156,28 @@ def test_demo_settings(capsys, tmp_path, tiny_corpus, args, frag):
 @pytest.mark.parametrize("args,frag", [(["--seeds", "0"], "--seeds"), (["--electra-steps", "0"], "--electra-steps"),
                                        (["--flops", "-1e12"], "--flops"), (["--fractions", "0.25,0.5"], "--fractions"),
                                        (["--fractions", "0,1"], "--fractions"), (["--fractions", "half,1"], "--fractions"),
-                                       (["--final-only-tasks", "nosuchtask"], "nosuchtask")])
+                                       (["--final-only-tasks", "nosuchtask"], "nosuchtask"),
+                                       (["--ft-set", "epochs=-1"], "epochs must be positive"),
+                                       (["--ft-set", "learning_rate=NaN"], "finite"),
+                                       (["--ft-set", "nosuch=1"], "unknown fine-tuning setting 'nosuch'"),
+                                       (["--squad", "--ft-set", "doc_stride=abc"], "doc_stride")])
 def test_experiment_settings(capsys, tmp_path, tiny_data, args, frag):
     budget = [] if any(a in args for a in ("--electra-steps", "--flops")) else ["--electra-steps", "8"]
     assert_refused(capsys, ["experiment", tiny_data, tmp_path / "exp", "--preset", "debug", *budget, *args],
                    [tmp_path, tiny_data], frag)
+
+
+@pytest.mark.parametrize("flops,steps,frag", [(1.0, None, "--flops 1 buys 0 ELECTRA steps"),
+                                              (None, 3, "--electra-steps 3 is")])
+def test_experiment_budget_raised_with_a_warning(capsys, flops, steps, frag):
+    from electra.experiment import plan
+
+    p = plan("debug", [], flops, steps, 32)
+    err = capsys.readouterr().err
+    assert p["steps"]["electra"] == 8 and p["steps"]["mlm"] > 0
+    assert err.startswith("warning: ") and frag in err and "raised to 8 steps" in err, err
+    plan("debug", [], None, 9, 32)
+    assert capsys.readouterr().err == ""
 
 
 # -- silent nonsense --------------------------------------------------------------------------------
