@@ -194,3 +194,27 @@ def test_damaged_feature_cache_is_rebuilt(capsys, tmp_path, finetuned, glue):
     assert code == 0 and "damaged feature cache entry" in err, err
     assert json.loads((ft / "eval_results.json").read_text())["tasks"] == first["tasks"]
     assert json.loads((ft / "results.json").read_text()) == json.loads((finetuned / "results.json").read_text())
+
+
+def test_resume_warns_about_an_incomplete_newest_checkpoint(capsys, tmp_path, run, tiny_data):
+    """The newest checkpoint's model.safetensors deleted: --resume continues from step 1 and says which it skipped."""
+    mine = copy_tree(run, tmp_path / "run")
+    (_latest(mine) / "model.safetensors").unlink()
+    code, err = run_cli(capsys, *_resume_tiny(tiny_data, mine, 3))
+    assert code == 0, err
+    assert "warning: skipping incomplete checkpoint step-0000002: model.safetensors missing" in err, err
+    assert json.loads((mine / "checkpoints" / "step-0000002" / "state.json").read_text())["step"] == 2
+    assert json.loads((mine / "summary.json").read_text())["steps"] == 3
+
+
+def test_dangling_symlink_in_corpus_folder_is_named(capsys, tmp_path, tiny_corpus):
+    from electra.data.corpus import find_corpus_files
+
+    (tmp_path / "c").mkdir()
+    good = tmp_path / "c" / "good.txt"
+    good.write_text(tiny_corpus.read_text())
+    (tmp_path / "c" / "gone.txt").symlink_to(tmp_path / "moved-away.txt")
+    capsys.readouterr()
+    assert find_corpus_files(tmp_path / "c") == [good]
+    err = capsys.readouterr().err
+    assert err.startswith("warning: skipping ") and "gone.txt" in err and "moved-away.txt" in err, err

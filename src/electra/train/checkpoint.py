@@ -117,6 +117,19 @@ def state_problem(ckpt: Path, state: dict[str, Any]) -> str | None:
     return None if bad is None else f"{path}: {bad}; {FIX_CHECKPOINT}"
 
 
+def _warn_incomplete(run_dir: Path) -> None:
+    """A warning for each ``step-N`` folder newer than the newest complete checkpoint that lacks one of its
+    files (e.g. a deleted model.safetensors): --resume then continues from an older step, and says so."""
+    root, complete = Path(run_dir) / "checkpoints", list_checkpoints(run_dir)
+    newest = int(_STEP_DIR.match(complete[-1].name).group(1)) if complete else -1
+    found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()) \
+        if root.is_dir() else []
+    for step, p in found:
+        if step > newest and not is_checkpoint(p):
+            missing = [f for f in ("model.safetensors", "config.json", "state.json") if not (p / f).is_file()]
+            print(f"warning: skipping incomplete checkpoint {p.name}: {', '.join(missing)} missing", file=sys.stderr)
+
+
 def resume_checkpoint(run_dir: Path) -> Path | None:
     """The newest checkpoint of a run that reads back; damaged newer ones are reported and skipped.
 
@@ -124,6 +137,7 @@ def resume_checkpoint(run_dir: Path) -> Path | None:
         UserError: checkpoints exist but none of them is readable.
     """
     ckpts = list_checkpoints(run_dir)
+    _warn_incomplete(run_dir)
     for ckpt in reversed(ckpts):
         problem = checkpoint_problem(ckpt)
         if problem is None:
