@@ -41,6 +41,7 @@ def assert_refused(capsys, args, roots, *fragments, exact_tree: bool = True) -> 
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if "error:" in line]
     assert len(lines) == 1, err
+    assert lines[0].startswith("error:") and "usage:" not in err, err  # not argparse's usage block
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
     after = snapshot(*roots)

@@ -82,6 +82,73 @@ def test_resume_skips_a_damaged_newest_checkpoint(capsys, tmp_path, run, tiny_da
     assert json.loads((mine / "checkpoints" / "step-0000003" / "state.json").read_text())["step"] == 3
 
 
+def _edit_state(ckpt, edit):
+    state = json.loads((ckpt / "state.json").read_text())
+    edit(state)
+    (ckpt / "state.json").write_text(json.dumps(state))
+
+
+STATE_EDITS = {
+    "step": (lambda s: s.update(step=-5), "step must be a whole number >= 0"),
+    "absurd_step": (lambda s: s.update(step=10**12), "does not match the folder name"),
+    "float_step": (lambda s: s.update(step=2.5), "step must be a whole number"),
+    "tokens": (lambda s: s.update(tokens=-1), "tokens"),
+    "elapsed": (lambda s: s.update(elapsed_seconds=float("nan")), "elapsed_seconds"),
+    "epoch": (lambda s: s["data"].update(epoch=-1), "data must hold"),
+    "rng_short": (lambda s: s["rng"].update(torch="AAAA"), "rng.torch: 3 bytes"),
+    "rng_type": (lambda s: s.update(rng=[1]), "rng must be an object"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(STATE_EDITS))
+def test_resume_refuses_bad_state_fields(capsys, tmp_path, run, tiny_data, edit):
+    """Every field read back from state.json is checked: with all checkpoints bad nothing resumes, and each
+    is named in a warning with the field that is wrong."""
+    change, frag = STATE_EDITS[edit]
+    mine = copy_tree(run, tmp_path / "run")
+    for ckpt in (mine / "checkpoints").iterdir():
+        _edit_state(ckpt, change)
+    assert_refused(capsys, ["pretrain", tiny_data, mine, "--preset", "debug", "--resume", "--steps", "4"],
+                   [tmp_path, tiny_data], "none of its 2 checkpoints can be read")
+    code, err = run_cli(capsys, "pretrain", tiny_data, mine, "--preset", "debug", "--resume", "--steps", "4")
+    assert err.count("warning: skipping damaged checkpoint") == 2 and frag in err, err
+
+
+def _resume_tiny(tiny_data, run, steps):
+    """``electra pretrain --resume`` of a ``tiny_run`` with its own model and settings."""
+    from conftest import tiny_overrides
+
+    sets = [f"--set=train.{k}={v}" for k, v in tiny_overrides()["train"].items()]
+    sets += [f"--set=model.{k}={v}" for k, v in tiny_overrides()["model"].items()]
+    return ["pretrain", tiny_data, run, "--preset", "debug", "--resume", *sets, f"--set=train.max_steps={steps}",
+            "--set=train.save_every=1", "--no-progress"]
+
+
+def test_resume_skips_an_absurd_newest_state(capsys, tmp_path, run, tiny_data):
+    """step 10**12 in the newest state.json: skipped with a warning, the run continues from step 1 and ends at 3."""
+    mine = copy_tree(run, tmp_path / "run")
+    _edit_state(_latest(mine), lambda s: s.update(step=10**12))
+    code, err = run_cli(capsys, *_resume_tiny(tiny_data, mine, 3))
+    assert code == 0, err
+    assert "skipping damaged checkpoint step-0000002" in err and "does not match the folder name" in err
+    assert json.loads((mine / "summary.json").read_text())["steps"] == 3
+    assert json.loads((mine / "checkpoints" / "step-0000002" / "state.json").read_text())["step"] == 2
+
+
+def test_resume_refuses_data_position_beyond_the_data(capsys, tmp_path, run, tiny_data):
+    mine = copy_tree(run, tmp_path / "run")
+    for ckpt in (mine / "checkpoints").iterdir():
+        _edit_state(ckpt, lambda s: s["data"].update(step_in_epoch=10**6))
+    assert_refused(capsys, _resume_tiny(tiny_data, mine, 4), [tmp_path, tiny_data], "state.json",
+                   "not a position in the data")
+
+
+def test_resume_refuses_a_checkpoint_past_the_budget(capsys, tmp_path, run, tiny_data):
+    mine = copy_tree(run, tmp_path / "run")
+    assert_refused(capsys, _resume_tiny(tiny_data, mine, 1), [tmp_path, tiny_data], "step-0000002/state.json",
+                   "past this run's budget of 1 steps")
+
+
 def test_init_from_truncated_checkpoint(capsys, tmp_path, run, tiny_data):
     ckpt = copy_tree(_latest(run), tmp_path / "ckpt")
     truncate(ckpt / "model.safetensors")
@@ -127,3 +194,27 @@ def test_damaged_feature_cache_is_rebuilt(capsys, tmp_path, finetuned, glue):
     assert code == 0 and "damaged feature cache entry" in err, err
     assert json.loads((ft / "eval_results.json").read_text())["tasks"] == first["tasks"]
     assert json.loads((ft / "results.json").read_text()) == json.loads((finetuned / "results.json").read_text())
+
+
+def test_resume_warns_about_an_incomplete_newest_checkpoint(capsys, tmp_path, run, tiny_data):
+    """The newest checkpoint's model.safetensors deleted: --resume continues from step 1 and says which it skipped."""
+    mine = copy_tree(run, tmp_path / "run")
+    (_latest(mine) / "model.safetensors").unlink()
+    code, err = run_cli(capsys, *_resume_tiny(tiny_data, mine, 3))
+    assert code == 0, err
+    assert "warning: skipping incomplete checkpoint step-0000002: model.safetensors missing" in err, err
+    assert json.loads((mine / "checkpoints" / "step-0000002" / "state.json").read_text())["step"] == 2
+    assert json.loads((mine / "summary.json").read_text())["steps"] == 3
+
+
+def test_dangling_symlink_in_corpus_folder_is_named(capsys, tmp_path, tiny_corpus):
+    from electra.data.corpus import find_corpus_files
+
+    (tmp_path / "c").mkdir()
+    good = tmp_path / "c" / "good.txt"
+    good.write_text(tiny_corpus.read_text())
+    (tmp_path / "c" / "gone.txt").symlink_to(tmp_path / "moved-away.txt")
+    capsys.readouterr()
+    assert find_corpus_files(tmp_path / "c") == [good]
+    err = capsys.readouterr().err
+    assert err.startswith("warning: skipping ") and "gone.txt" in err and "moved-away.txt" in err, err

@@ -72,6 +72,21 @@ def test_tokenizer_earlier_output_needs_overwrite(capsys, tmp_path, corpus_dir):
     assert run_cli(capsys, "tokenizer", corpus_dir, out, *TOK, "--overwrite")[0] == 0  # ours, and asked for
 
 
+def test_overwrite_through_a_symlink(capsys, tmp_path, corpus_dir):
+    """OUT a link to an earlier output of ours: the new output replaces the target, the link stays the
+    user's link, and nothing hidden is left beside either."""
+    import json
+
+    target, link = tmp_path / "tok-v1", tmp_path / "tok"
+    assert run_cli(capsys, "tokenizer", corpus_dir, target, *TOK)[0] == 0
+    link.symlink_to(target)
+    code, err = run_cli(capsys, "tokenizer", corpus_dir, link, *TOK, "--cased", "--overwrite")
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert json.loads((target / "tokenizer.json").read_text())["normalizer"]["lowercase"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "tok", "tok-v1"]
+
+
 @pytest.mark.parametrize("where", ["corpus", "tokenizer", "user", "file"])
 def test_prepare_never_replaces_inputs_or_user_files(capsys, tmp_path, corpus_dir, user_dir, tiny_tokenizer, where):
     tok = copy_tree(tiny_tokenizer, tmp_path / "tok")

@@ -39,13 +39,43 @@ def test_pretrain_setting_out_of_range(capsys, tmp_path, tiny_data, override, fr
     ('{"train": {"learning_rate": NaN}}', "finite"),
     ('[{"train": {}}]', "must hold a JSON object"),
     ('{"train": {"seed": -3}}', "train.seed"),
-    ('{"model": 5}', "must be a mapping"),
+    ('{"model": 5}', '"model" must be a JSON object'),
     ("{not json", "not valid JSON"),
 ])
 def test_pretrain_bad_config_file(capsys, tmp_path, tiny_data, content, frag):
     (tmp_path / "cfg.json").write_text(content)
     assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--config", tmp_path / "cfg.json"),
                    [tmp_path, tiny_data], frag)
+
+
+@pytest.mark.parametrize("content,section", [('{"train": [1, 2]}', "train"), ('{"model": "big"}', "model"),
+                                             ('{"train": null}', "train")])
+def test_pretrain_config_section_not_an_object(capsys, tmp_path, tiny_data, content, section):
+    """Refused even when --set/--steps also touch the section (it used to be dropped without a word)."""
+    (tmp_path / "cfg.json").write_text(content)
+    for extra in ([], ["--steps", "3"], ["--set", "model.num_layers=1"]):
+        assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", "--config", tmp_path / "cfg.json", *extra),
+                       [tmp_path, tiny_data], f'"{section}" must be a JSON object', "cfg.json")
+
+
+@pytest.mark.parametrize("sets,frag", [(["train=5"], "train is a section"), (["model=big"], "model is a section"),
+                                       (["train.max_steps.x=1"], "train.max_steps")])
+def test_pretrain_set_section_to_a_value(capsys, tmp_path, tiny_data, sets, frag):
+    args = [a for s in sets for a in ("--set", s)]
+    assert_refused(capsys, _pretrain(tiny_data, tmp_path / "run", *args, "--steps", "2"), [tmp_path, tiny_data], frag)
+    assert_refused(capsys, ["experiment", tiny_data, tmp_path / "exp", "--preset", "debug", "--electra-steps", "8",
+                            *args], [tmp_path, tiny_data], frag)
+
+
+def test_parse_overrides_conflicts():
+    from electra.config import parse_overrides
+    from electra.errors import UserError
+
+    assert parse_overrides(["train.seed=3", "model.num_layers=2"]) == {"train": {"seed": "3"},
+                                                                       "model": {"num_layers": "2"}}
+    for pairs in (["train=5", "train.max_steps=3"], ["a.b=1", "a.b.c=2"], ["a.b.c=2", "a.b=1"]):
+        with pytest.raises(UserError):
+            parse_overrides(pairs)
 
 
 def test_pretrain_config_is_a_folder(capsys, tmp_path, tiny_data):
@@ -68,6 +98,24 @@ def test_pretrain_budget_flags(capsys, tmp_path, tiny_data, flag, value):
 ])
 def test_tokenizer_flags(capsys, tmp_path, tiny_corpus, args, frag):
     assert_refused(capsys, ["tokenizer", tiny_corpus, tmp_path / "tok", *args], [tmp_path, tiny_corpus], frag)
+
+
+@pytest.mark.parametrize("args,line", [
+    (["tokenizer", "c", "t", "--min-frequency", "-1"],
+     "error: argument --min-frequency: must be at least 0, got -1 (see electra tokenizer --help)"),
+    (["finetune", "m", "--task", "sst2", "--out", "o", "--max-train", "0"],
+     "error: argument --max-train: must be at least 1, got 0 (see electra finetune --help)"),
+    (["export"], "error: the following arguments are required: SRC, OUT_DIR (see electra export --help)"),
+    (["nosuch"], "error: argument command: invalid choice: 'nosuch' (choose from 'tokenizer', 'prepare', "
+                 "'pretrain', 'demo', 'experiment', 'export', 'finetune', 'evaluate', 'predict') (see electra --help)"),
+    (["pretrain", "d", "r", "--steps", "1.5"],
+     "error: argument --steps: expected a whole number, got '1.5' (see electra pretrain --help)"),
+])
+def test_usage_errors_are_one_line(capsys, args, line):
+    """argparse's own refusals: the project's one line on stderr, no usage block, exit code 2."""
+    code, err = run_cli(capsys, *args)
+    assert code == 2
+    assert err == line + "\n"
 
 
 @pytest.mark.parametrize("args,frag", [
@@ -108,11 +156,28 @@ def test_demo_settings(capsys, tmp_path, tiny_corpus, args, frag):
 @pytest.mark.parametrize("args,frag", [(["--seeds", "0"], "--seeds"), (["--electra-steps", "0"], "--electra-steps"),
                                        (["--flops", "-1e12"], "--flops"), (["--fractions", "0.25,0.5"], "--fractions"),
                                        (["--fractions", "0,1"], "--fractions"), (["--fractions", "half,1"], "--fractions"),
-                                       (["--final-only-tasks", "nosuchtask"], "nosuchtask")])
+                                       (["--final-only-tasks", "nosuchtask"], "nosuchtask"),
+                                       (["--ft-set", "epochs=-1"], "epochs must be positive"),
+                                       (["--ft-set", "learning_rate=NaN"], "finite"),
+                                       (["--ft-set", "nosuch=1"], "unknown fine-tuning setting 'nosuch'"),
+                                       (["--squad", "--ft-set", "doc_stride=abc"], "doc_stride")])
 def test_experiment_settings(capsys, tmp_path, tiny_data, args, frag):
     budget = [] if any(a in args for a in ("--electra-steps", "--flops")) else ["--electra-steps", "8"]
     assert_refused(capsys, ["experiment", tiny_data, tmp_path / "exp", "--preset", "debug", *budget, *args],
                    [tmp_path, tiny_data], frag)
+
+
+@pytest.mark.parametrize("flops,steps,frag", [(1.0, None, "--flops 1 buys 0 ELECTRA steps"),
+                                              (None, 3, "--electra-steps 3 is")])
+def test_experiment_budget_raised_with_a_warning(capsys, flops, steps, frag):
+    from electra.experiment import plan
+
+    p = plan("debug", [], flops, steps, 32)
+    err = capsys.readouterr().err
+    assert p["steps"]["electra"] == 8 and p["steps"]["mlm"] > 0
+    assert err.startswith("warning: ") and frag in err and "raised to 8 steps" in err, err
+    plan("debug", [], None, 9, 32)
+    assert capsys.readouterr().err == ""
 
 
 # -- silent nonsense --------------------------------------------------------------------------------

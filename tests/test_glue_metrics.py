@@ -40,7 +40,7 @@ def test_pearson_by_hand():
     # x centred (-1, 0, 1), y centred (-4/3, -1/3, 5/3): r = 3 / sqrt(2 * 42/9)
     assert M.pearson([1, 2, 3], [1, 2, 4]) == pytest.approx(3 / math.sqrt(2 * 42 / 9))
     assert M.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert M.pearson([2.5, 2.5, 2.5], [1, 2, 3]) == 0.0  # constant predictions
+    assert math.isnan(M.pearson([2.5, 2.5, 2.5], [1, 2, 3]))  # constant predictions: undefined, not 0
 
 
 def test_spearman_with_ties_by_hand():

@@ -26,6 +26,8 @@ def atomic_dir(final: Path) -> Path:
 def commit_dir(tmp: Path, final: Path, fsync: bool = True) -> None:
     """Replace ``final`` by ``tmp`` (files flushed to disk first); an old ``final`` is moved aside, then removed."""
     tmp, final = Path(tmp), Path(final)
+    if final.is_symlink():  # replace what the link points to; the user's link stays a link
+        final = final.resolve()
     if fsync:
         for f in tmp.rglob("*"):
             if f.is_file():

@@ -198,8 +198,19 @@ def _fractions(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line ``error: ... (see electra SUB --help)``, exit 2.
+
+    ``add_subparsers`` builds every sub-command's parser (finetune, export, ...) from this class too.
+    """
+
+    def error(self, message: str):
+        text = " ".join(str(message).split())
+        self.exit(2, f"error: {text} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="electra", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="electra", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_tokenizer(sub)
     _add_prepare(sub)

@@ -314,11 +314,30 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise UserError(f"override {pair!r} is not of the form section.key=value")
         key, value = pair.split("=", 1)
         parts = key.strip().split(".")
+        if parts[0] in SECTIONS and len(parts) == 1:
+            raise UserError(f"override {pair!r}: {parts[0]} is a section, not a value; set one of its keys, "
+                            f"e.g. --set {parts[0]}.KEY=VALUE")
         node = out
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override {pair!r} conflicts with an earlier override that set "
+                                f"{'.'.join(parts[:i + 1])} to a value")
+        if isinstance(node.get(parts[-1]), dict):
+            raise UserError(f"override {pair!r}: {key.strip()} is a section, not a value")
         node[parts[-1]] = value
     return out
+
+
+#: The config's sections: each must be a JSON object wherever it is given.
+SECTIONS = ("model", "train")
+
+
+def _check_sections(values: dict[str, Any], where: str) -> None:
+    for name in SECTIONS:
+        if name in values and not isinstance(values[name], dict):
+            raise UserError(f"{where}: \"{name}\" must be a JSON object like {{\"{name}\": {{...}}}}, "
+                            f"got {json.dumps(values[name])[:60]}")
 
 
 def load_config(preset: str = "small", file: Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
@@ -338,8 +357,10 @@ def load_config(preset: str = "small", file: Path | None = None, overrides: dict
         if not isinstance(loaded, dict):
             raise UserError(f"config file {file} must hold a JSON object like {{\"train\": {{...}}}}, "
                             f"not a {type(loaded).__name__}")
+        _check_sections(loaded, f"config file {file}")
         values = _deep_update(values, loaded)
     if overrides:
+        _check_sections(overrides, "--set")
         values = _deep_update(values, overrides)
     return _build(PretrainConfig, values, "")
 

@@ -13,6 +13,7 @@ placed by the same counter.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from .train.checkpoint import find_checkpoint, list_checkpoints
 from .train.flops import official_train_flops_per_step
 
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
+#: The fewest ELECTRA steps an experiment runs: one per checkpoint fraction of the default 1/8.
+MIN_STEPS = 8
 
 
 def plan(preset: str, overrides: list[str], flops: float | None, electra_steps: int | None, max_length: int) -> dict:
@@ -36,7 +39,12 @@ def plan(preset: str, overrides: list[str], flops: float | None, electra_steps: 
         raise UserError("give the budget as exactly one of --flops or --electra-steps")
     if electra_steps is None:
         electra_steps = int(flops // per_step["electra"])
-    electra_steps = max(8, electra_steps)  # at least one step per checkpoint fraction
+    if electra_steps < MIN_STEPS:  # at least one step per checkpoint fraction
+        given = f"--flops {flops:.3g} buys {electra_steps} ELECTRA steps" if flops is not None else \
+            f"--electra-steps {electra_steps} is"
+        print(f"warning: {given}, fewer than {MIN_STEPS}; raised to {MIN_STEPS} steps "
+              f"({MIN_STEPS * per_step['electra']:.3g} FLOPs per arm)", file=sys.stderr)
+        electra_steps = MIN_STEPS
     budget = electra_steps * per_step["electra"]
     mlm_steps = round(budget / per_step["mlm"])
     steps = {"electra": electra_steps, "mlm": mlm_steps}
@@ -73,6 +81,7 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
     if not fractions or any(not 0 < f <= 1 for f in fractions) or max(fractions) != 1:
         raise UserError(f"--fractions must lie in (0, 1] and include 1, got {', '.join(map(str, fractions))}")
     p = plan(preset, list(overrides or []), flops, electra_steps, read_meta(Path(data)).max_length)
+    _check_finetune_settings(p["configs"]["electra"].model.hidden_size, finetune_overrides, squad, squad_overrides)
     glue = Path(glue_dir) if glue_dir is not None else data_dir() / "glue"
     task_names = [t.name for t in resolve_tasks(tasks if isinstance(tasks, str) else list(tasks), glue)]
     final_only = {t.name for t in resolve_tasks(list(final_only_tasks), glue)} if final_only_tasks else set()
@@ -101,6 +110,21 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
         write_results(out, result)
     print(results_table(result))
     return result
+
+
+def _check_finetune_settings(hidden_size: int, overrides: dict[str, str] | None, squad: bool,
+                             squad_overrides: dict[str, str] | None) -> None:
+    """The fine-tuning settings (``--ft-set``) as fine-tuning will read them: a bad one is an error now,
+    before the arms pretrain, not after."""
+    from .finetune.optim import default_hparams
+
+    default_hparams(hidden_size, overrides)
+    if squad:
+        from .finetune.squad import _settings, _split_overrides
+
+        shared, squad_only = _split_overrides(squad_overrides)
+        default_hparams(hidden_size, shared)
+        _settings(squad_only)
 
 
 def checkpoint_row(arm: str, fraction: float, step: int, flops: float, res: dict) -> dict:

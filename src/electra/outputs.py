@@ -147,8 +147,13 @@ def clean_stale(out: Path) -> None:
 
 @contextlib.contextmanager
 def staged_output(out: Path, command: str, fsync: bool = True) -> Iterator[Path]:
-    """Yield a marked temporary sibling of ``out`` to build in; swap it in on success, remove it on error."""
+    """Yield a marked temporary sibling of ``out`` to build in; swap it in on success, remove it on error.
+
+    When ``out`` is a symbolic link (to an earlier output of ours: ``check_output`` allowed it), the
+    new output replaces the link's target and the link itself stays as the user made it."""
     out = Path(out)
+    if out.is_symlink():
+        out = out.resolve()
     clean_stale(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}{TMP_TAG}{os.getpid()}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import os
+import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -63,6 +65,9 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield from _walk(child)
         elif child.is_file() and is_corpus_file(child):
             yield child
+        elif child.is_symlink() and not child.exists():
+            print(f"warning: skipping {child}: a symbolic link to {os.readlink(child)}, which does not exist",
+                  file=sys.stderr)
 
 
 def find_corpus_files(path: Path) -> list[Path]:

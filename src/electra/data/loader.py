@@ -122,8 +122,12 @@ class BatchIterator:
         ):
             if key in state and state[key] != mine:
                 raise UserError(f"cannot resume data position: saved {key} is {state[key]}, this run has {mine}")
-        self.epoch = int(state["epoch"])
-        self.step_in_epoch = int(state["step_in_epoch"])
+        epoch, step = state.get("epoch"), state.get("step_in_epoch")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (epoch, step)) \
+                or step > self.steps_per_epoch:
+            raise UserError(f"cannot resume data position: epoch {epoch!r}, step {step!r} of an epoch of "
+                            f"{self.steps_per_epoch} steps is not a position in the data")
+        self.epoch, self.step_in_epoch = epoch, step
 
 
 class Prefetcher:

@@ -42,6 +42,8 @@ class ShardInfo:
 
     name: str
     examples: int
+    #: Largest token id in the shard, recorded by ``prepare`` (None in datasets prepared before it was).
+    max_id: int | None = None
 
 
 @dataclass
@@ -154,10 +156,11 @@ class ShardWriter:
         if self._n == 0:
             return
         name = f"shard-{len(self.shards):05d}"
+        max_id = int(self._ids[: self._n].max())
         np.save(self.split_dir / f"{name}.ids.npy", self._ids[: self._n], allow_pickle=False)
         np.save(self.split_dir / f"{name}.lengths.npy", self._lengths[: self._n], allow_pickle=False)
         np.save(self.split_dir / f"{name}.first_len.npy", self._first_len[: self._n], allow_pickle=False)
-        self.shards.append(ShardInfo(name=name, examples=self._n))
+        self.shards.append(ShardInfo(name=name, examples=self._n, max_id=max_id))
         self._ids.fill(self.pad_id)
         self._n = 0
 
@@ -165,6 +168,30 @@ class ShardWriter:
         """Write the last partial shard; returns every shard of this split, in order."""
         self._flush()
         return self.shards
+
+
+def check_shard(stem: Path, meta: DatasetMeta, shard: ShardInfo, ids: np.ndarray, lengths: np.ndarray,
+                first_len: np.ndarray) -> None:
+    """UserError naming the file unless the shard holds integers of the recorded type, every token id
+    inside the vocabulary (its largest the one ``prepare`` recorded), and lengths that fit ``max_length``.
+
+    One pass over the ids (a memory-mapped read of the shard) when the dataset is opened."""
+    again = "prepare the corpus again"
+    for suffix, arr, want in (("ids", ids, meta.dtype), ("lengths", lengths, "int32"), ("first_len", first_len, "int32")):
+        if arr.dtype.kind not in "iu" or str(arr.dtype) != want:
+            raise UserError(f"{stem}.{suffix}.npy: holds {arr.dtype} values where {want} token data is expected; "
+                            f"the file was rewritten after prepare; {again}")
+    if ids.size:
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= meta.vocab_size:
+            raise UserError(f"{stem}.ids.npy: token id {high if high >= meta.vocab_size else low} is outside the "
+                            f"vocabulary of {meta.vocab_size:,} tokens (ids 0 to {meta.vocab_size - 1:,}); {again}")
+        if shard.max_id is not None and high != shard.max_id:
+            raise UserError(f"{stem}.ids.npy: its largest token id is {high:,}, {META_FILE} recorded {shard.max_id:,}: "
+                            f"the shard was changed after prepare; {again}")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > meta.max_length or first_len.min() < 1
+                         or (first_len > lengths).any()):
+        raise UserError(f"{stem}.lengths.npy / first_len.npy: example lengths outside 1 to {meta.max_length}; {again}")
 
 
 class PretrainingData:
@@ -193,6 +220,7 @@ class PretrainingData:
             fl = self._load(stem.with_name(f"{shard.name}.first_len.npy"), mmap=False)
             if ids.shape != (shard.examples, self.max_length) or ln.shape != (shard.examples,) or fl.shape != ln.shape:
                 raise UserError(f"{stem}: shard shapes do not match {META_FILE}; prepare the corpus again")
+            check_shard(stem, self.meta, shard, ids, ln, fl)
             self._ids.append(ids)
             lengths.append(ln)
             first_lens.append(fl)

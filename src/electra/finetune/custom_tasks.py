@@ -29,6 +29,7 @@ from ..data.records import json_object
 from ..errors import UserError, warn
 from ..outputs import staged_file
 from .glue_tasks import DevSet, GlueSplit, GlueTask, task_spec
+from .metrics import fmt_score
 
 CLASSIFICATION_METRICS = ("acc", "macro_f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
@@ -47,8 +48,14 @@ def _delimiter(path: Path) -> str | None:
     return TABLE_SUFFIXES[suffix]
 
 
+class _Nested(str):
+    """A JSON list or object in a .jsonl cell: refused where a column is used (``_cell``), not a class name."""
+
+
 def _as_text(value) -> str:
     """A JSON value as the string a CSV cell would hold (``1`` -> ``"1"``, ``true`` -> ``"true"``)."""
+    if isinstance(value, (list, dict)):
+        return _Nested(json.dumps(value))
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -119,7 +126,12 @@ def require_columns(path: Path, columns: list[str], wanted: list[str]) -> None:
 def _cell(path: Path, lineno: int, row: dict[str, str], column: str) -> str:
     if column not in row:
         raise UserError(f"{path}, line {lineno}: no value for column {column!r}")
-    return row[column]
+    value = row[column]
+    if isinstance(value, _Nested):
+        kind = "list" if value.startswith("[") else "object"
+        raise UserError(f"{path}, line {lineno}: column {column!r} holds a JSON {kind} ({value[:40]}), "
+                        f"not a single value; give one string or number per row")
+    return value
 
 
 def split_from_rows(task: GlueTask, path: Path, columns: list[str], rows: list[Row], labeled: bool) -> GlueSplit:
@@ -161,14 +173,18 @@ def write_custom_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, l
             writer.writerow([i, line, g, pred, *pr])
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _label(task: GlueTask, label_ids: dict[str, int] | None, path: Path, lineno: int, raw: str):
     if label_ids is None:
         try:
             value = float(raw)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value):
-            raise UserError(f"{path}, line {lineno}: {task.label} {raw!r} is not a finite number (--regression)")
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:  # targets are float32 tensors
+            raise UserError(f"{path}, line {lineno}: {task.label} {raw!r} is not a finite number of float32 "
+                            f"range (--regression)")
         return value
     if raw not in label_ids:
         raise UserError(f"{path}, line {lineno}: label {raw!r} does not occur in the training file "

@@ -49,7 +49,7 @@ from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load
 from .custom_tasks import write_custom_dev_predictions
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
-from .optim import FinetuneHParams, build_finetune_optimizer, default_hparams
+from .optim import FinetuneHParams, build_finetune_optimizer, check_finite_loss, default_hparams
 from .seed_record import kept_seed, weights_digest, write_seed_record
 
 FINETUNE_CONFIG = "finetune.json"
@@ -141,6 +141,7 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
             with autocast(device, use_bf16(device, hp.precision, model.encoder.config.hidden_size)):
                 logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
             loss = loss_fn(task, logits, batch["labels"])
+            check_finite_loss(loss.item(), f"{task.name} seed {seed}", step, total_steps)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if hp.clip_grad_norm > 0:
@@ -298,7 +299,7 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
         files = [*dev_files.values(), *test_files.values(), *([seed_dir / FINETUNE_CONFIG] if save_models else [])]
         kept = kept_seed(seed_dir, fingerprint, files) if resume else None
         if kept is not None:
-            log(f"{task.name} seed {seed}: kept from the earlier run in {seed_dir} (score {100 * kept['score']:.2f})")
+            log(f"{task.name} seed {seed}: kept from the earlier run in {seed_dir} (score {M.fmt_score(kept['score'], 2)})")
             runs.append(kept)
             continue
         torch.manual_seed(seed)
@@ -326,7 +327,7 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
                      "train_seconds": round(train_s, 2),
                      "train_examples_per_s": round(len(train_feats) * hp.epochs / max(train_s, 1e-9), 1)})
         write_seed_record(seed_dir, fingerprint, runs[-1])
-        shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in dev_scores.items() for m, v in ms.items())
+        shown = ", ".join(f"{d} {m} {M.fmt_score(v, 2)}" for d, ms in dev_scores.items() for m, v in ms.items())
         log(f"{task.name} seed {seed}: {shown} (train {train_s:.1f} s, final loss {losses[-1]:.4f})")
     encoder.to("cpu")
     return runs
@@ -459,7 +460,7 @@ def evaluate_glue(finetuned_dir: Path, tasks: list[str] | str = "all", *, glue_d
         by_task.setdefault(task.name, []).append(
             {"seed": meta["seed"], "dev": scores, "score": scores[task.dev_sets[0].name][task.score_metric],
              "path": str(meta_path.parent)})
-        shown = ", ".join(f"{d} {m} {100 * v:.2f}" for d, ms in scores.items() for m, v in ms.items())
+        shown = ", ".join(f"{d} {m} {M.fmt_score(v, 2)}" for d, ms in scores.items() for m, v in ms.items())
         log(f"{task.name} seed {meta['seed']} ({meta_path.parent}): {shown}")
     if not by_task:
         raise UserError(f"no fine-tuned model for task(s) {', '.join(sorted(wanted))} under {finetuned_dir}")

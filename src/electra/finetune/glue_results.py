@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import UserError
 from ..outputs import staged_file
 from .glue_tasks import TASKS, GlueSplit, GlueTask
+from .metrics import fmt_score
 
 RESULTS = "results.json"
 
@@ -41,7 +42,7 @@ def summarize_seeds(task: GlueTask, runs: list[dict]) -> dict:
 def median_summary(task_name: str, result: dict) -> str:
     """One log line: the median seed's own dev scores, then (several seeds) the per-metric medians."""
     def scores(dev: dict) -> str:
-        return "; ".join(f"{name + ' ' if len(dev) > 1 else ''}" + ", ".join(f"{m} {100 * v:.2f}" for m, v in ms.items())
+        return "; ".join(f"{name + ' ' if len(dev) > 1 else ''}" + ", ".join(f"{m} {fmt_score(v, 2)}" for m, v in ms.items())
                          for name, ms in dev.items())
 
     n = len(result["seeds"])
@@ -78,17 +79,17 @@ def format_table(results: dict, tasks: dict[str, GlueTask] | None = None) -> str
         n = len(r["seeds"])
         own = r.get("median_seed_dev") or r["median"]  # results of older versions lack median_seed_dev
         for i, (dev_name, values) in enumerate(r["median"].items()):
-            main = 100 * values[task.score_metric]
+            main = fmt_score(values[task.score_metric])
             # The other metrics are the median seed's own: medians taken separately describe no model.
-            others = ", ".join(f"{m} {100 * v:.1f}" for m, v in own[dev_name].items() if m != task.score_metric)
+            others = ", ".join(f"{m} {fmt_score(v)}" for m, v in own[dev_name].items() if m != task.score_metric)
             others = f"seed {r['median_seed']}: {others}" if others and n > 1 and "median_seed_dev" in r else others
-            spread = f"{100 * r['spread']['min']:.1f}-{100 * r['spread']['max']:.1f}" if i == 0 else ""
+            spread = f"{fmt_score(r['spread']['min'])}-{fmt_score(r['spread']['max'])}" if i == 0 else ""
             paper = f"{task.paper_small:.1f}" if task.paper_small is not None and i == 0 else ""
             rows.append((dev_name if dev_name != "dev" else name, task.score_metric,
-                         f"{main:.1f}" + (f" ({others})" if others else ""), str(n) if i == 0 else "", spread, paper))
+                         main + (f" ({others})" if others else ""), str(n) if i == 0 else "", spread, paper))
     g = results.get("glue_score")
     if g:
-        rows.append((g["name"], "avg", f"{100 * g['score']:.1f}", "", "", f"{g['paper_electra_small']:.1f}"))
+        rows.append((g["name"], "avg", fmt_score(g["score"]), "", "", f"{g['paper_electra_small']:.1f}"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

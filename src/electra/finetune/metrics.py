@@ -1,9 +1,10 @@
 """GLUE metrics as GLUE defines them, in numpy: accuracy, binary F1, Matthews correlation, Pearson
 and Spearman correlation; macro-F1 and multi-class MCC for tasks of your own. All return plain floats in [0, 1] (or [-1, 1] for correlations).
 
-Degenerate inputs follow scikit-learn's conventions rather than returning NaN: MCC is 0 when either
-the predictions or the labels are constant, F1 is 0 when there is no positive in either, and a
-correlation is 0 when either side is constant (a constant predictor carries no information).
+Degenerate inputs: MCC is 0 when either the predictions or the labels are constant and F1 is 0
+when there is no positive in either (scikit-learn's conventions, which GLUE's scorer uses); a
+Pearson or Spearman correlation with a constant side is undefined and is NaN (as scipy, which
+GLUE's scorer uses for them), shown as "undefined" (``fmt_score``), never as a score of 0.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def pearson(x, y) -> float:
     x, y = _pair(x, y, float)
     xc, yc = x - x.mean(), y - y.mean()
     denom = np.sqrt((xc * xc).sum() * (yc * yc).sum())
-    return float((xc * yc).sum() / denom) if denom > 0 else 0.0
+    return float((xc * yc).sum() / denom) if denom > 0 else float("nan")  # a constant side: undefined
 
 
 def rankdata(x) -> np.ndarray:
@@ -78,6 +79,11 @@ def spearman(x, y) -> float:
     """Pearson correlation of the (tie-averaged) ranks."""
     x, y = _pair(x, y, float)
     return pearson(rankdata(x), rankdata(y))
+
+
+def fmt_score(value: float, digits: int = 1) -> str:
+    """A metric in [0, 1] as a percentage with ``digits`` decimals, or ``undefined`` for NaN."""
+    return "undefined" if value is None or value != value else f"{100 * value:.{digits}f}"
 
 
 #: name -> function(preds, labels); the names used in results.json.

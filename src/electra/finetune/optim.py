@@ -207,3 +207,11 @@ def build_finetune_optimizer(encoder: Encoder, heads: list[nn.Module], lr: float
                                      compiled=compiled)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_times_decay(total_steps, warmup_frac))
     return optimizer, scheduler
+
+
+def check_finite_loss(value: float, what: str, step: int, total_steps: int) -> None:
+    """UserError when a fine-tuning loss is NaN or infinite: the run stops, as pretraining does."""
+    if not math.isfinite(value):
+        raise UserError(f"{what}: the training loss became {value} at step {step + 1} of {total_steps}; nothing "
+                        f"of this run was saved. Lower learning_rate, or check the labels (regression targets "
+                        f"should be moderate numbers)")

@@ -33,7 +33,7 @@ from ..paths import data_dir
 from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder, save_encoder
 from ..train.device import autocast, resolve_device, use_bf16
-from .optim import FinetuneHParams, _parse_value, build_finetune_optimizer, default_hparams
+from .optim import FinetuneHParams, _parse_value, build_finetune_optimizer, check_finite_loss, default_hparams
 from .squad_data import SquadFeatures, SquadSet, WindowSpec, load_features, read_squad
 from .squad_decode import BeamOutputs, Decoded, decode
 from .squad_head import SquadHead
@@ -146,6 +146,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
         out = head.loss(h, batch["answer_mask"], batch["start_positions"], batch["end_positions"],
                         batch["is_impossible"])
         optimizer.zero_grad(set_to_none=True)
+        check_finite_loss(out.loss.item(), "SQuAD", len(losses), total)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], hp.clip_grad_norm)
         optimizer.step()

@@ -59,15 +59,75 @@ def checkpoint_problem(ckpt: Path) -> str | None:
     files), else what is wrong, naming the file."""
     for name in ("config.json", "state.json"):
         try:
-            read_json(ckpt / name, FIX_CHECKPOINT)
+            values = read_json(ckpt / name, FIX_CHECKPOINT)
         except UserError as e:
             return str(e)
+    problem = state_problem(ckpt, values)
+    if problem is not None:
+        return problem
     for name in ("model.safetensors", "optimizer.safetensors"):
         if (ckpt / name).exists() or name == "model.safetensors":
             reason = safetensors_ok(ckpt / name)
             if reason is not None:
                 return f"{ckpt / name}: {reason}"
     return None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _rng_problem(text: Any, size: int | None) -> str | None:
+    if not isinstance(text, str):
+        return f"expected a base64 string, got {type(text).__name__}"
+    try:
+        n = len(base64.b64decode(text, validate=True))
+    except ValueError:
+        return "not valid base64"
+    return None if size is None or n == size else f"{n} bytes where this torch's generator has {size}"
+
+
+def state_problem(ckpt: Path, state: dict[str, Any]) -> str | None:
+    """None if every field of a checkpoint's ``state.json`` is of its type and within its range (the
+    step that of the folder's name, counts and times not negative, a data position, RNG states of
+    this torch's size), else what is wrong, naming the file and the field."""
+    path = Path(ckpt) / "state.json"
+    step, m = state.get("step"), _STEP_DIR.match(Path(ckpt).name)
+    if not _whole(step) or step < 0:
+        return f"{path}: step must be a whole number >= 0, got {step!r}; {FIX_CHECKPOINT}"
+    if m and step != int(m.group(1)):
+        return f"{path}: step {step} does not match the folder name {Path(ckpt).name}; {FIX_CHECKPOINT}"
+    elapsed, data = state.get("elapsed_seconds"), state.get("data")
+    bad = None
+    if not _whole(state.get("tokens")) or state["tokens"] < 0:
+        bad = f"tokens must be a whole number >= 0, got {state.get('tokens')!r}"
+    elif not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool) or not 0 <= elapsed < float("inf"):
+        bad = f"elapsed_seconds must be a finite number >= 0, got {elapsed!r}"
+    elif not isinstance(data, dict) or not all(_whole(data.get(k)) and data[k] >= 0
+                                               for k in ("epoch", "step_in_epoch", "seed")):
+        bad = f"data must hold epoch, step_in_epoch and seed, whole numbers >= 0, got {json.dumps(data)[:80]}"
+    elif not isinstance(state.get("rng"), dict):
+        bad = f"rng must be an object, got {json.dumps(state.get('rng'))[:40]}"
+    elif (why := _rng_problem(state["rng"].get("torch"), torch.get_rng_state().numel())) is not None:
+        bad = f"rng.torch: {why}"
+    elif state["rng"].get("cuda") is not None and (why := _rng_problem(state["rng"]["cuda"], None)) is not None:
+        bad = f"rng.cuda: {why}"
+    elif not isinstance(state.get("vocab_fingerprint"), str):
+        bad = f"vocab_fingerprint must be a string, got {state.get('vocab_fingerprint')!r}"
+    return None if bad is None else f"{path}: {bad}; {FIX_CHECKPOINT}"
+
+
+def _warn_incomplete(run_dir: Path) -> None:
+    """A warning for each ``step-N`` folder newer than the newest complete checkpoint that lacks one of its
+    files (e.g. a deleted model.safetensors): --resume then continues from an older step, and says so."""
+    root, complete = Path(run_dir) / "checkpoints", list_checkpoints(run_dir)
+    newest = int(_STEP_DIR.match(complete[-1].name).group(1)) if complete else -1
+    found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()) \
+        if root.is_dir() else []
+    for step, p in found:
+        if step > newest and not is_checkpoint(p):
+            missing = [f for f in ("model.safetensors", "config.json", "state.json") if not (p / f).is_file()]
+            print(f"warning: skipping incomplete checkpoint {p.name}: {', '.join(missing)} missing", file=sys.stderr)
 
 
 def resume_checkpoint(run_dir: Path) -> Path | None:
@@ -77,6 +137,7 @@ def resume_checkpoint(run_dir: Path) -> Path | None:
         UserError: checkpoints exist but none of them is readable.
     """
     ckpts = list_checkpoints(run_dir)
+    _warn_incomplete(run_dir)
     for ckpt in reversed(ckpts):
         problem = checkpoint_problem(ckpt)
         if problem is None:

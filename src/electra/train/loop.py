@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..config import PretrainConfig
+from ..config import ModelConfig, PretrainConfig
 from ..data.loader import BatchIterator, Prefetcher
 from ..data.shards import PretrainingData
 from ..data.tokenizer import SpecialTokens, load_tokenizer, special_tokens, vocab_fingerprint
@@ -41,7 +41,7 @@ from ..objectives.task import PretrainingStep
 from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
 from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
-                         rng_to_str, save_checkpoint)
+                         rng_to_str, save_checkpoint, state_problem)
 from .compiling import compile_layers
 from .device import _peak_flops, autocast, precision_line, resolve_device, use_bf16
 from .encoder_io import save_encoder
@@ -138,6 +138,10 @@ def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: boo
     return RunResult(trainer.run_dir, trainer.step, last_train, last_eval, time.time() - t_start)
 
 
+#: model.vocab_size when nobody set it: the data's vocabulary replaces it; any other value must match the data.
+VOCAB_SIZE_DEFAULT = ModelConfig.vocab_size
+
+
 @dataclass
 class _Data:
     train: PretrainingData
@@ -153,11 +157,18 @@ def _open_data(data_dir: Path, cfg: PretrainConfig) -> _Data:
     train = PretrainingData(data_dir, "train")
     heldout = PretrainingData(data_dir, "heldout") if "heldout" in train.meta.splits else None
     tokenizer = load_tokenizer(train.tokenizer_dir)
-    if cfg.model.vocab_size != tokenizer.get_vocab_size():
-        cfg.model.vocab_size = tokenizer.get_vocab_size()  # the data's vocabulary decides the embedding size
+    fingerprint, size = vocab_fingerprint(tokenizer), tokenizer.get_vocab_size()
+    if fingerprint != train.meta.vocab_fingerprint or size != train.meta.vocab_size:
+        raise UserError(f"{train.tokenizer_dir}: this vocabulary ({size:,} tokens) is not the one {data_dir} was "
+                        f"prepared with ({train.meta.vocab_size:,} tokens, recorded in meta.json): the tokenizer was "
+                        f"edited or replaced after prepare; prepare the corpus again with the tokenizer you mean")
+    if cfg.model.vocab_size not in (size, VOCAB_SIZE_DEFAULT):
+        raise UserError(f"model.vocab_size={cfg.model.vocab_size:,}, but the data's vocabulary has {size:,} tokens and "
+                        f"decides the embedding size; leave model.vocab_size out")
+    cfg.model.vocab_size = size  # the data's vocabulary decides the embedding size
     if train.max_length > cfg.model.max_position:
         raise UserError(f"dataset max length {train.max_length} exceeds model.max_position {cfg.model.max_position}")
-    return _Data(train, heldout, tokenizer, special_tokens(tokenizer), vocab_fingerprint(tokenizer), train.max_length)
+    return _Data(train, heldout, tokenizer, special_tokens(tokenizer), fingerprint, train.max_length)
 
 
 def _checkpoint_to_resume(run_dir: Path, data_dir: Path, resume: bool, cfg: PretrainConfig,
@@ -239,9 +250,19 @@ class _Trainer:
 
     def _restore(self, ckpt: Path) -> None:
         state = load_checkpoint(ckpt, self.model, self.optimizer)
+        problem = state_problem(ckpt, state)
+        if problem is not None:
+            raise UserError(problem)
+        total = self.tc.total_steps(self.data.max_length)
+        if state["step"] > total:
+            raise UserError(f"{ckpt / 'state.json'}: the checkpoint is at step {state['step']:,}, past this run's "
+                            f"budget of {total:,} steps; resume with --steps {state['step']} or more")
         with reading(ckpt / "state.json", FIX_CHECKPOINT):
             self.step, self.tokens_seen, self.elapsed_before = int(state["step"]), state["tokens"], state["elapsed_seconds"]
-            self.loader.load_state(state["data"])
+            try:
+                self.loader.load_state(state["data"])
+            except UserError as e:
+                raise UserError(f"{ckpt / 'state.json'}: {e}") from None
             torch.set_rng_state(rng_from_str(state["rng"]["torch"]))
             if self.device.type == "cuda" and state["rng"].get("cuda"):
                 torch.cuda.set_rng_state(rng_from_str(state["rng"]["cuda"]), self.device)
