@@ -29,7 +29,6 @@ from ..data.records import json_object
 from ..errors import UserError, warn
 from ..outputs import staged_file
 from .glue_tasks import DevSet, GlueSplit, GlueTask, task_spec
-from .metrics import fmt_score
 
 CLASSIFICATION_METRICS = ("acc", "macro_f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
