@@ -1,7 +1,7 @@
 """The headline in ONE device call: ELECTRA-Small and its MLM baseline side by side at equal FLOPs, then GLUE-5.
 
     python runs/gpu_call.py run DATA RUN OUT [--dry-run] [settings]   # what `bash runs/gpu.sh` runs there
-    python runs/gpu_call.py arm [--drill-compile-failure] -- ARGS      # one arm: `electra pretrain ARGS`
+    python runs/gpu_call.py child [--drill-compile-failure] -- ARGS    # one arm or GLUE job: `electra ARGS`
 
 Phases, each with its own deadline in seconds from the call's start (settings below):
 1. `electra prepare` of the carried books (CPU) while the idle GPU runs the step benchmark (ours vs
@@ -57,15 +57,22 @@ class Settings:
     split_seeds: str = "sst2"        # tasks whose seeds run in processes of their own
     term_grace: float = 20.0         # seconds a stopped job gets to save and exit
     mps: bool = True                 # CUDA MPS: processes' kernels run at once, not time-sliced (2x measured)
+    compile_scope: str = "step"      # pretraining: "step" (whole step, measured on the H200) or "layers" (regional)
+    ft_compile: bool = False         # fine-tuning: each layer compiled (--set compile=true; not yet run on a GPU)
     drill_compile_failure: str = ""  # an arm whose compiled run is made to fail (the dry run's drill)
+    drill_ft_compile_failure: str = ""  # a GLUE task whose compiled jobs are made to fail (the dry run's drill)
     ft_max_train: int = 0            # fine-tuning rows per task (0: all)
     ft_set: str = ""                 # extra fine-tuning settings, "task:key=value;..." (dry run)
     dry_run: bool = False
 
 
-DRY = dict(total_seconds=110.0, prep_seconds=40.0, glue_seconds=15.0, bundle_seconds=5.0, preset="debug",
-           electra_steps=20000, pairs=200, compile=False, slots=2, term_grace=10.0, mps=False,
-           drill_compile_failure="electra", ft_max_train=64)
+#: The dry run: RTE's jobs are made endless (a deadline always cuts them) and hold 2 of the 4 slots;
+#: STS-B's compiled jobs, next in line, fail (the drill) and are retried eager; the rest go through the
+#: free slots until the deadline cuts them.
+DRY = dict(total_seconds=120.0, prep_seconds=40.0, glue_seconds=45.0, bundle_seconds=5.0, preset="debug",
+           electra_steps=20000, pairs=200, compile=False, ft_compile=False, slots=4, term_grace=10.0, mps=False,
+           drill_compile_failure="electra", drill_ft_compile_failure="stsb", ft_max_train=64,
+           ft_set="rte:epochs=100000")
 
 
 class Call:
@@ -174,9 +181,10 @@ def arm_job(c: Call, arm: str, a: dict, compiled: bool, attempt: int) -> Job:
     run = c.run / "pretrain" / (arm if compiled else f"{arm}-eager")
     sets = [f"train.warmup_steps={a['warmup']}", f"train.save_every={a['every']}",
             f"train.eval_every={max(1, a['every'] // 2)}", "train.keep_checkpoints=0",
-            f"train.compile={'true' if compiled else 'false'}", *(DRY_MODEL if s.dry_run else [])]
+            f"train.compile={'true' if compiled else 'false'}", f"train.compile_scope={s.compile_scope}",
+            *(DRY_MODEL if s.dry_run else [])]
     drill = compiled and s.drill_compile_failure == arm
-    cmd = c.python(str(Path(__file__)), "arm", *(["--drill-compile-failure"] if drill else []), "--",
+    cmd = c.python(str(Path(__file__)), "child", *(["--drill-compile-failure"] if drill else []), "--",
                    "pretrain", str(c.run / "data"), str(run), "--preset", s.preset, "--objective", arm,
                    "--steps", str(a["steps"]), "--no-progress", *[x for kv in sets for x in ("--set", kv)])
     return Job(f"{arm} ({'compiled' if compiled else 'eager'})", cmd, c.logs / f"{arm}.log",
@@ -293,17 +301,44 @@ def glue_jobs(c: Call, pair: dict) -> list[Job]:
         for arm, ckpt in pair["checkpoints"].items():
             for first, n in groups:
                 out = c.run / "glue" / arm / (f"{task}-seed{first}" if task in split else task)
-                sets = [f"seed={first}", *extra.get(task, [])]
-                cmd = c.python("-m", "electra", "finetune", ckpt, "--task", task, "--seeds", str(n), "--out", str(out),
-                               "--glue-dir", str(c.data / "glue"), "--cache-dir", str(c.run / "cache"),
-                               "--no-save-models", "--no-test-predictions", "--quiet",
-                               *[x for kv in sets for x in ("--set", kv)],
-                               *(["--max-train", str(s.ft_max_train)] if s.ft_max_train else []))
                 name = f"{arm} {info.name}" + (f" seed {first}" if task in split else "")
-                jobs.append(Job(name, cmd, c.logs / "glue" / f"{arm}-{out.name}.log",
-                                info={"arm": arm, "task": info.name, "seeds": n, "out": str(out),
-                                      "cost": rows * (info.epochs or 3) * n}))
+                compiled = s.ft_compile or s.drill_ft_compile_failure == task
+                epochs = next((float(kv[7:]) for kv in extra.get(task, []) if kv.startswith("epochs=")), info.epochs or 3)
+                jobs.append(glue_job(c, name, ckpt, task, first, n, out, compiled, extra.get(task, []),
+                                     {"arm": arm, "task": info.name, "cost": rows * epochs * n}))
     return sorted(jobs, key=lambda j: -j.info["cost"])
+
+
+def glue_job(c: Call, name: str, ckpt: str, task: str, first: int, n: int, out: Path, compiled: bool,
+             extra: list[str], info: dict) -> Job:
+    """`electra finetune` of seeds first..first+n-1 (through the child wrapper, for the drill)."""
+    s = c.s
+    sets = [f"seed={first}", f"compile={'true' if compiled else 'false'}", *extra]
+    drill = compiled and s.drill_ft_compile_failure == task
+    cmd = c.python(str(Path(__file__)), "child", *(["--drill-compile-failure"] if drill else []), "--",
+                   "finetune", ckpt, "--task", task, "--seeds", str(n), "--out", str(out),
+                   "--glue-dir", str(c.data / "glue"), "--cache-dir", str(c.run / "cache"),
+                   "--no-save-models", "--no-test-predictions", "--quiet",
+                   *[x for kv in sets for x in ("--set", kv)],
+                   *(["--max-train", str(s.ft_max_train)] if s.ft_max_train else []))
+    return Job(name + ("" if compiled else " (eager)"), cmd, c.logs / "glue" / f"{info['arm']}-{out.name}.log",
+               info={**info, "seeds": n, "first": first, "out": str(out), "compiled": compiled, "extra": extra,
+                     "ckpt": ckpt, "task_flag": task})
+
+
+def eager_retry(c: Call, j: Job) -> Job | None:
+    """A compiled GLUE job that failed: its unfinished seeds again, eager, in a folder of their own."""
+    if not j.info["compiled"]:
+        return None
+    done = len(list(Path(j.info["out"]).glob(f"{j.info['task']}/seed*/seed.json")))
+    if done >= j.info["seeds"]:
+        return None
+    c.results["notes"].append(f"GLUE job {j.name}: the compiled run failed (exit {j.rc}); its {j.info['seeds'] - done} "
+                              f"unfinished seed(s) ran again eager")
+    c.say(f"{j.name}: the compiled run failed (exit {j.rc}); retrying its unfinished seeds eager")
+    info = {k: j.info[k] for k in ("arm", "task", "cost")}
+    return glue_job(c, j.name, j.info["ckpt"], j.info["task_flag"], j.info["first"] + done, j.info["seeds"] - done,
+                    Path(j.info["out"] + "-eager"), False, j.info["extra"], info)
 
 
 def phase_glue(c: Call, pair: dict) -> None:
@@ -316,7 +351,8 @@ def phase_glue(c: Call, pair: dict) -> None:
     def progress() -> None:
         c.results["glue"] = glue_record(jobs, pair)
 
-    run_slots(jobs, s.slots, c.at(s.total_seconds - s.bundle_seconds), c.env, min(s.term_grace, 5.0), progress)
+    run_slots(jobs, s.slots, c.at(s.total_seconds - s.bundle_seconds), c.env, min(s.term_grace, 5.0), progress,
+              retry=lambda j: eager_retry(c, j))
     c.results["glue"] = glue_record(jobs, pair)
     with open(c.logs / "glue.log", "w") as f:
         for j in jobs:
@@ -415,9 +451,9 @@ def run_call(s: Settings, data: Path, run: Path, out: Path) -> int:
     return 0
 
 
-def arm_main(argv: list[str]) -> int:
-    """One pretraining arm: `electra pretrain` in this process; the drill makes torch.compile fail as a real
-    compilation failure would (an exception before the first step), to prove the eager fallback."""
+def child_main(argv: list[str]) -> int:
+    """One pretraining arm or fine-tuning job: `electra ARGS` in this process; the drill makes torch.compile
+    fail as a real compilation failure would (an exception before the first step), to prove the eager fallback."""
     drill = argv[:1] == ["--drill-compile-failure"]
     args = argv[1:] if drill else argv
     if args[:1] == ["--"]:
@@ -435,8 +471,8 @@ def arm_main(argv: list[str]) -> int:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["arm"]:
-        return arm_main(sys.argv[2:])
+    if sys.argv[1:2] == ["child"]:
+        return child_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")

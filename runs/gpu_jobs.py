@@ -93,12 +93,17 @@ def stop(jobs: list[Job], grace: float) -> None:
 
 
 def run_slots(jobs: list[Job], slots: int, deadline: float, env: dict[str, str], grace: float,
-              tick=lambda: None, every: float = 1.0) -> None:
-    """Run ``jobs`` in their order, at most ``slots`` at a time, until all end or ``deadline`` (epoch seconds)."""
+              tick=lambda: None, every: float = 1.0, retry=lambda job: None) -> None:
+    """Run ``jobs`` in their order, at most ``slots`` at a time, until all end or ``deadline`` (epoch seconds).
+    ``retry(job)`` may return a job to run next in place of one that failed (it joins ``jobs``)."""
     queue = list(jobs)
     while True:
-        for j in jobs:
-            j.poll()
+        for j in list(jobs):
+            if j.status == "running" and j.poll() and j.status == "failed":
+                again = retry(j)
+                if again is not None:
+                    jobs.append(again)
+                    queue.insert(0, again)
         while queue and sum(j.status == "running" for j in jobs) < slots and time.time() < deadline:
             queue.pop(0).start(env)
         if not queue and all(j.status not in ("waiting", "running") for j in jobs):
