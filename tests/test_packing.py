@@ -144,3 +144,33 @@ def test_rates_and_determinism():
 def test_bad_max_length():
     with pytest.raises(ValueError):
         ExamplePacker(4, CLS, SEP, random.Random(0))
+
+
+def test_carry_over_keeps_every_token_in_order():
+    """carry_over=True (what `electra prepare` uses): a line that does not fit is split where the example is
+    full and its rest starts the next example, so the examples hold every token of every document once,
+    example after example in order, and most are filled to their target."""
+    docs = random_corpus(1)
+    examples = list(pack_documents(docs, 48, CLS, SEP, random.Random(0), carry_over=True))
+    flat = [t for ex in examples for t in (lambda a, b: a + b)(*split(ex))]
+    # Every token exactly once (the ids are unique); the A/B rule may move a later short line into A, as
+    # the official one does, so order holds per example, not across A and B.
+    assert sorted(flat) == [t for doc in docs for ln in doc for t in ln]
+    assert all(max(a + b) < min(c + d) for (a, b), (c, d) in zip(map(split, examples), map(split, examples[1:])))
+    assert all(len(ex.input_ids) <= 48 for ex in examples)
+    full = sum(len(ex.input_ids) == 48 or (len(ex.input_ids) == 47 and len(ex.input_ids) == ex.first_len)
+               for ex in examples)
+    assert full > 0.6 * len(examples)  # most examples are filled to the brim
+    # The official rule on the same corpus drops tokens: the difference is what carry_over keeps.
+    cut = [t for ex in pack_documents(docs, 48, CLS, SEP, random.Random(0)) for t in (lambda a, b: a + b)(*split(ex))]
+    assert len(cut) < len(flat)
+
+
+def test_carry_over_splits_one_long_line_into_windows():
+    """A single 100-token line at max length 16 becomes windows of 13 tokens (16 less the 3 specials)."""
+    rng = ScriptedRandom([0.5, 0.9] * 8 + [0.5] * 40)  # two segments, no short target, coins for A/B
+    packer = ExamplePacker(16, CLS, SEP, rng, carry_over=True)
+    examples = packer.add_document([line(100, 100)])
+    tokens = [split(ex)[0] + split(ex)[1] for ex in examples]
+    assert [len(t) for t in tokens] == [13] * 7 + [9]
+    assert sum(tokens, []) == line(100, 100)

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,3 +208,25 @@ def test_file_per_document_packs_across_blank_lines(tmp_path):
     assert by_file.documents == 1 and by_par.documents == 200
     assert by_file.padding_fraction < 0.25 < by_par.padding_fraction
     assert len(PretrainingData(tmp_path / "b")) < by_par.train_examples
+
+
+WIKITEXT = data_dir() / "corpus" / "wikitext-2" / "valid.txt"
+KEPT_TOKENIZER = Path(__file__).resolve().parents[1] / "results" / "cpu-equal-compute" / "tokenizer"
+
+
+@pytest.mark.skipif(not WIKITEXT.is_file(), reason=f"{WIKITEXT} not in the shared data")
+def test_paragraph_per_line_corpus_loses_under_one_percent(tmp_path, capsys):
+    """WikiText (one paragraph per line) at 128 tokens: the official builder's rule (--cut-overflow) drops a
+    large share; carrying the rest of a line into the next example keeps all but document ends (< 1%)."""
+    from electra.cli import main
+
+    shares = {}
+    for flag in ([], ["--cut-overflow"]):
+        out = tmp_path / ("cut" if flag else "carry")
+        assert main(["prepare", str(WIKITEXT), str(KEPT_TOKENIZER), str(out), "--max-length", "128", *flag]) == 0
+        s = json.loads((out / "summary.json").read_text())
+        assert s["carry_over"] is not bool(flag)
+        shares[bool(flag)] = s["dropped_tokens"] / s["tokens"]
+    err = capsys.readouterr().err
+    assert shares[False] < 0.01 and shares[True] > 0.2, shares
+    assert err.count("warning:") == 1 and "--cut-overflow" in err  # only the cutting run warns

@@ -69,6 +69,9 @@ def _add_prepare(sub) -> None:
                    help="fraction of documents held out")
     p.add_argument("--examples-per-shard", type=positive_int, default=100_000)
     p.add_argument("--max-line-chars", type=positive_int, default=100_000)
+    p.add_argument("--cut-overflow", action="store_true",
+                   help="drop what a line puts past an example's end, as the official builder does (default: the "
+                        "rest of the line starts the next example, so no token is lost)")
     p.add_argument("--file-per-document", action="store_true",
                    help="each file is one document and blank lines are paragraph breaks (books); "
                         "default: blank lines separate documents")
@@ -83,7 +86,7 @@ def _run_prepare(a) -> int:
     s = prepare_corpus(a.corpus, a.tokenizer, a.out, max_length=a.max_length, seed=a.seed,
                        heldout_fraction=a.heldout_fraction, examples_per_shard=a.examples_per_shard,
                        max_line_chars=a.max_line_chars, overwrite=a.overwrite, file_is_document=a.file_per_document,
-                       text_field=a.text_field)
+                       text_field=a.text_field, carry_over=not a.cut_overflow)
     print(f"{s.documents:,} documents, {s.tokens:,} tokens -> {s.train_examples:,} train + {s.heldout_examples:,} "
           f"held-out examples of {s.max_length}; {s.dropped_tokens:,} tokens cut by truncation; "
           f"padding {s.padding_fraction:.1%}; "

@@ -33,7 +33,7 @@ write_results(Path(sys.argv[2]), json.loads(Path(sys.argv[1]).read_text()))' "$W
 
 # The first record sampled with Gumbel-max (the default before inverse CDF): pinned below.
 # The kept vocabulary (trained once on all 777 books; `electra tokenizer` is bit-reproducible).
-[ -d "$WORK/data" ] || "$E" prepare "$BOOKS" "$OUT/tokenizer" "$WORK/data" --max-length 128 --file-per-document \
+[ -d "$WORK/data" ] || "$E" prepare "$BOOKS" "$OUT/tokenizer" "$WORK/data" --max-length 128 --file-per-document --cut-overflow \
     --heldout-fraction 0.05
 RESUME=()
 [ -d "$WORK/exp/pretrain" ] && RESUME=(--resume)

@@ -61,8 +61,10 @@ class PrepareSummary:
     tokens_per_second: float
     max_length: int
     seed: int
-    #: Tokens cut off because a packed example was full (over-long lines or documents).
+    #: Tokens cut off because a packed example was full (``carry_over=False`` only, or a document's end).
     dropped_tokens: int = 0
+    #: How lines that did not fit an example were handled: split and carried on (True) or cut.
+    carry_over: bool = True
 
 
 def is_heldout(seed: int, doc_index: int, fraction: float) -> bool:
@@ -116,6 +118,7 @@ def prepare_corpus(
     show_progress: bool = True,
     overwrite: bool = False,
     text_field: str = DEFAULT_TEXT_FIELD,
+    carry_over: bool = True,
 ) -> PrepareSummary:
     """Tokenize, pack and shard a raw text corpus into ``out_dir``.
 
@@ -133,6 +136,8 @@ def prepare_corpus(
         show_progress: tqdm bar over input bytes (advanced as each file is finished).
         overwrite: replace an existing non-empty ``out_dir`` (only once the new one is complete).
         text_field: the text field/column of JSON Lines, Parquet and ``datasets`` sources.
+        carry_over: a line that does not fit the example in progress is split and its rest starts
+            the next one (no token dropped); False is the official builder's rule, which cuts it.
 
     Returns:
         PrepareSummary (also written as ``summary.json``).
@@ -153,7 +158,7 @@ def prepare_corpus(
     with staged_output(out_dir, "prepare", fsync=False) as tmp:  # data shards are large; a rename is the atomic step
         summary = _build(
             files, tok, tmp, max_length, seed, heldout_fraction, examples_per_shard, max_line_chars, show_progress,
-            file_is_document, text_field,
+            file_is_document, text_field, carry_over,
         )
         meta_splits = summary.pop("shards")
         if summary["train_examples"] == 0:
@@ -161,7 +166,7 @@ def prepare_corpus(
         save_tokenizer(tok, tmp / "tokenizer")
         summary["seconds"] = time.perf_counter() - start
         summary["tokens_per_second"] = summary["tokens"] / max(summary["seconds"], 1e-9)
-        result = PrepareSummary(max_length=max_length, seed=seed, **summary)
+        result = PrepareSummary(max_length=max_length, seed=seed, carry_over=carry_over, **summary)
         (tmp / "summary.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
         meta = DatasetMeta(
             max_length=max_length,
@@ -183,9 +188,9 @@ def _warn_dropped(s: PrepareSummary) -> None:
     """Say so when truncation threw away a noticeable share of the corpus."""
     share = s.dropped_tokens / max(s.tokens, 1)
     if share > DROPPED_WARN_FRACTION:
-        print(f"warning: {s.dropped_tokens:,} of {s.tokens:,} tokens ({share:.0%}) were cut off because lines or "
-              f"documents are longer than max_length {s.max_length}; split long documents into lines (one sentence "
-              f"or paragraph per line, blank lines between documents), or convert CR line endings", file=sys.stderr)
+        print(f"warning: {s.dropped_tokens:,} of {s.tokens:,} tokens ({share:.0%}) were cut off because lines "
+              f"did not fit the examples of max_length {s.max_length} (--cut-overflow: the official builder's rule); "
+              f"without it a long line carries on into the next example", file=sys.stderr)
 
 
 def _build(
@@ -200,6 +205,7 @@ def _build(
     show_progress: bool,
     file_is_document: bool = False,
     text_field: str = DEFAULT_TEXT_FIELD,
+    carry_over: bool = True,
 ) -> dict:
     """Stream the corpus into per-split shard writers; returns the counts for the summary."""
     specials = special_tokens(tok)
@@ -209,7 +215,8 @@ def _build(
     }
     # One packer and one RNG per split: the two example streams never influence each other.
     packers = {
-        split: ExamplePacker(max_length, specials.cls, specials.sep, random.Random(f"electra-pack:{seed}:{split}"))
+        split: ExamplePacker(max_length, specials.cls, specials.sep, random.Random(f"electra-pack:{seed}:{split}"),
+                             carry_over=carry_over)
         for split in SPLITS
     }
     counts = {"documents": 0, "heldout_documents": 0, "lines": 0, "tokens": 0, "kept": 0}
