@@ -104,3 +104,18 @@ def test_pretrain_warns_when_the_run_is_shorter_than_its_warmup(tmp_path, tiny_d
     proc = electra("pretrain", tiny_data, tmp_path / "run2", "--preset", "debug", "--steps", "4", *model, *train,
                    "--set", "train.warmup_steps=2")
     assert proc.returncode == 0 and "warning:" not in proc.stderr, proc.stderr
+
+
+def test_docs_cli_reference_is_current():
+    """docs/cli.md is every command's --help; regenerate with `python -m electra.cli --reference > docs/cli.md`."""
+    from pathlib import Path
+
+    from electra.cli import reference
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    text = reference()
+    assert doc == text, "docs/cli.md is stale: python -m electra.cli --reference > docs/cli.md"
+    for command in ("tokenizer", "prepare", "pretrain", "demo", "experiment", "export", "finetune", "evaluate",
+                    "predict"):
+        assert f"## electra {command}\n" in text
+    assert "--cut-overflow" in text and "--minutes" in text and "--regression" in text

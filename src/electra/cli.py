@@ -228,6 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reference() -> str:
+    """docs/cli.md: every command's ``--help``, as markdown (``python -m electra.cli --reference``)."""
+    import os
+
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal: a fixed width keeps the file stable
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parts = ["# Command reference", "",
+             "Every option of every `electra` command, as `electra COMMAND --help` prints it (this file is",
+             "generated from the parser by `python -m electra.cli --reference > docs/cli.md`; a test checks it",
+             "is current). How-to and depth: the other pages of docs/."]
+    for name, p in sub.choices.items():
+        parts += ["", f"## electra {name}", "", "```text", p.format_help().rstrip(), "```"]
+    return "\n".join(parts) + "\n"
+
+
 def _os_error_text(e: OSError) -> str:
     import errno
 
@@ -269,4 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--reference"]:
+        sys.stdout.write(reference())
+        sys.exit(0)
     sys.exit(main())
