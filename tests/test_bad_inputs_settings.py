@@ -214,15 +214,22 @@ def test_no_eval_record_without_eval_batches(tiny_data, tmp_path):
 
 
 def test_prepare_reports_truncated_tokens(capsys, tmp_path, tiny_tokenizer):
-    # One long document per line (or CR-only line endings): most tokens do not fit max_length.
+    # One long document per line (or CR-only line endings): most tokens do not fit max_length. By default
+    # the rest of each line carries on into the next example; --cut-overflow (the official rule) drops it.
     words = "the cat sees the red ball in the morning and a dog follows the child every day ".split()
     (tmp_path / "long.txt").write_text("\n\n".join(" ".join(words * 20) for _ in range(30)) + "\n")
-    code, err = run_cli(capsys, "prepare", tmp_path / "long.txt", tiny_tokenizer, tmp_path / "data",
-                        "--max-length", "32")
-    assert code == 0, err
-    summary = json.loads((tmp_path / "data" / "summary.json").read_text())
-    assert summary["dropped_tokens"] > 0.8 * summary["tokens"]
-    assert "warning:" in err and "cut off" in err
+    for flag in ([], ["--cut-overflow"]):
+        out = tmp_path / f"data{len(flag)}"
+        code, err = run_cli(capsys, "prepare", tmp_path / "long.txt", tiny_tokenizer, out, "--max-length", "32", *flag)
+        assert code == 0, err
+        summary = json.loads((out / "summary.json").read_text())
+        if flag:
+            assert summary["dropped_tokens"] > 0.8 * summary["tokens"]
+            assert "warning:" in err and "cut off" in err
+        else:
+            assert summary["dropped_tokens"] == 0 and summary["train_examples"] + summary["heldout_examples"] >= \
+                summary["tokens"] // 29
+            assert "warning:" not in err
 
 
 def test_second_run_keeps_user_results(capsys, tmp_path, tiny_data):
