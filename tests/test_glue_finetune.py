@@ -196,3 +196,21 @@ def test_compiled_layers_fine_tune_as_eager(tiny_encoder, tmp_path):
         res = json.loads((out / "results.json").read_text())["tasks"]["MRPC"]
         assert res["hparams"]["compile"] is (compile_ == "true")
     assert preds["true"] == preds["false"]
+
+
+@needs_glue
+def test_loss_read_every_few_steps_gives_the_same_run(tiny_encoder, tmp_path, monkeypatch):
+    """On a GPU the loss is read every SYNC_EVERY steps, not every step: the same epoch losses and
+    predictions as reading it every step (forced here on the CPU with a read every 7 steps)."""
+    import electra.finetune.glue as glue
+
+    runs = {}
+    for every in (1, 7):
+        monkeypatch.setattr(glue, "host_sync_every", lambda device, every=every: every)
+        out = tmp_path / f"every{every}"
+        res = finetune_glue(tiny_encoder, out, "mrpc", seeds=1, show_progress=True, cache_dir=tmp_path / "cache",
+                            max_train_examples=100, max_eval_examples=48, save_models=False, predict_test=False,
+                            overrides={**FAST, "epochs": "2"}, log=lambda *a: None)
+        runs[every] = (res["tasks"]["MRPC"]["seeds"][0]["epoch_losses"],
+                       (out / "MRPC" / "seed0" / "dev_predictions.tsv").read_text())
+    assert len(runs[1][0]) == 2 and runs[7] == runs[1]

@@ -18,6 +18,7 @@ Output layout::
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -54,6 +55,8 @@ from .seed_record import kept_seed, weights_digest, write_seed_record
 
 FINETUNE_CONFIG = "finetune.json"
 DEFAULT_MAX_LENGTH = 128
+#: Fine-tuning steps between host reads of the loss on a GPU (see ``train_model``).
+SYNC_EVERY = 25
 #: Environment variable for the tokenized-feature cache (default ``~/.cache/electra/glue_features``).
 CACHE_ENV = "ELECTRA_CACHE"
 
@@ -116,6 +119,12 @@ def score_dev(task: GlueTask, preds: np.ndarray, labels: np.ndarray) -> dict[str
     return M.compute(task.metrics, preds, labels)
 
 
+def host_sync_every(device: torch.device) -> int:
+    """Steps between host reads of the fine-tuning loss: each read waits for the GPU to finish, which for a
+    launch-bound step keeps the CPU from queueing the next one; on a CPU the ops run in order anyway."""
+    return 1 if device.type == "cpu" else SYNC_EVERY
+
+
 def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: FinetuneHParams, seed: int,
                 pad_id: int, device: torch.device, show_progress: bool = True, desc: str = "") -> list[float]:
     """Fine-tune ``model`` in place for ``hp.epochs`` epochs; returns the mean per-example loss of each epoch."""
@@ -129,19 +138,28 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
         compile_layers(model)
     rng = np.random.default_rng(seed)
     step, epoch_losses = 0, []
+    sync_every = host_sync_every(device)
     model.train()
     for epoch in range(math.ceil(epochs)):
         bar = tqdm(total=min(steps_per_epoch, total_steps - step), desc=f"{desc} epoch {epoch + 1}/{math.ceil(epochs)}",
                    disable=not show_progress, leave=False, unit="step")
-        t0, seen, loss_sum, n = time.perf_counter(), 0, 0.0, 0
-        for batch in train_batches(train, hp.batch_size, pad_id, rng, hp.length_grouping):
-            if step >= total_steps:
-                break
+        t0, seen, n, unread = time.perf_counter(), 0, 0, 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # sum of the batches' mean losses
+        epoch_steps = min(steps_per_epoch, total_steps - step)
+        batches = train_batches(train, hp.batch_size, pad_id, rng, hp.length_grouping)
+        for batch in itertools.islice(batches, epoch_steps):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast(device, use_bf16(device, hp.precision, model.encoder.config.hidden_size)):
                 logits = model(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])
             loss = loss_fn(task, logits, batch["labels"])
-            check_finite_loss(loss.item(), f"{task.name} seed {seed}", step, total_steps)
+            loss_sum += loss.detach().double()
+            n, seen, unread = n + 1, seen + len(batch["labels"]), unread + 1
+            if unread == sync_every or n == epoch_steps:
+                value = loss_sum.item()  # NaN/inf in any batch since the last read shows here
+                check_finite_loss(value, f"{task.name} seed {seed}", step, total_steps)
+                bar.update(unread)
+                bar.set_postfix(loss=f"{value / seen:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                unread = 0
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if hp.clip_grad_norm > 0:
@@ -149,12 +167,9 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
             optimizer.step()
             scheduler.step()
             step += 1
-            loss_sum, n, seen = loss_sum + loss.item(), n + 1, seen + len(batch["labels"])
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
         bar.close()
         if n:
-            epoch_losses.append(loss_sum / seen)
+            epoch_losses.append(loss_sum.item() / seen)
     return epoch_losses
 
 
