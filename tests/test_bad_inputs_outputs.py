@@ -185,6 +185,48 @@ def test_disk_full_in_tokenizer_leaves_nothing(capsys, tmp_path, corpus_dir, mon
     assert_refused(capsys, ["tokenizer", corpus_dir, tmp_path / "tok", *TOK], [tmp_path], "No space left on device")
 
 
+class _FullDiskTokenizer:
+    """A real tokenizer whose ``save`` fails as ``tokenizers`` does on a full disk (a bare Exception)."""
+
+    def __init__(self, tok):
+        object.__setattr__(self, "_tok", tok)
+
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._tok, name, value)
+
+    def save(self, path, pretty=True):
+        raise Exception("No space left on device (os error 28)")
+
+
+def test_tokenizers_library_full_disk_is_one_line(capsys, tmp_path, corpus_dir, monkeypatch):
+    # The tokenizers library raises Exception("... (os error 28)") from Tokenizer.save, not an OSError.
+    import electra.data.tokenizer as tokenizer
+
+    real = tokenizer._assemble
+    monkeypatch.setattr(tokenizer, "_assemble", lambda *a: _FullDiskTokenizer(real(*a)))
+    out = tmp_path / "tok"
+    line = assert_refused(capsys, ["tokenizer", corpus_dir, out, *TOK], [tmp_path], "No space left on device",
+                          f"{out / 'tokenizer.json'}: ", "free some space", "no partial output")
+    assert not out.exists() and not list(tmp_path.glob(".tok*")), line  # nor its hidden temporary folder
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_tokenizer_save_on_a_real_full_device_is_an_oserror(tmp_path, tiny_tokenizer):
+    # /dev/full fails every write with ENOSPC: the library's own message, parsed into an OSError.
+    from electra.data.tokenizer import _save_pipeline, load_tokenizer
+
+    (tmp_path / "tokenizer.json").symlink_to("/dev/full")
+    with pytest.raises(OSError) as info:
+        _save_pipeline(load_tokenizer(tiny_tokenizer), tmp_path / "tokenizer.json", shown=tmp_path / "shown.json")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "shown.json")
+    with pytest.raises(OSError) as info:  # another os error keeps its own number
+        _save_pipeline(load_tokenizer(tiny_tokenizer), tmp_path / "missing" / "tokenizer.json")
+    assert info.value.errno == errno.ENOENT
+
+
 def test_disk_full_in_checkpoint_leaves_no_partial_checkpoint(capsys, tmp_path, tiny_data, monkeypatch):
     import electra.train.checkpoint as checkpoint
 
