@@ -284,8 +284,9 @@ def test_disk_full_in_a_resumed_run_names_the_last_good_checkpoint(capsys, tmp_p
     assert snapshot(mine / "checkpoints") == kept and not (mine / LOCK).exists()
 
 
-@pytest.mark.parametrize("kind,frag", [("logs_only", "stopped before its first save"), ("empty", "holds no checkpoint"),
-                                       ("missing", "no such run folder"), ("tokenizer", "output of `electra tokenizer`")])
+@pytest.mark.parametrize("kind,frag", [("logs_only", "stopped before its first save"),
+                                       ("empty", "holds no checkpoint"), ("missing", "no such run folder"),
+                                       ("tokenizer", "output of `electra tokenizer`")])
 def test_resume_without_a_checkpoint_says_what_the_folder_is(capsys, tmp_path, tiny_data, kind, frag):
     folder = tmp_path / "run"
     if kind != "missing":
