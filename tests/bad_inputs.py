@@ -80,6 +80,16 @@ def tiny_run(data: Path, run: Path, steps: int = 2, **train) -> Path:
     return run
 
 
+def resume_tiny(tiny_data, run, steps):
+    """``electra pretrain --resume`` of a ``tiny_run`` with its own model and settings."""
+    from conftest import tiny_overrides
+
+    sets = [f"--set=train.{k}={v}" for k, v in tiny_overrides()["train"].items()]
+    sets += [f"--set=model.{k}={v}" for k, v in tiny_overrides()["model"].items()]
+    return ["pretrain", tiny_data, run, "--preset", "debug", "--resume", *sets, f"--set=train.max_steps={steps}",
+            "--set=train.save_every=1", "--no-progress"]
+
+
 def fake_glue(root: Path, sentences: list[str], n: int = 40) -> Path:
     """An SST-2 folder (train.tsv, dev.tsv) of ``n`` rows: enough for the CLI to run end to end."""
     folder = root / "SST-2"

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from bad_inputs import assert_refused, copy_tree, fake_glue, run_cli, truncate, tiny_run
+from bad_inputs import resume_tiny as _resume_tiny
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +113,6 @@ def test_resume_refuses_bad_state_fields(capsys, tmp_path, run, tiny_data, edit)
                    [tmp_path, tiny_data], "none of its 2 checkpoints can be read")
     code, err = run_cli(capsys, "pretrain", tiny_data, mine, "--preset", "debug", "--resume", "--steps", "4")
     assert err.count("warning: skipping damaged checkpoint") == 2 and frag in err, err
-
-
-def _resume_tiny(tiny_data, run, steps):
-    """``electra pretrain --resume`` of a ``tiny_run`` with its own model and settings."""
-    from conftest import tiny_overrides
-
-    sets = [f"--set=train.{k}={v}" for k, v in tiny_overrides()["train"].items()]
-    sets += [f"--set=model.{k}={v}" for k, v in tiny_overrides()["model"].items()]
-    return ["pretrain", tiny_data, run, "--preset", "debug", "--resume", *sets, f"--set=train.max_steps={steps}",
-            "--set=train.save_every=1", "--no-progress"]
 
 
 def test_resume_skips_an_absurd_newest_state(capsys, tmp_path, run, tiny_data):

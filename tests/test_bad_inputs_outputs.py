@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from bad_inputs import assert_refused, copy_tree, fake_glue, run_cli, snapshot, tiny_run
+from bad_inputs import assert_refused, copy_tree, fake_glue, resume_tiny, run_cli, snapshot, tiny_run
 
 from electra.outputs import LOCK, MARKER
+from electra.train.checkpoint import find_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -185,18 +186,118 @@ def test_disk_full_in_tokenizer_leaves_nothing(capsys, tmp_path, corpus_dir, mon
     assert_refused(capsys, ["tokenizer", corpus_dir, tmp_path / "tok", *TOK], [tmp_path], "No space left on device")
 
 
-def test_disk_full_in_checkpoint_leaves_no_partial_checkpoint(capsys, tmp_path, tiny_data, monkeypatch):
+class _FullDiskTokenizer:
+    """A real tokenizer whose ``save`` fails as ``tokenizers`` does on a full disk (a bare Exception)."""
+
+    def __init__(self, tok):
+        object.__setattr__(self, "_tok", tok)
+
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._tok, name, value)
+
+    def save(self, path, pretty=True):
+        raise Exception("No space left on device (os error 28)")
+
+
+def test_tokenizers_library_full_disk_is_one_line(capsys, tmp_path, corpus_dir, monkeypatch):
+    # The tokenizers library raises Exception("... (os error 28)") from Tokenizer.save, not an OSError.
+    import electra.data.tokenizer as tokenizer
+
+    real = tokenizer._assemble
+    monkeypatch.setattr(tokenizer, "_assemble", lambda *a: _FullDiskTokenizer(real(*a)))
+    out = tmp_path / "tok"
+    line = assert_refused(capsys, ["tokenizer", corpus_dir, out, *TOK], [tmp_path], "No space left on device",
+                          f"{out / 'tokenizer.json'}: ", "free some space", "no partial output")
+    assert not out.exists() and not list(tmp_path.glob(".tok*")), line  # nor its hidden temporary folder
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_tokenizer_save_on_a_real_full_device_is_an_oserror(tmp_path, tiny_tokenizer):
+    # /dev/full fails every write with ENOSPC: the library's own message, parsed into an OSError.
+    from electra.data.tokenizer import _save_pipeline, load_tokenizer
+
+    (tmp_path / "tokenizer.json").symlink_to("/dev/full")
+    with pytest.raises(OSError) as info:
+        _save_pipeline(load_tokenizer(tiny_tokenizer), tmp_path / "tokenizer.json", shown=tmp_path / "shown.json")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "shown.json")
+    with pytest.raises(OSError) as info:  # another os error keeps its own number
+        _save_pipeline(load_tokenizer(tiny_tokenizer), tmp_path / "missing" / "tokenizer.json")
+    assert info.value.errno == errno.ENOENT
+
+
+FRESH = ("--preset", "debug", "--no-progress", "--set", "train.batch_size=4", "--set", "model.num_layers=1",
+         "--set", "train.device=cpu")
+DIVERGE = ("--set", "train.learning_rate=1e30", "--set", "train.clip_grad_norm=1e30", "--set", "train.warmup_steps=0")
+
+
+@pytest.mark.parametrize("where", ["new", "new_parents", "empty"])
+def test_disk_full_at_the_first_checkpoint_leaves_nothing(capsys, tmp_path, tiny_data, monkeypatch, where):
+    # A fresh run that never saved a checkpoint holds only its logs: nothing to resume, so nothing is kept.
     import electra.train.checkpoint as checkpoint
 
     monkeypatch.setattr(checkpoint, "save_file", _enospc)
-    before = snapshot(tiny_data)
-    run = tmp_path / "run"
-    code, err = run_cli(capsys, "pretrain", tiny_data, run, "--preset", "debug", "--steps", "1", "--no-progress",
-                        "--set", "train.batch_size=4", "--set", "model.num_layers=1", "--set", "train.device=cpu")
-    assert code == 2 and "Traceback" not in err and "No space left" in err
-    assert snapshot(tiny_data) == before
-    assert not list((run / "checkpoints").iterdir()) if (run / "checkpoints").exists() else True
-    assert not (run / LOCK).exists()  # the lock is released on every exit
+    run = {"new": tmp_path / "run", "new_parents": tmp_path / "runs" / "a" / "run", "empty": tmp_path / "run"}[where]
+    if where == "empty":
+        run.mkdir()  # the user's empty folder stays, empty
+    line = assert_refused(capsys, ["pretrain", tiny_data, run, "--steps", "1", *FRESH], [tmp_path, tiny_data],
+                          "No space left on device", "no partial output was kept")
+    assert "somefile" in line and run.exists() == (where == "empty")
+
+
+def test_nan_loss_in_a_fresh_run_leaves_nothing(capsys, tmp_path, tiny_data):
+    line = assert_refused(capsys, ["pretrain", tiny_data, tmp_path / "run", "--steps", "6", *FRESH, *DIVERGE],
+                          [tmp_path, tiny_data], "NaN/inf", "no checkpoint had been saved yet", "nothing was kept",
+                          f"{tmp_path / 'run'} removed")
+    assert not (tmp_path / "run").exists(), line
+
+
+def test_nan_loss_in_a_resumed_run_keeps_its_checkpoints(capsys, tmp_path, run, tiny_data):
+    mine = copy_tree(run, tmp_path / "run")
+    kept = snapshot(mine / "checkpoints", mine / "final")
+    code, err = run_cli(capsys, *resume_tiny(tiny_data, mine, 6), *DIVERGE)
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    # The loss is checked before each update, so the step that blew the weights up is saved before the NaN shows.
+    last = find_checkpoint(mine)
+    assert last.name in ("step-0000002", "step-0000003"), last
+    assert f"the last good checkpoint is {last}; continue from it with --resume" in lines[0], lines[0]
+    after = snapshot(mine / "checkpoints", mine / "final")
+    assert {k: after.get(k) for k in kept} == kept  # the earlier checkpoints and encoder are all kept, unchanged
+    assert not [p for p in after if "step-000000" in p and int(p.split("step-")[1][:7]) > 3]  # none after the NaN
+    assert (mine / "metrics.jsonl").is_file() and not (mine / LOCK).exists()
+
+
+def test_disk_full_in_a_resumed_run_names_the_last_good_checkpoint(capsys, tmp_path, run, tiny_data, monkeypatch):
+    import electra.train.checkpoint as checkpoint
+
+    mine = copy_tree(run, tmp_path / "run")
+    kept = snapshot(mine / "checkpoints")
+    monkeypatch.setattr(checkpoint, "save_file", _enospc)
+    code, err = run_cli(capsys, *resume_tiny(tiny_data, mine, 3))
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert "No space left on device" in lines[0] and "free some space" in lines[0]
+    assert f"the last good checkpoint, {mine / 'checkpoints' / 'step-0000002'}, is kept" in lines[0], lines[0]
+    assert snapshot(mine / "checkpoints") == kept and not (mine / LOCK).exists()
+
+
+@pytest.mark.parametrize("kind,frag", [("logs_only", "stopped before its first save"),
+                                       ("empty", "holds no checkpoint"), ("missing", "no such run folder"),
+                                       ("tokenizer", "output of `electra tokenizer`")])
+def test_resume_without_a_checkpoint_says_what_the_folder_is(capsys, tmp_path, tiny_data, kind, frag):
+    folder = tmp_path / "run"
+    if kind != "missing":
+        folder.mkdir()
+    if kind in ("logs_only", "tokenizer"):
+        command = "pretrain" if kind == "logs_only" else "tokenizer"
+        (folder / MARKER).write_text(f'{{"command": "{command}"}}\n')
+        (folder / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n')
+    line = assert_refused(capsys, ["pretrain", tiny_data, folder, "--resume", *FRESH], [tmp_path, tiny_data], frag,
+                          str(folder))
+    assert "leave out --resume" in line or kind == "tokenizer"
 
 
 def test_disk_full_in_export_leaves_nothing(capsys, tmp_path, run, monkeypatch):

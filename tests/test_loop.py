@@ -143,12 +143,23 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
 
 
 def test_nan_loss_is_a_clear_error(tiny_data, tmp_path):
-    with pytest.raises(Diverged, match="NaN"):
+    with pytest.raises(Diverged, match="NaN") as info:
         pretrain(run_cfg(train__learning_rate=1e30, train__clip_grad_norm=1e30, train__max_steps=10),
                  tiny_data, tmp_path / "nan", show_progress=False)
+    # diverged before its first checkpoint (step 10): the run folder held only logs, and is gone
+    assert "no checkpoint had been saved yet" in str(info.value) and "nothing was kept" in str(info.value)
+    assert not (tmp_path / "nan").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_nan_loss_after_a_checkpoint_keeps_the_run(tiny_data, tmp_path):
+    run = tmp_path / "nan"
+    with pytest.raises(Diverged, match="NaN") as info:
+        pretrain(run_cfg(train__learning_rate=1e30, train__clip_grad_norm=1e30, train__max_steps=10,
+                         train__save_every=1, train__warmup_steps=0), tiny_data, run, show_progress=False)
+    ckpts = list_checkpoints(run)
+    assert ckpts and f"the last good checkpoint is {ckpts[-1]}" in str(info.value)
     # nothing that looks like a good checkpoint was written after the divergence
-    for ckpt in list_checkpoints(tmp_path / "nan"):
-        assert json.loads((ckpt / "state.json").read_text())["step"] < 10
+    assert json.loads((ckpts[-1] / "state.json").read_text())["step"] < 10
 
 
 def test_existing_run_needs_resume(tiny_data, tmp_path):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,6 +285,27 @@ def _config_json(tok: Tokenizer, model_max_length: int) -> dict:
     }
 
 
+_OS_ERROR = re.compile(r"\(os error (\d+)\)$")
+
+
+def _save_pipeline(tok: Tokenizer, path: Path, shown: Path | None = None) -> None:
+    """``tok.save(path)`` (tokenizer.json), with a failed write raised as the OSError it is.
+
+    ``tokenizers`` reports an I/O error as a bare ``Exception("No space left on device (os error 28)")``;
+    that message becomes ``OSError(28, ..., shown or path)``, which the CLI prints as one line (``shown``:
+    the name to report, e.g. the final file rather than its hidden temporary one). Any other
+    exception is a bug and propagates unchanged.
+    """
+    try:
+        tok.save(str(path))
+    except Exception as e:
+        m = _OS_ERROR.search(str(e).strip()) if type(e) is Exception else None
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code), str(shown or path)) from None
+
+
 def save_tokenizer(tok: Tokenizer, out_dir: Path, model_max_length: int = MODEL_MAX_LENGTH) -> None:
     """Write tokenizer.json, vocab.txt and tokenizer_config.json into ``out_dir``, atomically.
 
@@ -297,8 +320,8 @@ def save_tokenizer(tok: Tokenizer, out_dir: Path, model_max_length: int = MODEL_
     special_tokens(tok)  # refuse to save something ELECTRA cannot use
     tokens = vocab_tokens(tok)
     check_output(out_dir, overwrite=True)  # replaces only a tokenizer folder of ours, never the user's files
-    with staged_output(out_dir, "tokenizer") as tmp:
-        tok.save(str(tmp / "tokenizer.json"))
+    with staged_output(out_dir, "tokenizer") as tmp:  # removed again if any write fails
+        _save_pipeline(tok, tmp / "tokenizer.json", shown=out_dir / "tokenizer.json")
         (tmp / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
         (tmp / "tokenizer_config.json").write_text(json.dumps(_config_json(tok, model_max_length), indent=2) + "\n")
         specials_map = {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK}
