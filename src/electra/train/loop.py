@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import signal
 import sys
 import time
@@ -39,13 +38,14 @@ from ..errors import UserError
 from ..model.electra import build_model, count_parameters, kept_encoder
 from ..model.encoder import Encoder
 from ..objectives.task import PretrainingStep
-from ..outputs import MARKER, acquire_lock, check_output, check_unlocked, release_lock
+from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
 from ..readers import FIX_CHECKPOINT, read_json, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint, state_problem)
 from .compiling import compile_layers
 from .device import _peak_flops, autocast, precision_line, resolve_device, use_bf16
 from .encoder_io import save_encoder
+from .failure import Diverged, after_failure, first_missing, last_good, nothing_to_resume
 from .flops import matmul_train_flops_per_step, official_train_flops_per_step
 from .logger import MetricsLogger, format_line
 from .metrics import _accumulate, _interval_record, evaluate, mask_seed
@@ -59,10 +59,6 @@ class Interrupted(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved to {checkpoint}; "
                          f"continue with --resume")
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
-
-
-class Diverged(UserError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -124,7 +120,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     main = _dist_info()[0] == 0
     if main:  # rank 0 holds the lock; other ranks of the same job write nothing there
         check_unlocked(run_dir)  # a second process on a live run refuses before reading anything
-    created = _first_missing(run_dir)  # the folder this run will create (run_dir or a parent), if any
+    created = first_missing(run_dir)  # the folder this run will create (run_dir or a parent), if any
     was_empty = created is not None or (run_dir.is_dir() and not any(run_dir.iterdir()))
     try:
         return _pretrain(cfg, data_dir, run_dir, resume=resume, init_from=init_from, show_progress=show_progress,
@@ -132,53 +128,12 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     except BaseException as e:
         if not main:
             raise
-        replacement = _after_failure(e, run_dir, created, was_empty)
+        replacement = after_failure(e, run_dir, created, was_empty)
         if replacement is None:
             raise
         raise replacement from None
     finally:
         release_lock(run_dir)
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` (itself or a parent) that does not exist yet, or None."""
-    if path.exists() or path.is_symlink():
-        return None
-    while not (path.parent.exists() or path.parent == path):
-        path = path.parent
-    return path
-
-
-def _after_failure(e: BaseException, run_dir: Path, created: Path | None, was_empty: bool) -> BaseException | None:
-    """Clean up after a failed run: remove a run folder of this process that has no checkpoint (it
-    holds only our logs, nothing to resume); keep one with checkpoints. Returns the exception to
-    raise instead of ``e`` (its message says what was kept), or None to raise ``e`` itself."""
-    ckpt = find_checkpoint(run_dir)
-    if ckpt is None and was_empty:
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-        elif run_dir.is_dir():  # an empty folder the user made: empty it again, keep the folder
-            for child in run_dir.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
-        if isinstance(e, Diverged):
-            return Diverged(f"{e}; nothing was kept ({run_dir} {'removed' if created is not None else 'emptied'})")
-        return None
-    if ckpt is not None and isinstance(e, OSError):  # e.g. a full disk: the checkpoints before it are good
-        return OSError(e.errno, f"{e.strerror or e} (the last good checkpoint, {ckpt}, is kept: continue from it "
-                                f"with --resume)", e.filename)
-    return None
-
-
-def _last_good(run_dir: Path) -> str:
-    """The end of a divergence message: where the run can continue from, if anywhere."""
-    ckpt = find_checkpoint(run_dir)
-    if ckpt is None:
-        return "no checkpoint had been saved yet"
-    return (f"the last good checkpoint is {ckpt}; continue from it with --resume, e.g. with a lower "
-            f"--set train.learning_rate=...")
 
 
 def _pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool, init_from: Path | None,
@@ -235,7 +190,7 @@ def _checkpoint_to_resume(run_dir: Path, data_dir: Path, resume: bool, cfg: Pret
         raise UserError(f"{run_dir} already holds checkpoints (latest {ckpt.name}); pass --resume to continue "
                         f"or choose another output directory")
     if ckpt is None and resume:
-        raise UserError(_nothing_to_resume(run_dir, cfg.train.save_every))
+        raise UserError(nothing_to_resume(run_dir, cfg.train.save_every))
     if ckpt is not None:
         saved = read_checkpoint_config(ckpt)
         saved_state = read_json(ckpt / "state.json", FIX_CHECKPOINT)
@@ -246,22 +201,6 @@ def _checkpoint_to_resume(run_dir: Path, data_dir: Path, resume: bool, cfg: Pret
             raise UserError(f"checkpoint {ckpt} was made with a different model or objective; resume with the same "
                             f"config (saved one: {ckpt / 'config.json'})")
     return ckpt
-
-
-def _nothing_to_resume(run_dir: Path, save_every: int) -> str:
-    """Why ``--resume`` has nothing to continue in ``run_dir``, and what to do instead."""
-    if not run_dir.is_dir():
-        return (f"{run_dir}: --resume, but there is no such run folder (is the path right?); leave out --resume to "
-                f"start a new run")
-    try:
-        command = json.loads((run_dir / MARKER).read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
-        command = None
-    if command not in (None, "pretrain"):
-        return f"{run_dir}: --resume, but this folder holds the output of `electra {command}`, not a pretraining run"
-    return (f"{run_dir}: --resume, but this folder holds no checkpoint (checkpoints/step-*) to continue from: it is "
-            f"empty, or a run that stopped before its first save (train.save_every={save_every}) and left only logs; "
-            f"leave out --resume to start the run again")
 
 
 class _Trainer:
@@ -368,7 +307,7 @@ class _Trainer:
     def save(self, at_step: int) -> Path:
         if self.nonfinite.item():
             raise Diverged(f"loss became NaN/inf at or before step {at_step}; not saving. Lower train.learning_rate "
-                           f"or check the data; {_last_good(self.run_dir)}")
+                           f"or check the data; {last_good(self.run_dir)}")
         state = {"step": at_step, "tokens": self.tokens_seen, "elapsed_seconds": self.elapsed(),
                  "data": self.batches.state(), "vocab_fingerprint": self.data.fingerprint,
                  "rng": {"torch": rng_to_str(torch.get_rng_state()),
@@ -472,7 +411,7 @@ class _Trainer:
         tc, step = self.tc, self.step
         if self.nonfinite.item():
             raise Diverged(f"loss became NaN/inf at or before step {step} (lr {lr:.3g}); lower "
-                           f"train.learning_rate or check the data; {_last_good(self.run_dir)}")
+                           f"train.learning_rate or check the data; {last_good(self.run_dir)}")
         record = _interval_record(step, counts_acc, loss_acc, interval_steps, self.world)
         tps = interval_steps * tc.batch_size * self.data.max_length / max(seconds, 1e-9)
         mfu = tps / (tc.batch_size * self.data.max_length) * self.matmul_per_step / self.world / self.peak if self.peak else None
