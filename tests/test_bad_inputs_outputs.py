@@ -442,3 +442,22 @@ def test_demo_failing_at_its_last_plot_keeps_the_earlier_demo(capsys, tmp_path, 
     monkeypatch.setattr(rtd_examples, "plot_examples", lambda *a, **k: _enospc())  # replacements.png: disk full
     assert_refused(capsys, ["demo", earlier, "--corpus", corpus_dir, "--overwrite", "--steps", "2",
                             "--set", "train.batch_size=8"], [tmp_path], "No space left on device")
+
+
+def test_failed_fresh_run_keeps_what_another_process_put_beside_it(capsys, tmp_path, tiny_data, monkeypatch):
+    """The run created runs/a/ for its folder; an experiment's other arm wrote runs/a/other/ meanwhile.
+    The failed run removes its own folder and only the parents left empty, never the other arm's run."""
+    import electra.train.checkpoint as checkpoint
+
+    other = tmp_path / "runs" / "a" / "other"
+
+    def sibling_then_full(*args, **kwargs):
+        other.mkdir(parents=True, exist_ok=True)
+        (other / "metrics.jsonl").write_text("{}\n")
+        _enospc(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_file", sibling_then_full)
+    run = tmp_path / "runs" / "a" / "run"
+    code, err = run_cli(capsys, "pretrain", tiny_data, run, "--steps", "1", *FRESH)
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err
+    assert not run.exists() and (other / "metrics.jsonl").read_text() == "{}\n"

@@ -193,7 +193,7 @@ def test_whitespace_only_corpus(capsys, tmp_path, tiny_tokenizer, text):
 
 def test_resume_without_checkpoint(capsys, tmp_path, tiny_data):
     assert_refused(capsys, _pretrain(tiny_data, tmp_path / "mistyped", "--resume"), [tmp_path, tiny_data],
-                   "no checkpoint")
+                   "no such run folder", "leave out --resume")
 
 
 def test_resume_in_a_run_with_no_checkpoint_yet(capsys, tmp_path, tiny_data):

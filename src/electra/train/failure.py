@@ -36,7 +36,16 @@ def after_failure(e: BaseException, run_dir: Path, created: Path | None, was_emp
     ckpt = find_checkpoint(run_dir)
     if ckpt is None and was_empty:
         if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
+            # The run folder is ours; the parents this run created are removed only if still empty:
+            # another process (an experiment's other arm) may have put its own run beside ours meanwhile.
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for parent in run_dir.parents:
+                if parent == created.parent:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
         elif run_dir.is_dir():  # an empty folder the user made: empty it again, keep the folder
             for child in run_dir.iterdir():
                 if child.is_dir() and not child.is_symlink():
