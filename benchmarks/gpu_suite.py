@@ -58,7 +58,7 @@ def row_names() -> dict[str, dict]:
             for shape, batch, seq, _, _ in ROWS for mode in MODES}
 
 
-def run_rows(out: Path, dry_run: bool, only: set[str] | None = None) -> dict:
+def run_rows(out: Path, dry_run: bool, only: set[str] | None = None, modes: tuple[str, ...] = MODES) -> dict:
     table = json.loads(out.read_text()) if out.is_file() else {"dry_run": dry_run, "rows": []}
     done = {r["name"] for r in table["rows"]}
     running = table.pop("running", None)
@@ -71,7 +71,7 @@ def run_rows(out: Path, dry_run: bool, only: set[str] | None = None) -> dict:
     for shape, batch, seq, iters, warmup in ROWS:
         if only is not None and f"{shape}-{batch}x{seq}" not in only:
             continue
-        for mode in MODES:
+        for mode in modes:
             name = f"{shape}-{batch}x{seq}-{mode}"
             if name in done:
                 continue
@@ -103,7 +103,13 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--rows", help="comma-separated shapes to run (default all): " +
                     ", ".join(f"{s}-{b}x{q}" for s, b, q, _, _ in ROWS))
+    ap.add_argument("--modes", help=f"comma-separated modes, in the order to run them (default {','.join(MODES)}); "
+                    "compiled first warms inductor's on-disk cache for a training run of the same step")
     a = ap.parse_args()
+    modes = tuple(a.modes.split(",")) if a.modes else MODES
+    if not set(modes) <= set(MODES):
+        print(f"error: --modes: choose from {', '.join(MODES)}, got {a.modes}", file=sys.stderr)
+        return 2
     only = set(a.rows.split(",")) if a.rows else None
     known = {f"{s}-{b}x{q}" for s, b, q, _, _ in ROWS}
     if only is not None and not only <= known:
@@ -114,7 +120,7 @@ def main() -> int:
         print("error: no CUDA device; the speed table is measured on a GPU (--dry-run runs it at toy size on the CPU)",
               file=sys.stderr)
         return 2
-    table = run_rows(a.out, a.dry_run, only)
+    table = run_rows(a.out, a.dry_run, only, modes)
     print(f"\n{len(table['rows'])} rows in {a.out}")
     return 0
 

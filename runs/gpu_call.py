@@ -5,8 +5,9 @@
 
 Phases, each with its own deadline in seconds from the call's start (settings below):
 1. `electra prepare` of the carried books (CPU) while the idle GPU runs the step benchmark (ours vs
-   the transformers-built step at Small 128 x 128, eager then compiled); the benchmark is cut at
-   ``--prep-seconds``, the preparation never (it is needed).
+   the transformers-built step at Small 128 x 128: compiled first, so that the ELECTRA arm's own
+   compilation may find the graph in inductor's on-disk cache, then eager, then per layer); the
+   benchmark is cut at ``--prep-seconds``, the preparation never (it is needed).
 2. ELECTRA and MLM pretrain side by side, two processes on the one GPU, compiled, bf16 autocast;
    steps from the official FLOPs counter (``electra.experiment.plan``), each arm checkpointing at
    ``--pairs`` equal-FLOPs points. At the pretraining deadline both get SIGTERM (the loop saves on
@@ -137,7 +138,8 @@ def phase_prepare(c: Call) -> bool:
                c.logs / "prepare.log")
     bench_json = c.run / "bench.json"
     bench = Job("bench", c.python(str(REPO / "benchmarks" / "gpu_suite.py"), str(bench_json),
-                                  "--rows", "small-128x128", *(["--dry-run"] if s.dry_run else [])), c.logs / "bench.log")
+                                  "--rows", "small-128x128", "--modes", "compiled,eager,layers",
+                                  *(["--dry-run"] if s.dry_run else [])), c.logs / "bench.log")
     prep.start(c.env)
     bench.start(c.env)
     c.say("phase 1: preparing the books; the step benchmark runs on the GPU meanwhile")

@@ -151,8 +151,8 @@ def test_dry_run_one_call(env, tmp_path):
     assert res["mps"] == {"used": False, "detail": "off (--mps false)"}
     assert list(res["phases"]) == ["prepare_and_bench", "pretrain", "glue"]
     assert res["data"]["train_examples"] > 0
-    assert [row["name"] for row in res["bench"]["rows"]] == ["small-128x128-eager", "small-128x128-layers",
-                                                            "small-128x128-compiled"]
+    assert [row["name"] for row in res["bench"]["rows"]] == ["small-128x128-compiled", "small-128x128-eager",
+                                                            "small-128x128-layers"]
     check_pretraining(res, tmp_path / "run")
     check_glue(res)
 
@@ -222,9 +222,10 @@ def test_benchmark_row_that_killed_its_process_is_recorded_not_retried(tmp_path)
     got = suite(running_on=this_boot)
     assert "process died" in got[1]["error"] and got[1]["mode"] == "layers"
     assert "error" not in got[2] and got[2]["mode"] == "compiled"  # the rows after it still run
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), str(out), "--rows", "nope"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode != 0 and "error:" in r.stderr
+    for bad in (["--rows", "nope"], ["--modes", "eager,fast"]):
+        r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_suite.py"), str(out), *bad],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 2 and r.stderr.startswith("error:") and bad[0] in r.stderr
 
 
 def test_mps_is_started_for_the_call_and_stopped(tmp_path):
