@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MPS_ENV = {"CUDA_MPS_PIPE_DIRECTORY": "/tmp/electra-mps-pipe", "CUDA_MPS_LOG_DIRECTORY": "/tmp/electra-mps-log"}
+sys.path.insert(0, str(REPO / "runs"))
+from gpu_jobs import start_mps, stop_mps  # noqa: E402  (the one-call GPU run starts MPS the same way)
 
 
 def worker(shape: str, seconds: float, device: str, out: Path, start_at: float) -> None:
@@ -83,23 +84,6 @@ def measure(procs: int, a, env: dict) -> dict:
             "steps_per_s_total": round(sum(rates), 1), "late_start": late}
 
 
-def mps(command: str) -> bool:
-    env = os.environ | MPS_ENV
-    for d in MPS_ENV.values():
-        Path(d).mkdir(parents=True, exist_ok=True)
-    try:
-        if command == "start":
-            r = subprocess.run(["nvidia-cuda-mps-control", "-d"], env=env, timeout=20, capture_output=True, text=True)
-        else:
-            r = subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", env=env, timeout=20, capture_output=True,
-                               text=True)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print(f"MPS {command}: failed: {e}")
-        return False
-    print(f"MPS {command}: exit {r.returncode} {r.stdout.strip()} {r.stderr.strip()}")
-    return r.returncode == 0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--procs", default="1,4,14")
@@ -116,17 +100,19 @@ def main() -> int:
         worker("debug" if a.dry_run else "small", a.seconds, "cpu" if a.dry_run else "cuda", a.worker, a.start_at)
         return 0
     env = os.environ | {"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    mps_on = a.mps and not a.dry_run and mps("start")
-    if mps_on:
-        env |= MPS_ENV
+    mps_env = None
+    if a.mps and not a.dry_run:
+        mps_env, detail = start_mps(env)
+        print(f"MPS: {detail}")
+        env |= mps_env or {}
     rows = []
     try:
         for n in (int(x) for x in a.procs.split(",")):
-            rows.append(measure(n, a, env) | {"mps": mps_on})
+            rows.append(measure(n, a, env) | {"mps": mps_env is not None})
             print(json.dumps(rows[-1]), flush=True)
     finally:
-        if mps_on:
-            mps("stop")
+        if mps_env is not None:
+            print(f"MPS: {stop_mps(env)}")
     if a.json:
         a.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -122,8 +122,9 @@ def peer(cfg, batch, device, compile_: bool, bf16: bool):
     return step
 
 
-def time_step(step, device, warmup: int, iters: int) -> tuple[float, float]:
-    """Median seconds per step over ``iters`` timed steps (robust to a shared machine's noise), peak GiB."""
+def time_step(step, device, warmup: int, iters: int) -> tuple[float, float, float]:
+    """Median seconds per step over ``iters`` timed steps (robust to a shared machine's noise), peak GiB,
+    and the seconds of the warm-up steps (compilation included, when compiled)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -132,14 +133,14 @@ def time_step(step, device, warmup: int, iters: int) -> tuple[float, float]:
     for _ in range(warmup):
         step()
     sync()
-    time_step.warmup_s = time.perf_counter() - t0  # compilation included, when compiled
+    warmup_s = time.perf_counter() - t0
     for _ in range(iters):
         t0 = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - t0)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return statistics.median(times), mem
+    return statistics.median(times), mem, warmup_s
 
 
 def matmul_peak(dtype: torch.dtype, iters: int = 20) -> float:
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     results, record = {}, {}
     for label, build, run_bf16, run_compile, run_cfg in runs:
         try:
-            dt, mem = time_step(build(run_cfg, batch, device, run_compile, run_bf16), device, a.warmup, a.iters)
+            dt, mem, warmup_s = time_step(build(run_cfg, batch, device, run_compile, run_bf16), device, a.warmup, a.iters)
         except torch.cuda.OutOfMemoryError:
             print(f"{label}: out of memory")
             record[label] = {"out_of_memory": True}
@@ -224,10 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         peak, peak_name = peaks[run_bf16]
         frac = f"{flops / dt / peak:.1%} of {peak_name}" if peak else "peak n/a"
         print(f"{label}: {a.batch * a.seq / dt:,.0f} tokens/s | {dt * 1e3:.2f} ms/step | {tflops:.3f} TFLOP/s"
-              f" | {frac} | peak mem {mem:.2f} GiB | warm-up {time_step.warmup_s:.1f} s")
+              f" | {frac} | peak mem {mem:.2f} GiB | warm-up {warmup_s:.1f} s")
         record[label] = {"out_of_memory": False, "tokens_per_s": a.batch * a.seq / dt, "ms_per_step": dt * 1e3,
                          "tflops": tflops, "mfu": flops / dt / peak if peak else None, "peak_name": peak_name,
-                         "warmup_s": round(time_step.warmup_s, 2),
+                         "warmup_s": round(warmup_s, 2),
                          "peak_mem_gib": None if math.isnan(mem) else mem}
         del build
         if device.type == "cuda":

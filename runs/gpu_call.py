@@ -235,19 +235,16 @@ def phase_pretrain(c: Call) -> dict | None:
 
 
 def latest_step(run: Path) -> int:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return 0
-    lines = [ln for ln in tail(path, 4096).splitlines() if ln.strip().startswith("{")]
-    try:
-        return int(json.loads(lines[-1]).get("step", 0)) if lines else 0
-    except ValueError:
-        return 0
+    from electra.train.logger import read_metrics
+
+    records = read_metrics(run)
+    return int(records[-1].get("step", 0)) if records else 0
 
 
 def arm_record(tries: list[Job], a: dict) -> dict:
     """What one arm did: its attempts, checkpoints (union over attempts), speed and curves."""
     from electra.train.checkpoint import list_checkpoints
+    from electra.train.logger import read_metrics
 
     checkpoints: dict[int, str] = {}
     train, heldout = [], []
@@ -255,11 +252,10 @@ def arm_record(tries: list[Job], a: dict) -> dict:
         run = Path(j.info["run"])
         for ck in list_checkpoints(run):
             checkpoints.setdefault(int(ck.name.split("-")[1]), str(ck))  # the compiled attempt's first
-        if (run / "metrics.jsonl").is_file():
-            recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-            mode = "compiled" if j.info["compiled"] else "eager"
-            train += [{**r, "attempt": mode} for r in recs if r.get("split") != "heldout"]
-            heldout += [{**r, "attempt": mode} for r in recs if r.get("split") == "heldout"]
+        recs = read_metrics(run)
+        mode = "compiled" if j.info["compiled"] else "eager"
+        train += [{**r, "attempt": mode} for r in recs if r.get("split") != "heldout"]
+        heldout += [{**r, "attempt": mode} for r in recs if r.get("split") == "heldout"]
     last = tries[-1]
     steady = [r for r in train if r["attempt"] == ("compiled" if last.info["compiled"] else "eager")][1:]
     mfus = [r["mfu"] for r in steady if r.get("mfu") is not None]
@@ -349,11 +345,7 @@ def phase_glue(c: Call, pair: dict) -> None:
     c.say(f"phase 3: {len(jobs)} fine-tuning processes ({s.slots} at a time) on the pair at "
           f"{pair['flops']['electra']:.3g} FLOPs (ELECTRA step {pair['steps']['electra']:,}, "
           f"MLM step {pair['steps']['mlm']:,})")
-
-    def progress() -> None:
-        c.results["glue"] = glue_record(jobs, pair)
-
-    run_slots(jobs, s.slots, c.at(s.total_seconds - s.bundle_seconds), c.env, min(s.term_grace, 5.0), progress,
+    run_slots(jobs, s.slots, c.at(s.total_seconds - s.bundle_seconds), c.env, min(s.term_grace, 5.0),
               retry=lambda j: eager_retry(c, j))
     c.results["glue"] = glue_record(jobs, pair)
     with open(c.logs / "glue.log", "w") as f:
@@ -377,8 +369,7 @@ def glue_record(jobs: list[Job], pair: dict) -> dict:
     from electra.finetune.glue_tasks import get_task
 
     runs: dict[str, dict[str, list]] = {arm: {} for arm in pair["checkpoints"]}
-    for j in jobs:
-        j.poll()
+    for j in jobs:  # all ended: run_slots returns after the last one, or after stopping the rest
         kept = []
         for rec in sorted(Path(j.info["out"]).glob(f"{j.info['task']}/seed*/seed.json")):
             kept.append(json.loads(rec.read_text())["run"])

@@ -93,7 +93,7 @@ def stop(jobs: list[Job], grace: float) -> None:
 
 
 def run_slots(jobs: list[Job], slots: int, deadline: float, env: dict[str, str], grace: float,
-              tick=lambda: None, every: float = 1.0, retry=lambda job: None) -> None:
+              every: float = 1.0, retry=lambda job: None) -> None:
     """Run ``jobs`` in their order, at most ``slots`` at a time, until all end or ``deadline`` (epoch seconds).
     ``retry(job)`` may return a job to run next in place of one that failed (it joins ``jobs``)."""
     queue = list(jobs)
@@ -111,7 +111,6 @@ def run_slots(jobs: list[Job], slots: int, deadline: float, env: dict[str, str],
         if time.time() >= deadline:
             stop(jobs, grace)
             return
-        tick()
         time.sleep(every)
 
 

@@ -186,3 +186,15 @@ def test_spent_wall_clock_budget_still_runs_and_saves_one_step(tiny_data, tmp_pa
     assert result.steps == 1
     assert find_checkpoint(tmp_path / "run").name == "step-0000001"
     assert sorted(train_losses(tmp_path / "run")) == [1]
+
+
+def test_read_metrics_leaves_out_a_torn_last_line_only(tmp_path):
+    """A run killed mid-write leaves a torn last line: left out. A bad line before the end is corruption: an error."""
+    from electra.train.logger import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"st')
+    assert read_metrics(tmp_path) == [{"step": 1}, {"step": 2}]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"st\n{"step": 3}\n')
+    with pytest.raises(ValueError):
+        read_metrics(tmp_path)
+    assert read_metrics(tmp_path / "none") == []

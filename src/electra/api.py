@@ -87,12 +87,11 @@ def predict(model: str | Path, texts: Sequence[str | tuple[str, str]], *, device
     Each prediction is ``{"label": str, "probabilities": {label: p}}`` for a classifier and
     ``{"score": float}`` (on the labels' scale) for a regression.
     """
-    import numpy as np
-
     from .data.tokenizer import special_tokens
     from .finetune.batching import tokenize_split
     from .finetune.glue import DEFAULT_MAX_LENGTH, load_finetuned, predict_logits
     from .finetune.glue_tasks import GlueSplit
+    from .finetune.metrics import softmax
     from .finetune.predict import find_model_dir
     from .train.device import resolve_device
 
@@ -112,10 +111,8 @@ def predict(model: str | Path, texts: Sequence[str | tuple[str, str]], *, device
     logits = predict_logits(clf.to(dev), feats, hp.eval_batch_size, special_tokens(tok).pad, dev, hp.precision)
     if task.is_regression:
         return [{"score": float(s)} for s in logits[:, 0] * task.label_scale]
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
     return [{"label": task.labels[int(p.argmax())], "probabilities": dict(zip(task.labels, map(float, p)))}
-            for p in probs]
+            for p in softmax(logits)]
 
 
 def export(src: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:

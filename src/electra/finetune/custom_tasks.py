@@ -159,8 +159,9 @@ def write_custom_dev_predictions(path: Path, task: GlueTask, split: GlueSplit, l
         preds = [f"{float(v):.9g}" for v in logits[:, 0] * task.label_scale]
         probs = [[] for _ in preds]
     else:
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
+        from .metrics import softmax
+
+        p = softmax(logits)
         preds = [task.labels[int(k)] for k in p.argmax(-1)]
         probs = [[str(round(float(v), 6)) for v in row] for row in p]
         head += [f"p({label})" for label in task.labels]

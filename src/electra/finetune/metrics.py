@@ -12,6 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, C) from logits (N, C), row by row (max subtracted first: no overflow)."""
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    return p / p.sum(-1, keepdims=True)
+
+
 def accuracy(preds, labels) -> float:
     preds, labels = _pair(preds, labels)
     return float((preds == labels).mean())

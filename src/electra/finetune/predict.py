@@ -140,9 +140,9 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
         for rec, score in zip(records, logits[:, 0] * task.label_scale):  # the labels' scale (STS-B: 0-5)
             rec["prediction"] = round(float(score), 6)
     else:
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)  # softmax, (N, C)
-        for rec, p in zip(records, probs):
+        from .metrics import softmax
+
+        for rec, p in zip(records, softmax(logits)):
             rec["prediction"] = task.labels[int(p.argmax())]
             rec.update({f"p({label})": round(float(v), 6) for label, v in zip(task.labels, p)})
     with staged_file(out_file) as tmp:
