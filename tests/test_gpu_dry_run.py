@@ -250,3 +250,21 @@ def test_mps_is_started_for_the_call_and_stopped(tmp_path):
     mps_env, detail = start_mps(env)
     assert mps_env is None and "exited 1" in detail and "MPS not supported" in detail
     assert start_mps(os.environ | {"PATH": str(tmp_path / "nothing")}) == (None, "not used: nvidia-cuda-mps-control not found")
+
+
+def test_call_refuses_bad_setups_with_one_line(env, tmp_path):
+    """Unstaged data, data staged for the other kind of run, and a run folder someone else made: one error
+    line each, exit 2, and nothing of theirs touched."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    r = gpu_sh(env, "--dry-run")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "is not staged" in r.stderr
+    data.mkdir()
+    (data / "STAGED.json").write_text(json.dumps({"toy": False}))
+    r = gpu_sh(env, "--dry-run")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "staged for the GPU run" in r.stderr
+    (data / "STAGED.json").write_text(json.dumps({"toy": True}))
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    r = gpu_sh(env, "--dry-run")
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "was not made by runs/gpu_call.py" in r.stderr
+    assert [p.name for p in run.iterdir()] == ["notes.txt"] and "Traceback" not in r.stderr

@@ -84,3 +84,15 @@ def test_quick_start_runs_as_written(tmp_path):
         assert abs(float(p_neg) + float(p_pos) - 1) < 1e-6
     assert json.loads((tmp_path / "hf-py" / "config.json").read_text())["architectures"] == [
         "ElectraForSequenceClassification"]
+
+
+def test_python_api_refuses_bad_input_with_user_errors(tmp_path):
+    """The API raises UserError (the CLI's one-line message) for what a notebook user gets wrong."""
+    import electra
+    from electra.errors import UserError
+
+    with pytest.raises(UserError, match="needs train_file and dev_file"):
+        electra.finetune(tmp_path, tmp_path / "out", task="custom")
+    with pytest.raises(UserError, match="not a fine-tuned model"):
+        electra.predict(tmp_path, ["a text"])
+    assert not (tmp_path / "out").exists()
