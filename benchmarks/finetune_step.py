@@ -1,6 +1,6 @@
 """GLUE fine-tuning throughput (training examples/s) of the real fine-tuning loop, per precision.
 
-Times ``electra.finetune.glue.train_model`` (dynamic padding, dropout, layer-wise-decay AdamW,
+Times ``electra.finetuning.glue.train_model`` (dynamic padding, dropout, layer-wise-decay AdamW,
 clipping, schedule) on the first ``--examples`` training rows of each task, for each model shape
 and precision, in one process, so the ratio between precisions is measured under the same load:
 
@@ -30,10 +30,10 @@ import torch
 
 from electra.config import load_config
 from electra.data.tokenizer import load_tokenizer, special_tokens, train_tokenizer
-from electra.finetune.batching import tokenize_split, train_batches
-from electra.finetune.glue import GlueClassifier, train_model
-from electra.finetune.glue_tasks import get_task, load_train
-from electra.finetune.optim import default_hparams
+from electra.finetuning.batching import tokenize_split, train_batches
+from electra.finetuning.glue import GlueClassifier, train_model
+from electra.finetuning.glue_tasks import get_task, load_train
+from electra.finetuning.optim import default_hparams
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.device import resolve_device, use_bf16

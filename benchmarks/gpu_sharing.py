@@ -31,8 +31,8 @@ def worker(shape: str, seconds: float, device: str, out: Path, start_at: float) 
     import torch
 
     from electra.config import load_config
-    from electra.finetune.glue import GlueClassifier
-    from electra.finetune.optim import build_finetune_optimizer
+    from electra.finetuning.glue import GlueClassifier
+    from electra.finetuning.optim import build_finetune_optimizer
     from electra.model.encoder import Encoder
     from electra.train.device import autocast, use_bf16
 

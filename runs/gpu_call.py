@@ -282,7 +282,7 @@ def newest_pair(records: dict, arms: dict, pairs: int) -> dict | None:
 
 def glue_jobs(c: Call, pair: dict) -> list[Job]:
     """One job per (arm, task), or per seed for --split-seeds tasks; the costliest first."""
-    from electra.finetune.glue_tasks import get_task
+    from electra.finetuning.glue_tasks import get_task
 
     s = c.s
     split = {t.strip() for t in s.split_seeds.split(",") if t.strip()}
@@ -365,8 +365,8 @@ def phase_glue(c: Call, pair: dict) -> None:
 def glue_record(jobs: list[Job], pair: dict) -> dict:
     """Finished seeds (their seed.json) per arm and task, the rows in the experiment's format, the headline."""
     from electra.experiment import checkpoint_row
-    from electra.finetune.glue_results import glue_score, summarize_seeds
-    from electra.finetune.glue_tasks import get_task
+    from electra.finetuning.glue_results import glue_score, summarize_seeds
+    from electra.finetuning.glue_tasks import get_task
 
     runs: dict[str, dict[str, list]] = {arm: {} for arm in pair["checkpoints"]}
     for j in jobs:  # all ended: run_slots returns after the last one, or after stopping the rest

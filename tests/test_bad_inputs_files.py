@@ -22,7 +22,7 @@ def glue(tiny_corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finetuned(run, glue, tmp_path_factory):
-    from electra.finetune.glue import finetune_glue
+    from electra.finetuning.glue import finetune_glue
 
     out = tmp_path_factory.mktemp("ft") / "ft"
     finetune_glue(run / "final", out, "sst2", glue_dir=glue, device="cpu", use_cache=False, show_progress=False,

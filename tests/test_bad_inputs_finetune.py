@@ -9,7 +9,7 @@ import pytest
 from bad_inputs import assert_refused
 from test_custom_task import FAST, encoder_dir, verb_rows, write_jsonl  # noqa: F401 (encoder_dir: a fixture)
 
-from electra.finetune import metrics as M
+from electra.finetuning import metrics as M
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,7 +54,7 @@ def test_constant_predictions_have_no_correlation():
 
 
 def test_undefined_score_in_the_table():
-    from electra.finetune.glue_results import format_table, glue_score
+    from electra.finetuning.glue_results import format_table, glue_score
 
     nan = float("nan")
     tasks = {"STS-B": {"seeds": [{}], "median": {"dev": {"pearson": nan, "spearman": nan}},

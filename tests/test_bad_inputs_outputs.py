@@ -337,9 +337,9 @@ def classifier(tiny_tokenizer, tmp_path_factory):
 
     from electra.config import EncoderConfig
     from electra.data.tokenizer import load_tokenizer
-    from electra.finetune.glue import GlueClassifier, save_finetuned
-    from electra.finetune.glue_tasks import TASKS
-    from electra.finetune.optim import default_hparams
+    from electra.finetuning.glue import GlueClassifier, save_finetuned
+    from electra.finetuning.glue_tasks import TASKS
+    from electra.finetuning.optim import default_hparams
     from electra.model.encoder import Encoder
 
     tok = load_tokenizer(tiny_tokenizer)
@@ -374,7 +374,7 @@ def test_predict_out_file_refused(capsys, tmp_path, classifier, rows, where, fra
 
 
 def test_predict_replaces_only_when_complete(capsys, tmp_path, classifier, rows, monkeypatch):
-    import electra.finetune.predict as predict
+    import electra.finetuning.predict as predict
 
     out = tmp_path / "preds.csv"
     assert run_cli(capsys, "predict", classifier, rows, "--out", out, "--device", "cpu")[0] == 0

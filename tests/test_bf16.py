@@ -15,9 +15,9 @@ from conftest import linear_output_dtypes, tiny_overrides
 from test_loop import train_losses
 from electra.config import MODEL_PRESETS, ModelConfig, load_config
 from electra.data.tokenizer import train_tokenizer
-from electra.finetune.batching import cached_features
-from electra.finetune.glue import GlueClassifier, finetune_glue, predict
-from electra.finetune.glue_tasks import TASKS, load_dev
+from electra.finetuning.batching import cached_features
+from electra.finetuning.glue import GlueClassifier, finetune_glue, predict
+from electra.finetuning.glue_tasks import TASKS, load_dev
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder

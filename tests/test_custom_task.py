@@ -18,9 +18,9 @@ from electra.cli import main
 from electra.config import EncoderConfig
 from electra.data.tokenizer import load_tokenizer
 from electra.errors import UserError
-from electra.finetune import metrics as M
-from electra.finetune.custom_tasks import custom_task, finetune_custom
-from electra.finetune.predict import predict_file
+from electra.finetuning import metrics as M
+from electra.finetuning.custom_tasks import custom_task, finetune_custom
+from electra.finetuning.predict import predict_file
 from electra.model.encoder import Encoder, init_weights
 from electra.train.encoder_io import save_encoder
 

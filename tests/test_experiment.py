@@ -96,7 +96,7 @@ def test_no_pretraining_arm_final_only_tasks_and_resume(tiny_data, tmp_path, mon
     assert any(not torch.equal(saved[k], trained[k]) for k in saved)
 
     # Resume: finished pretraining and fine-tuning are kept, nothing is fine-tuned again.
-    import electra.finetune.glue as glue
+    import electra.finetuning.glue as glue
 
     def no_rerun(*a, **k):
         raise AssertionError("a finished fine-tuning was run again on --resume")

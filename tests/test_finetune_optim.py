@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from electra.config import EncoderConfig
-from electra.finetune.glue import GlueClassifier, loss_fn
-from electra.finetune.glue_tasks import get_task
-from electra.finetune.optim import build_finetune_optimizer, layerwise_lr_groups
+from electra.finetuning.glue import GlueClassifier, loss_fn
+from electra.finetuning.glue_tasks import get_task
+from electra.finetuning.optim import build_finetune_optimizer, layerwise_lr_groups
 from electra.model.encoder import Encoder
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from electra.errors import UserError
-from electra.finetune.batching import Features, cached_features, collate, tokenize_split, train_batches
-from electra.finetune.glue import resolve_tasks
-from electra.finetune.glue_tasks import TASKS, get_task, load_dev, load_tests, load_train, read_split
+from electra.finetuning.batching import Features, cached_features, collate, tokenize_split, train_batches
+from electra.finetuning.glue import resolve_tasks
+from electra.finetuning.glue_tasks import TASKS, get_task, load_dev, load_tests, load_train, read_split
 from electra.paths import data_dir
 
 GLUE = data_dir() / "glue"
@@ -237,7 +237,7 @@ def test_feature_cache_is_reused_not_retokenized(tmp_path, monkeypatch):
     def no_tokenizing(*args, **kwargs):
         raise AssertionError("re-tokenized a cached split")
 
-    monkeypatch.setattr("electra.finetune.batching.tokenize_split", no_tokenizing)
+    monkeypatch.setattr("electra.finetuning.batching.tokenize_split", no_tokenizing)
     again = cached_features(split, tok, 128, tmp_path / "cache")
     assert again.ids.tolist() == first.ids.tolist() and again.labels.tolist() == [1, 0]
     with pytest.raises(AssertionError):  # another max length is another key

@@ -11,10 +11,10 @@ import torch
 from electra.config import MODEL_PRESETS, EncoderConfig, ModelConfig
 from electra.data.tokenizer import train_tokenizer
 from electra.errors import UserError
-from electra.finetune.cli import add_finetune_parsers, parse_sets
-from electra.finetune.glue import evaluate_glue, finetune_glue
-from electra.finetune.glue_tasks import TASKS, get_task, load_dev, load_train
-from electra.finetune.optim import default_hparams, model_size
+from electra.finetuning.cli import add_finetune_parsers, parse_sets
+from electra.finetuning.glue import evaluate_glue, finetune_glue
+from electra.finetuning.glue_tasks import TASKS, get_task, load_dev, load_train
+from electra.finetuning.optim import default_hparams, model_size
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder
@@ -202,7 +202,7 @@ def test_compiled_layers_fine_tune_as_eager(tiny_encoder, tmp_path):
 def test_loss_read_every_few_steps_gives_the_same_run(tiny_encoder, tmp_path, monkeypatch):
     """On a GPU the loss is read every SYNC_EVERY steps, not every step: the same epoch losses and
     predictions as reading it every step (forced here on the CPU with a read every 7 steps)."""
-    import electra.finetune.glue as glue
+    import electra.finetuning.glue as glue
 
     runs = {}
     for every in (1, 7):

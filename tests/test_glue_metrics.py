@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from electra.finetune import metrics as M
-from electra.finetune.glue_results import format_table, glue_score, summarize_seeds
-from electra.finetune.glue_tasks import TASKS
+from electra.finetuning import metrics as M
+from electra.finetuning.glue_results import format_table, glue_score, summarize_seeds
+from electra.finetuning.glue_tasks import TASKS
 
 # tp = 2 (rows 0, 4), fp = 1 (row 1), fn = 1 (row 3), tn = 1 (row 2)
 PREDS = [1, 1, 0, 0, 1]
@@ -96,7 +96,7 @@ def test_score_metric_per_task_matches_the_paper():
 
 def test_median_seed_reports_its_own_metrics():
     """Three MRPC seeds whose per-metric medians (acc 0.80, f1 0.85) come from different seeds."""
-    from electra.finetune.glue_results import median_summary
+    from electra.finetuning.glue_results import median_summary
 
     task = TASKS["MRPC"]
     runs = [{"seed": 0, "score": 0.80, "dev": {"dev": {"f1": 0.90, "acc": 0.80}}},

@@ -17,8 +17,8 @@ import torch
 from electra.config import MODEL_PRESETS, ModelConfig, load_config
 from electra.data.prepare import prepare_corpus
 from electra.data.tokenizer import train_tokenizer
-from electra.finetune.glue import finetune_glue
-from electra.finetune.glue_tasks import TASKS, load_dev, load_train
+from electra.finetuning.glue import finetune_glue
+from electra.finetuning.glue_tasks import TASKS, load_dev, load_train
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder

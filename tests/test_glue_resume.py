@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from bad_inputs import assert_refused, fake_glue, tiny_run
 
-import electra.finetune.glue as glue
-from electra.finetune.glue import finetune_glue
-from electra.finetune.seed_record import SEED_RECORD, weights_digest
+import electra.finetuning.glue as glue
+from electra.finetuning.glue import finetune_glue
+from electra.finetuning.seed_record import SEED_RECORD, weights_digest
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SETTINGS = {"epochs": "2", "batch_size": "8", "max_length": "32", "learning_rate": "1e-3"}

@@ -13,11 +13,11 @@ from test_cli import assert_user_error, electra
 
 from electra.config import EncoderConfig
 from electra.data.tokenizer import load_tokenizer
-from electra.finetune.batching import collate, tokenize_split
-from electra.finetune.custom_tasks import custom_task
-from electra.finetune.glue import GlueClassifier, predict_logits, save_finetuned
-from electra.finetune.glue_tasks import TASKS, GlueSplit
-from electra.finetune.optim import default_hparams
+from electra.finetuning.batching import collate, tokenize_split
+from electra.finetuning.custom_tasks import custom_task
+from electra.finetuning.glue import GlueClassifier, predict_logits, save_finetuned
+from electra.finetuning.glue_tasks import TASKS, GlueSplit
+from electra.finetuning.optim import default_hparams
 from electra.interop.hf_classifier import export_classifier, hf_head_weights
 from electra.model.encoder import Encoder, init_weights
 

@@ -96,3 +96,21 @@ def test_python_api_refuses_bad_input_with_user_errors(tmp_path):
     with pytest.raises(UserError, match="not a fine-tuned model"):
         electra.predict(tmp_path, ["a text"])
     assert not (tmp_path / "out").exists()
+
+
+def test_no_module_shadows_an_api_function():
+    """`electra.finetune(...)` stays the API function after any submodule import: no module or package
+    of electra has an API function's name (importing one for the first time would rebind the
+    attribute on the package, as the `finetune` package once did to `electra.finetune`)."""
+    import importlib.util
+
+    import electra
+
+    for name in electra.__all__:
+        if name.startswith("__"):
+            continue
+        assert callable(getattr(electra, name)), name
+        assert importlib.util.find_spec(f"electra.{name}") is None, f"electra.{name} is a module"
+    import electra.finetuning.glue  # noqa: F401  (the import that once replaced the function)
+
+    assert callable(electra.finetune)

@@ -12,9 +12,9 @@ import pytest
 
 from electra.data.tokenizer import train_tokenizer
 from electra.errors import UserError
-from electra.finetune.squad_data import (WindowSpec, answer_char_span, featurize, load_features, read_squad)
-from electra.finetune.squad_decode import decode, gold_beam_outputs
-from electra.finetune.squad_metrics import evaluate_v1, evaluate_v2, exact_match
+from electra.finetuning.squad_data import (WindowSpec, answer_char_span, featurize, load_features, read_squad)
+from electra.finetuning.squad_decode import decode, gold_beam_outputs
+from electra.finetuning.squad_metrics import evaluate_v1, evaluate_v2, exact_match
 from electra.paths import data_dir
 
 DEV = data_dir() / "squad" / "dev-v1.1.json"
@@ -164,7 +164,7 @@ def test_batch_layout_and_labels(small_file, tok):
 
 
 def test_answer_char_span_strips_white_space():
-    from electra.finetune.squad_data import SquadAnswer
+    from electra.finetuning.squad_data import SquadAnswer
     assert answer_char_span("ab  cd ", SquadAnswer(" cd ", 3)) == (4, 6)
 
 

@@ -12,8 +12,8 @@ from conftest import linear_output_dtypes
 from electra.config import EncoderConfig
 from electra.data.tokenizer import train_tokenizer
 from electra.errors import UserError
-from electra.finetune.squad import SPLIT_DEV_LABEL, evaluate_squad, finetune_squad
-from electra.finetune.squad_head import SquadHead
+from electra.finetuning.squad import SPLIT_DEV_LABEL, evaluate_squad, finetune_squad
+from electra.finetuning.squad_head import SquadHead
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.encoder_io import save_encoder
@@ -89,7 +89,7 @@ def test_head_losses():
 
 
 def test_head_is_the_official_one_no_dropout_glorot_init_beam_20():
-    from electra.finetune.squad import SquadSettings
+    from electra.finetuning.squad import SquadSettings
 
     torch.manual_seed(0)
     head = SquadHead(16, inner_size=8, answerable=True).train()
@@ -106,7 +106,7 @@ def test_head_is_the_official_one_no_dropout_glorot_init_beam_20():
     h, mask = torch.randn(2, 30, 16), torch.ones(2, 30, dtype=torch.bool)
     whole = head.predict(h, mask)
     assert whole.end_top_index.shape == (2, 20, 20)
-    import electra.finetune.squad_head as sh  # the end head computed a few starts at a time gives the same beam
+    import electra.finetuning.squad_head as sh  # the end head computed a few starts at a time gives the same beam
     before, sh.END_CHUNK_ELEMENTS = sh.END_CHUNK_ELEMENTS, 2 * 30 * 8 * 3
     try:
         chunked = head.predict(h, mask)

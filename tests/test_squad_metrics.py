@@ -2,7 +2,7 @@
 
 import pytest
 
-from electra.finetune.squad_metrics import (apply_no_answer_threshold, evaluate_v1, evaluate_v2, exact_match,
+from electra.finetuning.squad_metrics import (apply_no_answer_threshold, evaluate_v1, evaluate_v2, exact_match,
                                             f1_score, normalize_answer, raw_scores_v2)
 
 

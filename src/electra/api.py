@@ -68,14 +68,14 @@ def finetune(model: str | Path, out: str | Path, *, task: str = "all", seeds: in
     ``task="custom"``, on your own CSV/TSV/JSONL files (``electra finetune``); returns results.json's content.
     ``settings`` are the fine-tuning ``--set`` values (``{"learning_rate": "1e-4"}``)."""
     if task == "custom":
-        from .finetune.custom_tasks import finetune_custom
+        from .finetuning.custom_tasks import finetune_custom
 
         if train_file is None or dev_file is None:
             raise UserError("task='custom' needs train_file and dev_file")
         return finetune_custom(Path(model), Path(out), Path(train_file), Path(dev_file), list(text_columns),
                                label_column, regression=regression, seeds=seeds, overrides=settings,
                                show_progress=show_progress)
-    from .finetune.glue import finetune_glue
+    from .finetuning.glue import finetune_glue
 
     return finetune_glue(Path(model), Path(out), task, glue_dir=Path(glue_dir) if glue_dir else None, seeds=seeds,
                          overrides=settings, show_progress=show_progress)
@@ -88,11 +88,11 @@ def predict(model: str | Path, texts: Sequence[str | tuple[str, str]], *, device
     ``{"score": float}`` (on the labels' scale) for a regression.
     """
     from .data.tokenizer import special_tokens
-    from .finetune.batching import tokenize_split
-    from .finetune.glue import DEFAULT_MAX_LENGTH, load_finetuned, predict_logits
-    from .finetune.glue_tasks import GlueSplit
-    from .finetune.metrics import softmax
-    from .finetune.predict import find_model_dir
+    from .finetuning.batching import tokenize_split
+    from .finetuning.glue import DEFAULT_MAX_LENGTH, load_finetuned, predict_logits
+    from .finetuning.glue_tasks import GlueSplit
+    from .finetuning.metrics import softmax
+    from .finetuning.predict import find_model_dir
     from .train.device import resolve_device
 
     clf, tok, task, hp, _ = load_finetuned(find_model_dir(Path(model)))

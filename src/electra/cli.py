@@ -183,7 +183,7 @@ def _add_experiment(sub) -> None:
 
 def _run_experiment(a) -> int:
     from .experiment import run_experiment
-    from .finetune.cli import parse_sets
+    from .finetuning.cli import parse_sets
 
     run_experiment(a.data, a.out, preset=a.preset, flops=a.flops, electra_steps=a.electra_steps,
                    tasks=[t for t in a.tasks.split(",") if t], seeds=a.seeds, overrides=a.overrides,
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_demo(sub)
     _add_experiment(sub)
-    from .finetune.cli import add_finetune_parsers
+    from .finetuning.cli import add_finetune_parsers
     from .interop.cli import add_export_parser
 
     add_export_parser(sub)

@@ -71,7 +71,7 @@ def run_experiment(data: Path, out: Path, *, preset: str = "small", flops: float
     with the paper).
     """
     from .data.shards import read_meta
-    from .finetune.glue import resolve_tasks
+    from .finetuning.glue import resolve_tasks
     from .outputs import check_output, write_marker
     from .paths import data_dir
 
@@ -116,11 +116,11 @@ def _check_finetune_settings(hidden_size: int, overrides: dict[str, str] | None,
                              squad_overrides: dict[str, str] | None) -> None:
     """The fine-tuning settings (``--ft-set``) as fine-tuning will read them: a bad one is an error now,
     before the arms pretrain, not after."""
-    from .finetune.optim import default_hparams
+    from .finetuning.optim import default_hparams
 
     default_hparams(hidden_size, overrides)
     if squad:
-        from .finetune.squad import _settings, _split_overrides
+        from .finetuning.squad import _settings, _split_overrides
 
         shared, squad_only = _split_overrides(squad_overrides)
         default_hparams(hidden_size, shared)
@@ -169,8 +169,8 @@ def _pretrain_arms(p: dict, data: Path, out: Path, fractions, no_pretraining: bo
 def _finetune_checkpoint(ckpt: Path, ft_out: Path, tasks: list[str], seeds: int, resume: bool, **kw) -> dict:
     """GLUE on one checkpoint; on resume, tasks already fine-tuned with ``seeds`` seeds are kept, not rerun,
     and so are the finished seeds of a task that was stopped part-way."""
-    from .finetune.glue import finetune_glue
-    from .finetune.glue_results import RESULTS
+    from .finetuning.glue import finetune_glue
+    from .finetuning.glue_results import RESULTS
 
     done: dict = {}
     if resume and (ft_out / RESULTS).is_file():
@@ -183,7 +183,7 @@ def _finetune_checkpoint(ckpt: Path, ft_out: Path, tasks: list[str], seeds: int,
 
 
 def _squad_arms(result: dict, out: Path, p: dict, dev_file: Path | None, seeds: int, overrides, show_progress) -> None:
-    from .finetune.squad import finetune_squad
+    from .finetuning.squad import finetune_squad
 
     result["squad_split_dev"] = {}
     for arm in p["configs"]:

@@ -101,7 +101,7 @@ def common_tasks(result: dict) -> list[str]:
     With ``final_only_tasks`` the rows' own scores average different tasks (GLUE-5 at the final
     checkpoints, GLUE-4 before), so curves and "ahead at every checkpoint" use these tasks only.
     """
-    from .finetune.glue_tasks import TASKS
+    from .finetuning.glue_tasks import TASKS
 
     if not result["rows"]:
         return []

@@ -145,7 +145,7 @@ def compare(work: Path, arm: str, out: Path) -> list[dict]:
 def collect(work: Path, out: Path) -> dict:
     """The committed record plus every fully fine-tuned rebuilt checkpoint, rendered into ``out``."""
     from electra.experiment import checkpoint_row, write_results
-    from electra.finetune.glue import RESULTS
+    from electra.finetuning.glue import RESULTS
 
     result = json.loads((out / "results.json").read_text())
     wanted = [t for t in TASKS if t not in FINAL_ONLY]

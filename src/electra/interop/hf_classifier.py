@@ -64,7 +64,7 @@ def classifier_config(model, task, tok, dropout: float) -> dict:
 
 def finetuned_length(model, hp) -> int:
     """The token length the classifier saw in fine-tuning (what ``electra predict`` truncates to)."""
-    from ..finetune.glue import DEFAULT_MAX_LENGTH
+    from ..finetuning.glue import DEFAULT_MAX_LENGTH
 
     return min(hp.max_length or DEFAULT_MAX_LENGTH, model.encoder.config.max_position)
 
@@ -75,8 +75,8 @@ def export_classifier(finetuned: Path, out_dir: Path, overwrite: bool = False) -
     ``out_dir`` follows ``electra.outputs``: built in a temporary sibling and swapped in; an earlier
     export is replaced only with ``overwrite``, a folder of the user's never.
     """
-    from ..finetune.glue import load_finetuned
-    from ..finetune.predict import find_model_dir
+    from ..finetuning.glue import load_finetuned
+    from ..finetuning.predict import find_model_dir
 
     out_dir = Path(out_dir)
     check_output(out_dir, [("fine-tuned model", Path(finetuned))], overwrite=overwrite)
