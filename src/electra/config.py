@@ -69,6 +69,10 @@ class EncoderConfig:
         return self.hidden_size // self.num_heads
 
 
+#: ``model.embedding_sharing`` values; ``all`` is the default and the official recipe.
+EMBEDDING_SHARING = ("all", "gdes", "none")
+
+
 @dataclass
 class ModelConfig(EncoderConfig):
     """The discriminator's shape (the EncoderConfig fields) plus how much narrower the generator is
@@ -76,23 +80,34 @@ class ModelConfig(EncoderConfig):
 
     generator_fraction: float = 0.25
     """Generator hidden size, heads and FFN are the discriminator's times this (paper: 1/4 to 1/2)."""
+    embedding_sharing: str = "all"
+    """How generator and discriminator share embeddings (``model/sharing.py``): ``all`` (the paper's
+    and the official code's: one embedding block, trained by both losses), ``gdes`` (DeBERTa-v3's
+    gradient-disentangled sharing: the discriminator's tables are sg(E_G) + E_delta, E_delta trained
+    by RTD alone, E_G by MLM alone) or ``none`` (separate blocks, the generator's as wide as its
+    hidden size: the paper's no-sharing ablation)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.generator_fraction <= 1:
             raise UserError(f"model.generator_fraction must be in (0, 1], got {self.generator_fraction}")
+        if self.embedding_sharing not in EMBEDDING_SHARING:
+            raise UserError(f"model.embedding_sharing must be one of {', '.join(EMBEDDING_SHARING)}, "
+                            f"got {self.embedding_sharing!r}")
 
     def discriminator(self) -> EncoderConfig:
         return EncoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EncoderConfig)})
 
     def generator(self) -> EncoderConfig:
-        """The generator's encoder: width scaled by ``generator_fraction``, same depth and embeddings."""
+        """The generator's encoder: width scaled by ``generator_fraction``, same depth. Its embedding
+        block is the discriminator's width (shared, ``all``/``gdes``), or its own hidden size with no
+        projection (``none``: the official code's untied generator embeddings)."""
         f = self.generator_fraction
         heads = max(1, round(self.num_heads * f))
         hidden = max(heads, round(self.hidden_size * f))
-        return dataclasses.replace(
-            self.discriminator(), hidden_size=hidden, num_heads=heads, ffn_size=max(1, round(self.ffn_size * f))
-        )
+        embedding = hidden if self.embedding_sharing == "none" else self.embedding_size
+        return dataclasses.replace(self.discriminator(), hidden_size=hidden, num_heads=heads,
+                                   ffn_size=max(1, round(self.ffn_size * f)), embedding_size=embedding)
 
 
 #: Model presets: only what differs from ``ModelConfig`` defaults (which are ELECTRA-Small).

@@ -62,7 +62,9 @@ def _export_parts(src: Path) -> tuple[list[tuple[str, str, nn.Module]], tokenize
     load_checkpoint(src, model)
     tok = load_tokenizer(src / "tokenizer")
     if isinstance(model, ElectraPair):
-        return [("discriminator", "discriminator", model.discriminator), ("generator", "generator", model.generator)], tok
+        # Under gdes the discriminator is exported with E_G + E_delta merged: an ordinary ELECTRA discriminator.
+        parts = [("discriminator", "discriminator", model.merged_discriminator()), ("generator", "generator", model.generator)]
+        return parts, tok
     return [("mlm", "generator", model)], tok
 
 
@@ -85,7 +87,7 @@ def export_hf(src: Path, out_dir: Path, overwrite: bool = False) -> tuple[Path, 
     parts, tok = _export_parts(src)
     pad_id = special_tokens(tok).pad
     with staged_output(out_dir, "export") as tmp:
-        # Every part shares the embedding block, so one position limit holds for all of them.
+        # Every part has the same max_position (sharing or not), so one position limit holds for all of them.
         save_tokenizer(tok, tmp / "tokenizer", model_max_length=_encoder_config(parts[0][2]).max_position)
         for name, kind, module in parts:
             d = tmp / name

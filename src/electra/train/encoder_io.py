@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import tokenizers
+import torch
 from safetensors.torch import save_file
 
 from ..atomic import atomic_dir, commit_dir
@@ -65,21 +66,18 @@ def load_encoder(path: Path) -> tuple[Encoder, tokenizers.Tokenizer]:
 
 
 def _encoder_from_checkpoint(ckpt: Path) -> tuple[Encoder, tokenizers.Tokenizer]:
-    from .checkpoint import read_checkpoint_config
+    """The checkpoint's kept encoder, as ``kept_encoder`` gives it: the discriminator's (with a
+    ``gdes`` pair's E_G + E_delta merged into plain tables) or the MLM model's."""
+    from ..model.electra import build_model, kept_encoder
+    from .checkpoint import load_checkpoint, read_checkpoint_config
 
     cfg = read_checkpoint_config(ckpt)
-    prefix = "discriminator.encoder." if cfg.train.objective == "electra" else "encoder."
-    state = read_safetensors(ckpt / "model.safetensors", FIX_CHECKPOINT)
-    # safetensors stores a shared tensor once; the embeddings may sit under either network's name.
-    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    for k, v in state.items():
-        if k.startswith("generator.encoder.embeddings."):
-            sub.setdefault(k[len("generator.encoder."):], v)
-    enc_cfg = cfg.model.discriminator()
-    encoder = Encoder(enc_cfg)
-    _load_state(encoder, sub, ckpt)
+    with torch.random.fork_rng(devices=[]):  # the throwaway initialisation leaves the caller's RNG as it was
+        model = build_model(cfg.model, cfg.train.objective)
+    load_checkpoint(ckpt, model)
+    encoder = kept_encoder(model)
     tok = load_tokenizer(ckpt / "tokenizer")
-    _check_vocab(tok, enc_cfg, None, ckpt)
+    _check_vocab(tok, encoder.config, None, ckpt)
     return encoder, tok
 
 

@@ -8,7 +8,8 @@
   LayerNorm 5, activation 8, softmax 5); the input embedding as a dense one-hot multiply
   ``2 E V`` plus position/segment ``2 E (s + 2)``; the MLM output (dense + GELU + LayerNorm +
   ``2 E V`` logits + softmax) on ``OUTPUT_FRAC`` of the tokens; the RTD head as dense H->H + GELU
-  + a 2H logit. Its quirk of costing the attention-output LayerNorm 5 FLOPs per token (not 5 per
+  + a 2H logit. Embedding sharing: ``gdes`` adds 3 E per token (``gdes_flops_per_token``), ``none``
+  gives the generator its own embedding width (its hidden size, no projection). Its quirk of costing the attention-output LayerNorm 5 FLOPs per token (not 5 per
   element) is kept so the paper's numbers come out exactly.
 * ``matmul_train_flops*`` -- what the hardware actually multiplies in our implementation (matmuls
   only, 3 x forward, vocabulary logits only at the masked slots, embeddings as a lookup), for
@@ -73,8 +74,17 @@ def official_train_flops_per_step(model: ModelConfig, objective: str, batch_size
         per_token = official_forward_flops_per_token(model.discriminator(), seq_len, "mlm")
     else:
         per_token = (official_forward_flops_per_token(model.discriminator(), seq_len, "rtd")
-                     + official_forward_flops_per_token(model.generator(), seq_len, "mlm"))
+                     + official_forward_flops_per_token(model.generator(), seq_len, "mlm")
+                     + gdes_flops_per_token(model))
     return 2.0 * per_token * batch_size * seq_len
+
+
+def gdes_flops_per_token(model: ModelConfig) -> float:
+    """What gradient-disentangled sharing adds per token: the discriminator looks up sg(E_G) + E_delta,
+    one lookup in the merged tables as the counter charges it, plus one add per element of each of
+    the token, position and segment vectors (``model/sharing.py``). ``none`` needs no term: the
+    generator's own, narrower embedding block is in its config."""
+    return 3.0 * model.embedding_size if model.embedding_sharing == "gdes" else 0.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,9 +37,10 @@ from ..data.tokenizer import SpecialTokens, load_tokenizer, special_tokens, voca
 from ..errors import UserError
 from ..model.electra import build_model, count_parameters, kept_encoder
 from ..model.encoder import Encoder
+from ..model.sharing import gdes_state_from_all
 from ..objectives.task import PretrainingStep
 from ..outputs import acquire_lock, check_output, check_unlocked, release_lock
-from ..readers import FIX_CHECKPOINT, read_json, reading
+from ..readers import FIX_CHECKPOINT, read_json, read_safetensors, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint, state_problem)
 from .compiling import compile_layers
@@ -428,7 +429,11 @@ class _Trainer:
 
 
 def _init_from(model, path: Path, cfg: PretrainConfig, fingerprint: str) -> None:
-    """Start from existing weights: our checkpoint/run, or a HuggingFace ELECTRA directory."""
+    """Start from existing weights: our checkpoint/run, or a HuggingFace ELECTRA directory.
+
+    A checkpoint whose embeddings were shared as ``all`` also starts a ``gdes`` pair: E_G is the
+    shared block, E_delta zero and the discriminator's LayerNorm the shared one, so the
+    discriminator begins as the checkpoint's. Other changes of ``model.embedding_sharing`` are errors."""
     from safetensors.torch import load_model
 
     ckpt = path if (path / "state.json").exists() else find_checkpoint(path)
@@ -436,12 +441,24 @@ def _init_from(model, path: Path, cfg: PretrainConfig, fingerprint: str) -> None
         saved = read_json(ckpt / "state.json", FIX_CHECKPOINT)
         if saved.get("vocab_fingerprint") != fingerprint:
             raise UserError(f"--init-from {path}: its vocabulary differs from the prepared data's")
+        source = read_checkpoint_config(ckpt).model.embedding_sharing if cfg.train.objective == "electra" else None
         with reading(ckpt / "model.safetensors", FIX_CHECKPOINT):
-            missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False)
+            if source in (None, cfg.model.embedding_sharing):
+                missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False)
+            elif (source, cfg.model.embedding_sharing) == ("all", "gdes"):
+                state = gdes_state_from_all(read_safetensors(ckpt / "model.safetensors", FIX_CHECKPOINT))
+                missing, unexpected = model.load_state_dict(state, strict=False)
+                # The discriminator's view of E_G is the generator's module, loaded under the generator's name.
+                missing = [k for k in missing if not k.startswith("discriminator.encoder.embeddings.shared.")]
+            else:
+                raise UserError(f"--init-from {ckpt}: its embeddings are shared as model.embedding_sharing={source}, "
+                                f"this run's as {cfg.model.embedding_sharing}; only all -> gdes converts (E_delta "
+                                f"starting at zero); set model.embedding_sharing={source}")
         if missing or unexpected:
             raise UserError(f"--init-from {ckpt}: weights do not fit this model (missing {sorted(missing)[:5]}, "
                             f"unexpected {sorted(unexpected)[:5]}); use the same model config")
-        print(f"initialised from {ckpt}")
+        print(f"initialised from {ckpt}" + (f" (embeddings: {source} -> {cfg.model.embedding_sharing}, E_delta = 0)"
+                                             if source not in (None, cfg.model.embedding_sharing) else ""))
         return
     from ..interop import hf
 
