@@ -60,6 +60,8 @@ class Settings:
     mps: bool = True                 # CUDA MPS: processes' kernels run at once, not time-sliced (2x measured)
     compile_scope: str = "step"      # pretraining: "step" (whole step, measured on the H200) or "layers" (regional)
     ft_compile: bool = False         # fine-tuning: each layer compiled (--set compile=true; not yet run on a GPU)
+    gdes_arm: bool = False           # a third arm: ELECTRA with model.embedding_sharing=gdes, at the same FLOPs
+                                     # (off until its cost on the device is known: 3 processes share the GPU)
     drill_compile_failure: str = ""  # an arm whose compiled run is made to fail (the dry run's drill)
     drill_ft_compile_failure: str = ""  # a GLUE task whose compiled jobs are made to fail (the dry run's drill)
     ft_max_train: int = 0            # fine-tuning rows per task (0: all)
@@ -106,7 +108,7 @@ class Call:
         self.out.mkdir(parents=True, exist_ok=True)
         self.results["elapsed_s"] = round(time.time() - self.t0, 1)
         files = {"results.json": json.dumps(self.results, indent=2) + "\n"}
-        for name in ("call", "prepare", "bench", "electra", "mlm", "glue"):
+        for name in ("call", "prepare", "bench", "electra", "mlm", "gdes", "glue"):  # gdes.log: the 8th file, if any
             if (self.logs / f"{name}.log").is_file():
                 files[f"{name}.log"] = tail(self.logs / f"{name}.log", LOG_LIMIT)
         for name, text in files.items():
@@ -164,11 +166,25 @@ def phase_prepare(c: Call) -> bool:
 
 # ---- phase 2: both arms side by side, paired checkpoints at equal FLOPs ----------------------------
 
-def plan_arms(s: Settings) -> dict:
-    """Steps, checkpoint interval and the paired schedule of each arm (official FLOPs counter)."""
-    from electra.experiment import plan
+#: The optional third arm: ELECTRA with gradient-disentangled embedding sharing (DeBERTa-v3).
+GDES_SETTINGS = ["model.embedding_sharing=gdes"]
 
-    p = plan(s.preset, DRY_MODEL if s.dry_run else [], None, s.electra_steps, s.max_length)
+
+def plan_arms(s: Settings) -> dict:
+    """Steps, checkpoint interval and the paired schedule of each arm (official FLOPs counter);
+    with ``gdes_arm`` a third arm, ``gdes``, gets the steps of the ELECTRA arm's FLOPs (its step
+    costs 3 E adds per token more: ``electra.train.flops.gdes_flops_per_token``)."""
+    from electra.config import load_config, parse_overrides
+    from electra.experiment import plan
+    from electra.train.flops import official_train_flops_per_step
+
+    model = DRY_MODEL if s.dry_run else []
+    p = plan(s.preset, model, None, s.electra_steps, s.max_length)
+    if s.gdes_arm:
+        cfg = load_config(s.preset, overrides=parse_overrides([*model, *GDES_SETTINGS]))
+        per_step = official_train_flops_per_step(cfg.model, "electra", cfg.train.batch_size, s.max_length)
+        p["per_step_flops"]["gdes"] = per_step
+        p["steps"]["gdes"] = round(p["flops"]["electra"] / per_step)
     arms = {}
     for arm, n in p["steps"].items():
         every = max(1, round(n / s.pairs))
@@ -185,9 +201,12 @@ def arm_job(c: Call, arm: str, a: dict, compiled: bool, attempt: int) -> Job:
             f"train.eval_every={max(1, a['every'] // 2)}", "train.keep_checkpoints=0",
             f"train.compile={'true' if compiled else 'false'}", f"train.compile_scope={s.compile_scope}",
             *(DRY_MODEL if s.dry_run else [])]
+    if arm == "gdes":
+        sets += GDES_SETTINGS
     drill = compiled and s.drill_compile_failure == arm
     cmd = c.python(str(Path(__file__)), "child", *(["--drill-compile-failure"] if drill else []), "--",
-                   "pretrain", str(c.run / "data"), str(run), "--preset", s.preset, "--objective", arm,
+                   "pretrain", str(c.run / "data"), str(run), "--preset", s.preset,
+                   "--objective", "mlm" if arm == "mlm" else "electra",
                    "--steps", str(a["steps"]), "--no-progress", *[x for kv in sets for x in ("--set", kv)])
     return Job(f"{arm} ({'compiled' if compiled else 'eager'})", cmd, c.logs / f"{arm}.log",
                info={"arm": arm, "compiled": compiled, "attempt": attempt, "run": str(run)})
@@ -387,6 +406,8 @@ def glue_record(jobs: list[Job], pair: dict) -> dict:
         score = {r["arm"]: sum(r["tasks"][t]["median"] for t in common) / len(common) for r in rows}
         headline = {"name": f"GLUE-{len(common)}", "tasks": common, "electra": score["electra"], "mlm": score["mlm"],
                     "difference": score["electra"] - score["mlm"]}
+        if "gdes" in score:
+            headline |= {"gdes": score["gdes"], "gdes_minus_electra": score["gdes"] - score["electra"]}
     return {"jobs": [j.record() for j in jobs], "rows": rows, "headline": headline}
 
 

@@ -47,6 +47,9 @@ def headline_rows(r: dict) -> list[str]:
                     f"{pair['flops']['electra']:.3g} training FLOPs each ({pair['k']}/{r['settings']['pairs']} of the "
                     f"planned budget; FLOPs mismatch {pair['flops_mismatch']:.2%}). Medians over seeds of each task's "
                     "dev score (CoLA MCC, STS-B Spearman, others accuracy), x100."]
+        if "gdes" in h:
+            out += ["", f"**ELECTRA with gradient-disentangled embedding sharing (gdes) minus ELECTRA: "
+                        f"{h['gdes_minus_electra']:+.1f} {h['name']} points** at the same training FLOPs."]
     return out
 
 

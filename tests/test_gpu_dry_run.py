@@ -27,7 +27,7 @@ from electra.train.flops import official_train_flops_per_step
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runs"))
-from gpu_call import DRY_MODEL, newest_pair  # noqa: E402
+from gpu_call import DRY, DRY_MODEL, Call, Settings, arm_job, newest_pair, plan_arms  # noqa: E402
 
 NEEDED = [f"glue/{t}/{s}.tsv" for t in ("CoLA", "SST-2", "MRPC", "STS-B", "RTE") for s in ("train", "dev")] + \
          ["corpus/gutenberg/books"]
@@ -268,3 +268,22 @@ def test_call_refuses_bad_setups_with_one_line(env, tmp_path):
     r = gpu_sh(env, "--dry-run")
     assert r.returncode == 2 and r.stderr.count("error:") == 1 and "was not made by runs/gpu_call.py" in r.stderr
     assert [p.name for p in run.iterdir()] == ["notes.txt"] and "Traceback" not in r.stderr
+
+
+def test_gdes_arm_is_off_by_default_and_plans_a_third_arm_at_equal_flops(tmp_path):
+    """The optional third arm (ELECTRA with embedding_sharing=gdes): planned at the ELECTRA arm's
+    FLOPs and launched as ELECTRA with that one setting. Planned only: running it would add a third
+    process to the dry run's two cores."""
+    assert not Settings().gdes_arm and "gdes" not in plan_arms(Settings(**DRY, dry_run=True))
+    s = Settings(**DRY, dry_run=True, gdes_arm=True)
+    arms = plan_arms(s)
+    assert set(arms) == {"electra", "mlm", "gdes"}
+    budget = arms["electra"]["steps"] * arms["electra"]["flops_per_step"]
+    assert arms["gdes"]["flops_per_step"] > arms["electra"]["flops_per_step"]  # 3 E adds per token more
+    assert abs(arms["gdes"]["steps"] * arms["gdes"]["flops_per_step"] - budget) <= arms["gdes"]["flops_per_step"] / 2
+    (tmp_path / "run" / "logs").mkdir(parents=True)
+    c = Call(s, tmp_path / "data", tmp_path / "run", tmp_path / "out")
+    cmd = arm_job(c, "gdes", arms["gdes"], False, 1).cmd
+    assert cmd[cmd.index("--objective") + 1] == "electra" and "model.embedding_sharing=gdes" in cmd
+    cmd = arm_job(c, "electra", arms["electra"], False, 1).cmd
+    assert not any("embedding_sharing" in x for x in cmd)

@@ -137,7 +137,8 @@ def plot_experiment(result: dict, png: Path) -> Path:
     mixed = bool(common) and not _all_rows_score(result, common)
     name = f"GLUE-{len(common)}" if mixed else (result["rows"][0]["score_name"] if result["rows"] else "GLUE")
     curve = (lambda r: common_score(r, common)) if mixed else (lambda r: r["score"])
-    for arm, style, label, color in (("electra", "o-", "ELECTRA", "tab:blue"), ("mlm", "s--", "MLM", "tab:orange")):
+    for arm, style, label, color in (("electra", "o-", "ELECTRA", "tab:blue"), ("mlm", "s--", "MLM", "tab:orange"),
+                                     ("gdes", "^-.", "ELECTRA + GDES", "tab:green")):
         rows = sorted((r for r in result["rows"] if r["arm"] == arm), key=lambda r: r["flops"])
         if rows:
             ax.plot([r["flops"] for r in rows], [curve(r) for r in rows], style, color=color, label=f"ours: {label} ({name})")
