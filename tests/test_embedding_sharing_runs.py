@@ -93,6 +93,21 @@ def test_init_from_an_all_checkpoint_into_gdes_starts_delta_at_zero(tiny_data, t
                  show_progress=False)
 
 
+def test_init_from_a_huggingface_pair_into_gdes(tiny_data, tmp_path):
+    pytest.importorskip("transformers")
+    from electra.interop.hf_export import export_hf
+
+    pretrain(run_cfg("all", train__max_steps=10), tiny_data, tmp_path / "src", show_progress=False)
+    export_hf(tmp_path / "src", tmp_path / "hf")
+    for mode in ("all", "gdes"):
+        pretrain(run_cfg(mode, train__max_steps=1, train__save_every=1), tiny_data, tmp_path / mode,
+                 init_from=tmp_path / "hf", show_progress=False)
+    assert train_losses(tmp_path / "gdes")[1] == pytest.approx(train_losses(tmp_path / "all")[1], rel=1e-6)
+    with pytest.raises(UserError, match="with none the generator's embeddings"):
+        pretrain(run_cfg("none", train__max_steps=1), tiny_data, tmp_path / "none", init_from=tmp_path / "hf",
+                 show_progress=False)
+
+
 def test_flops_counter_per_mode():
     cfgs = {m: load_config("small", overrides={"model": {"embedding_sharing": m}}).model for m in MODES}
     f = {m: official_train_flops_per_step(c, "electra", 128, 128) for m, c in cfgs.items()}

@@ -347,6 +347,8 @@ def init_pair_from_hf(model: nn.Module, path: Path, cfg: PretrainConfig, fingerp
     that make it so). ``fingerprint``: the prepared data's vocabulary, which must be the checkpoint's.
     Tensors the HF directories lack (a generator, a head) keep ``model``'s own initialisation.
     """
+    if isinstance(model, ElectraPair) and model.embedding_sharing != "all":
+        return _init_disentangled_from_hf(model, path, cfg, fingerprint)
     disc_dir, gen_dir = resolve_hf_dirs(path)
     source = _HFPair.read(disc_dir, gen_dir)
     if isinstance(model, ElectraPair):
@@ -368,6 +370,26 @@ def init_pair_from_hf(model: nn.Module, path: Path, cfg: PretrainConfig, fingerp
                         f"with the checkpoint's tokenizer ({disc_dir})")
     report = source.fill(model) if isinstance(model, ElectraPair) else source.fill_mlm(model)
     print(f"initialised from {path}\n{report.summary()}")
+    return report
+
+
+def _init_disentangled_from_hf(model: ElectraPair, path: Path, cfg: PretrainConfig,
+                               fingerprint: str | None) -> ImportReport:
+    """``--init-from HF_DIR`` into a ``gdes`` pair: the HF pair is read as an ``all`` pair (one
+    embedding block) and converted as an ``all`` checkpoint is (E_G the block, E_delta zero)."""
+    from ..model.sharing import gdes_state_from_all
+
+    if model.embedding_sharing != "gdes":
+        raise UserError(f"--init-from {path}: a HuggingFace ELECTRA pair starts model.embedding_sharing=all or gdes "
+                        f"runs; with {model.embedding_sharing} the generator's embeddings would have another width")
+    plain = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, embedding_sharing="all"))
+    with torch.random.fork_rng(devices=[]):  # the staging pair's initialisation leaves the run's RNG as it was
+        staged = ElectraPair(plain.model).to(next(model.parameters()).device)
+    report = init_pair_from_hf(staged, path, plain, fingerprint)
+    missing, unexpected = model.load_state_dict(gdes_state_from_all(staged.state_dict()), strict=False)
+    assert not unexpected and all(k.startswith("discriminator.encoder.embeddings.shared.") for k in missing)
+    report.notes.append("embedding_sharing gdes: E_G is the imported embedding block, E_delta starts at zero")
+    print(report.notes[-1])
     return report
 
 
