@@ -60,8 +60,7 @@ class Settings:
     mps: bool = True                 # CUDA MPS: processes' kernels run at once, not time-sliced (2x measured)
     compile_scope: str = "step"      # pretraining: "step" (whole step, measured on the H200) or "layers" (regional)
     ft_compile: bool = False         # fine-tuning: each layer compiled (--set compile=true; not yet run on a GPU)
-    gdes_arm: bool = False           # a third arm: ELECTRA with model.embedding_sharing=gdes, at the same FLOPs
-                                     # (off until its cost on the device is known: 3 processes share the GPU)
+    gdes_arm: bool = False           # third arm, ELECTRA with embedding_sharing=gdes (off until its GPU cost is known)
     drill_compile_failure: str = ""  # an arm whose compiled run is made to fail (the dry run's drill)
     drill_ft_compile_failure: str = ""  # a GLUE task whose compiled jobs are made to fail (the dry run's drill)
     ft_max_train: int = 0            # fine-tuning rows per task (0: all)
@@ -166,14 +165,9 @@ def phase_prepare(c: Call) -> bool:
 
 # ---- phase 2: both arms side by side, paired checkpoints at equal FLOPs ----------------------------
 
-#: The optional third arm: ELECTRA with gradient-disentangled embedding sharing (DeBERTa-v3).
-GDES_SETTINGS = ["model.embedding_sharing=gdes"]
-
-
 def plan_arms(s: Settings) -> dict:
-    """Steps, checkpoint interval and the paired schedule of each arm (official FLOPs counter);
-    with ``gdes_arm`` a third arm, ``gdes``, gets the steps of the ELECTRA arm's FLOPs (its step
-    costs 3 E adds per token more: ``electra.train.flops.gdes_flops_per_token``)."""
+    """Steps, checkpoint interval and the paired schedule of each arm (official FLOPs counter); with
+    ``gdes_arm`` a third, ELECTRA with gradient-disentangled embedding sharing, at ELECTRA's FLOPs."""
     from electra.config import load_config, parse_overrides
     from electra.experiment import plan
     from electra.train.flops import official_train_flops_per_step
@@ -181,10 +175,10 @@ def plan_arms(s: Settings) -> dict:
     model = DRY_MODEL if s.dry_run else []
     p = plan(s.preset, model, None, s.electra_steps, s.max_length)
     if s.gdes_arm:
-        cfg = load_config(s.preset, overrides=parse_overrides([*model, *GDES_SETTINGS]))
-        per_step = official_train_flops_per_step(cfg.model, "electra", cfg.train.batch_size, s.max_length)
-        p["per_step_flops"]["gdes"] = per_step
-        p["steps"]["gdes"] = round(p["flops"]["electra"] / per_step)
+        cfg = load_config(s.preset, overrides=parse_overrides([*model, "model.embedding_sharing=gdes"]))
+        p["per_step_flops"]["gdes"] = official_train_flops_per_step(cfg.model, "electra", cfg.train.batch_size,
+                                                                    s.max_length)  # 3 E adds per token more
+        p["steps"]["gdes"] = round(p["flops"]["electra"] / p["per_step_flops"]["gdes"])
     arms = {}
     for arm, n in p["steps"].items():
         every = max(1, round(n / s.pairs))
@@ -201,8 +195,7 @@ def arm_job(c: Call, arm: str, a: dict, compiled: bool, attempt: int) -> Job:
             f"train.eval_every={max(1, a['every'] // 2)}", "train.keep_checkpoints=0",
             f"train.compile={'true' if compiled else 'false'}", f"train.compile_scope={s.compile_scope}",
             *(DRY_MODEL if s.dry_run else [])]
-    if arm == "gdes":
-        sets += GDES_SETTINGS
+    sets += ["model.embedding_sharing=gdes"] if arm == "gdes" else []
     drill = compiled and s.drill_compile_failure == arm
     cmd = c.python(str(Path(__file__)), "child", *(["--drill-compile-failure"] if drill else []), "--",
                    "pretrain", str(c.run / "data"), str(run), "--preset", s.preset,
