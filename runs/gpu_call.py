@@ -8,7 +8,7 @@ Phases, each with its own deadline in seconds from the call's start (settings be
    the transformers-built step at Small 128 x 128: compiled first, so that the ELECTRA arm's own
    compilation may find the graph in inductor's on-disk cache, then eager, then per layer); the
    benchmark is cut at ``--prep-seconds``, the preparation never (it is needed).
-2. ELECTRA and MLM (with --gdes-arm also ELECTRA+GDES) pretrain side by side on the one GPU, compiled;
+2. ELECTRA and MLM (with --gdes-arm also ELECTRA+GDES) pretrain side by side on the one GPU, compiled, bf16;
    steps from the official FLOPs counter (``electra.experiment.plan``), each arm checkpointing at
    ``--pairs`` equal-FLOPs points. At the pretraining deadline both get SIGTERM (the loop saves on
    it) and the newest checkpoint pair that both reached is taken. An arm whose compiled run fails
