@@ -14,8 +14,8 @@ leaving them shared with both gradients would keep a small tug-of-war. The Layer
 is the discriminator's own (DeBERTa never shares it): it normalises the discriminator's input,
 whose statistics drift from the generator's as E_delta grows.
 
-The discriminator that goes on to fine-tuning and export is an ordinary one: ``merged`` folds
-E_G + E_delta into plain tables (``merged_state``, used by ``ElectraPair.merged_discriminator``).
+The discriminator that goes on to fine-tuning and export is an ordinary one: ``merged_state``
+folds E_G + E_delta into plain tables (``ElectraPair.merged_discriminator`` builds it).
 """
 
 from __future__ import annotations
