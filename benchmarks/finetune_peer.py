@@ -135,7 +135,7 @@ def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, b
     """
     from transformers import get_linear_schedule_with_warmup
 
-    forward = forward or model
+    forward = model if forward is None else forward
     steps_per_epoch = math.ceil(len(feats) / batch_size)
     total = max(1, round(steps_per_epoch * epochs))
     kw = {"foreach": True} if settings.optimizer == "foreach" else {"fused": True} if settings.optimizer == "fused" else {"foreach": False}
