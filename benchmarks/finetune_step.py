@@ -11,9 +11,10 @@ The encoder is randomly initialised (throughput does not depend on the weights);
 vocabulary (30,522 tokens, BERT's size) is trained on the task's training text in a temporary
 folder (on all its rows) unless ``--tokenizer DIR`` names one. ``auto`` is the precision the tool picks here
 (bf16 autocast on a CPU with bf16 units); ``+grouped`` adds ``length_grouping=50`` (batches of
-similar length); ``+eager_update`` pins the eager optimizer update (the default, ``auto``, compiles
-it on a CPU for models of 4M parameters and up; the compile happens in the untimed warm-up). Each
-line also gives the mean padded batch length.
+similar length); ``+eager_update`` pins the eager optimizer update and ``+compiled_update`` the
+compiled one (the default, ``auto``, compiles it on a CPU for models of 4M parameters and up when
+the run is long enough to earn the compile back, which a benchmark of a few thousand rows is not;
+the compile happens in the untimed warm-up). Each line also gives the mean padded batch length.
 """
 
 from __future__ import annotations
@@ -98,13 +99,14 @@ def main() -> None:
                 speeds = {}
                 for setting in a.settings.split(","):
                     precision, *modifiers = setting.split("+")
-                    unknown = set(modifiers) - {"grouped", "eager_update"}
+                    unknown = set(modifiers) - {"grouped", "eager_update", "compiled_update"}
                     if unknown:
                         ap.error(f"unknown setting modifier(s) {sorted(unknown)} in {setting!r}")
                     group = GROUP if "grouped" in modifiers else 0
                     hp = default_hparams(cfg.hidden_size, {"precision": precision, "batch_size": str(a.batch),
                                                            "length_grouping": str(group),
-                                                           "compile_optimizer": "false" if "eager_update" in modifiers else "none"})
+                                                           "compile_optimizer": "false" if "eager_update" in modifiers
+                                                           else "true" if "compiled_update" in modifiers else "none"})
                     speeds[setting] = time_training(encoder, task, feats, hp, pad_id, device)
                     print(f"{task.name} {shape} {setting}: {speeds[setting]:,.1f} examples/s "
                           f"(mean padded length {mean_padded_length(feats, a.batch, pad_id, group):.0f})", flush=True)

@@ -461,3 +461,9 @@ def test_failed_fresh_run_keeps_what_another_process_put_beside_it(capsys, tmp_p
     code, err = run_cli(capsys, "pretrain", tiny_data, run, "--steps", "1", *FRESH)
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
     assert not run.exists() and (other / "metrics.jsonl").read_text() == "{}\n"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_predict_bad_batch_size_refused(capsys, tmp_path, classifier, rows, value):
+    assert_refused(capsys, ["predict", classifier, rows, "--out", tmp_path / "p.csv", "--device", "cpu",
+                            "--batch-size", value], [tmp_path, classifier], "--batch-size")

@@ -160,6 +160,11 @@ def test_regression_pairs_from_jsonl_via_cli(encoder_dir, tmp_path):
     got = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert logits.shape == (60, 1) and list(got[0]) == ["a", "b", "prediction"]
     np.testing.assert_allclose([g["prediction"] for g in got], preds, atol=1e-4)
+    # Any batch size gives the same scores (rows are batched by length, padding is masked).
+    for batch_size in (1, 7, 1000):
+        again = predict_file(out / "custom" / "seed0", new, tmp_path / "p.jsonl", device="cpu", overwrite=True,
+                             batch_size=batch_size, log=lambda *a: None)
+        np.testing.assert_allclose(again, logits, atol=1e-5)
 
 
 @pytest.mark.parametrize("train, dev, kwargs, message", [

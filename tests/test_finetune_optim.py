@@ -100,13 +100,30 @@ def test_compiled_update_is_chosen_for_large_models_on_a_cpu_with_a_compiler(mon
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(train_optim.shutil, "which", lambda name: "/usr/bin/g++" if name == "g++" else None)
-    assert train_optim.compiled_update_pays(cpu, train_optim.COMPILED_UPDATE_MIN_PARAMS)
-    assert not train_optim.compiled_update_pays(cpu, train_optim.COMPILED_UPDATE_MIN_PARAMS - 1)
-    assert not train_optim.compiled_update_pays(cuda, 10 ** 9)
-    opt, _ = build_finetune_optimizer(_encoder(2), [nn.Linear(8, 2)], 1e-3, 0.8, 0.0, 10, 0.1)
+    big = 10 ** 8
+    assert train_optim.compiled_update_pays(cpu, train_optim.COMPILED_UPDATE_MIN_PARAMS, 10 ** 6)
+    assert not train_optim.compiled_update_pays(cpu, train_optim.COMPILED_UPDATE_MIN_PARAMS - 1, 10 ** 6)
+    assert not train_optim.compiled_update_pays(cuda, big, 10 ** 6)
+    opt, _ = build_finetune_optimizer(_encoder(2), [nn.Linear(8, 2)], 1e-3, 0.8, 0.0, 10 ** 6, 0.1)
     assert not opt.compiled  # auto, a tiny model: eager
     monkeypatch.setattr(train_optim.shutil, "which", lambda name: None)  # no C++ compiler: never compiled
-    assert not train_optim.compiled_update_pays(cpu, 10 ** 9)
+    assert not train_optim.compiled_update_pays(cpu, big, 10 ** 6)
+
+
+def test_compiled_update_only_when_the_run_earns_back_a_cold_compile(monkeypatch):
+    """Issue 33: the first run (empty inductor cache) paid ~25 s of compile inside its first step;
+    a run too short to save that much keeps the eager update."""
+    from electra.train import optim as train_optim
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_optim.shutil, "which", lambda name: "/usr/bin/g++" if name == "g++" else None)
+    small = 13_500_000  # ELECTRA-Small with a 30,522-token vocabulary
+    pays = lambda steps: train_optim.compiled_update_pays(cpu, small, steps)  # noqa: E731
+    assert pays(6_300)  # SST-2: 67k rows x 3 epochs / 32
+    assert not pays(780)  # RTE: 2.5k rows x 10 epochs / 32
+    even = train_optim.UPDATE_COMPILE_SECONDS / (small * train_optim.UPDATE_SAVED_SECONDS_PER_PARAM)
+    assert pays(math.ceil(even)) and not pays(math.floor(even) - 1)
+    assert train_optim.compiled_update_pays(cpu, 110_000_000, 300)  # Base: 8x the parameters, earns it early
 
 
 def test_glue_loss_is_summed_and_stsb_trains_on_score_over_5():

@@ -81,11 +81,13 @@ def finetune(model: str | Path, out: str | Path, *, task: str = "all", seeds: in
                          overrides=settings, show_progress=show_progress)
 
 
-def predict(model: str | Path, texts: Sequence[str | tuple[str, str]], *, device: str = "auto") -> list[dict]:
+def predict(model: str | Path, texts: Sequence[str | tuple[str, str]], *, device: str = "auto",
+            batch_size: int | None = None) -> list[dict]:
     """A fine-tuned model's predictions for ``texts`` (strings, or (a, b) pairs for a pair task).
 
     Each prediction is ``{"label": str, "probabilities": {label: p}}`` for a classifier and
-    ``{"score": float}`` (on the labels' scale) for a regression.
+    ``{"score": float}`` (on the labels' scale) for a regression. ``batch_size``: texts per forward
+    pass (default: the model's ``eval_batch_size``; texts are batched by length).
     """
     from .data.tokenizer import special_tokens
     from .finetuning.batching import tokenize_split
@@ -108,7 +110,10 @@ def predict(model: str | Path, texts: Sequence[str | tuple[str, str]], *, device
                       None, [str(i) for i in range(len(rows))])
     dev = resolve_device(device)
     feats = tokenize_split(split, tok, hp.max_length or DEFAULT_MAX_LENGTH)
-    logits = predict_logits(clf.to(dev), feats, hp.eval_batch_size, special_tokens(tok).pad, dev, hp.precision)
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"predict: batch_size must be positive, got {batch_size}")
+    logits = predict_logits(clf.to(dev), feats, batch_size or hp.eval_batch_size, special_tokens(tok).pad, dev,
+                            hp.precision)
     if task.is_regression:
         return [{"score": float(s)} for s in logits[:, 0] * task.label_scale]
     return [{"label": task.labels[int(p.argmax())], "probabilities": dict(zip(task.labels, map(float, p)))}

@@ -101,6 +101,8 @@ def add_finetune_parsers(subparsers) -> None:
     pr.add_argument("--out", type=Path, required=True, help="predictions file (.csv, .tsv or .jsonl)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    pr.add_argument("--batch-size", type=positive_int, default=None,
+                    help="rows per forward pass (default: the model's eval_batch_size; rows are sorted by length)")
     pr.set_defaults(func=run_predict)
 
 
@@ -170,7 +172,8 @@ def _run_custom(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from .predict import predict_file
 
-    predict_file(args.finetuned, args.input, args.out, device=args.device, overwrite=args.overwrite)
+    predict_file(args.finetuned, args.input, args.out, device=args.device, overwrite=args.overwrite,
+                 batch_size=args.batch_size)
     return 0
 
 

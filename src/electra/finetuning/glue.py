@@ -90,7 +90,7 @@ def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch
     return F.cross_entropy(logits.float(), labels, reduction="sum")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_id: int, device: torch.device,
                    precision: str = "auto") -> np.ndarray:
     """(N, num_outputs) float32 logits for every example, in the split's order."""

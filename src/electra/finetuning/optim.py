@@ -68,7 +68,8 @@ class FinetuneHParams:
     compile_optimizer: bool | None = None
     """Run the optimizer update compiled (the same formula, fused by inductor; ~2.5x faster on a
     CPU, ~10% of a mini fine-tuning step); None = auto (``train.optim.compiled_update_pays``: on a
-    CPU with a C++ compiler, for models of 4M parameters and up)."""
+    CPU with a C++ compiler, for models of 4M parameters and up, when the run is long enough to earn
+    back a compile with an empty inductor cache)."""
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -202,7 +203,7 @@ def build_finetune_optimizer(encoder: Encoder, heads: list[nn.Module], lr: float
     groups = layerwise_lr_groups(encoder, heads, lr, layer_decay, weight_decay)
     if compiled is None:
         num_params = sum(p.numel() for g in groups for p in g["params"])
-        compiled = compiled_update_pays(next(encoder.parameters()).device, num_params)
+        compiled = compiled_update_pays(next(encoder.parameters()).device, num_params, total_steps)
     optimizer = AdamNoBiasCorrection(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay,
                                      compiled=compiled)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_times_decay(total_steps, warmup_frac))

@@ -108,8 +108,10 @@ def _score_labelled(task, input_file: Path, columns: list[str], rows, logits: np
 
 
 def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: str = "auto",
-                 overwrite: bool = False, log=print) -> np.ndarray:
-    """Label every row of ``input_file`` with the model at ``finetuned``; returns the (N, C) logits."""
+                 overwrite: bool = False, batch_size: int | None = None, log=print) -> np.ndarray:
+    """Label every row of ``input_file`` with the model at ``finetuned``; returns the (N, C) logits.
+
+    ``batch_size``: rows per forward pass (default: the model's ``eval_batch_size``)."""
     from ..train.device import resolve_device
     from .batching import tokenize_counting_cuts
     from .glue import DEFAULT_MAX_LENGTH, load_finetuned, predict_logits
@@ -132,7 +134,8 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
     if cut:
         log(f"{cut} of {len(split)} row(s) are longer than the model's max length {max_length} tokens "
             f"(as fine-tuned) and were cut to it")
-    logits = predict_logits(model.to(dev), feats, hp.eval_batch_size, special_tokens(tok).pad, dev, hp.precision)
+    logits = predict_logits(model.to(dev), feats, batch_size or hp.eval_batch_size, special_tokens(tok).pad, dev,
+                            hp.precision)
 
     _score_labelled(task, input_file, columns, rows, logits, log)
     records = _input_records(input_file, rows)

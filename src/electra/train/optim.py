@@ -111,14 +111,26 @@ def adam_update_(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[
 
 #: Below this many parameters the eager update takes a few milliseconds: compiling it does not pay.
 COMPILED_UPDATE_MIN_PARAMS = 4_000_000
+#: Seconds the first compile of the update takes with an empty inductor cache on a 2-core CPU
+#: (~25 s idle; 48 s wall, 14 s of it in-process CPU, with the machine shared; a warm cache: 3-17 s).
+#: Inside the first step: a short run pays it and never earns it back.
+UPDATE_COMPILE_SECONDS = 30.0
+#: Seconds the compiled update saves per parameter and step on a CPU (2-core EPYC, mini, ~7.2M
+#: parameters: ~23 ms eager, ~8 ms compiled; docs/speed.md).
+UPDATE_SAVED_SECONDS_PER_PARAM = 2e-9
 
 
-def compiled_update_pays(device: torch.device, num_params: int) -> bool:
+def compiled_update_pays(device: torch.device, num_params: int, steps: int) -> bool:
     """The ``auto`` choice of ``AdamNoBiasCorrection(compiled=...)``: on a CPU with a C++ compiler
-    (inductor's backend) for models of at least ``COMPILED_UPDATE_MIN_PARAMS`` parameters. On a
-    GPU the eager foreach kernels are already few and fast (not measured compiled)."""
+    (inductor's backend), for models of at least ``COMPILED_UPDATE_MIN_PARAMS`` parameters, and only
+    when the ``steps`` updates of the run save more than a compile with an empty cache costs
+    (``UPDATE_COMPILE_SECONDS``), so that a user's first run is never slower than the eager update
+    (SST-2 at the Small shape, 6,300 steps, compiles; RTE, 780 steps, does not). On a GPU the eager
+    foreach kernels are already few and fast (not measured compiled)."""
     has_cxx = any(shutil.which(name) for name in ("g++", "c++", "clang++"))
-    return device.type == "cpu" and has_cxx and num_params >= COMPILED_UPDATE_MIN_PARAMS
+    saved = steps * num_params * UPDATE_SAVED_SECONDS_PER_PARAM
+    return (device.type == "cpu" and has_cxx and num_params >= COMPILED_UPDATE_MIN_PARAMS
+            and saved >= UPDATE_COMPILE_SECONDS)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -1,0 +1,283 @@
+"""GLUE fine-tuning examples/s: our loop against the loop HF ``Trainer`` runs, side by side in one process.
+
+The peer is ``transformers.ElectraForSequenceClassification`` of the same shape, trained the way
+``Trainer.train`` trains it, without Trainer's bookkeeping (logging, callbacks, checkpoints), so
+the peer is favoured:
+
+- batches from a random permutation (``RandomSampler``) or, with ``grouped``, in the order of
+  Trainer's ``LengthGroupedSampler`` (``group_by_length``: the permutation cut into megabatches of
+  ``min(N // (4 B), 50)`` batches, each sorted longest first, the longest megabatch first);
+- each batch padded to its own longest row (``DataCollatorWithPadding``), the model's mean loss;
+- ``torch.optim.AdamW`` (weight decay 0, eps 1e-8), a linear schedule with warmup, clipping to a
+  global norm of 1.0, ``zero_grad`` after each step;
+- options: bf16 autocast (``bf16=True``), ``torch.compile`` of the model, and the optimizer
+  implementation (``for-loop``, PyTorch's CPU default; ``foreach``; ``fused``).
+
+Both sides read the same tokenized rows (our WordPiece vocabulary, 30,522 tokens, trained on the
+task's text) and start from the same random encoder weights. The settings are timed in turns
+(repeat 1 of every setting, then repeat 2, ...), one epoch over ``examples`` rows each, after an
+untimed warm-up (which also holds any compilation), and the median of the repeats is reported:
+
+    python benchmarks/finetune_peer.py --tasks sst2,rte --shapes small --examples 640 --repeats 3
+    python benchmarks/finetune_peer.py --tasks sst2 --shapes base --examples 192 --repeats 2
+
+``measure(...)`` returns the same figures as a dict (for the one-command benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import math
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from electra.config import load_config
+from electra.data.tokenizer import load_tokenizer, special_tokens
+from electra.finetuning.batching import Features, collate, tokenize_split
+from electra.finetuning.glue import GlueClassifier, train_model
+from electra.finetuning.glue_tasks import get_task, load_train
+from electra.finetuning.optim import default_hparams
+from electra.model.encoder import Encoder, init_weights
+from electra.paths import data_dir
+from electra.train.device import cpu_has_bf16
+
+# The task tokenizer of the throughput benchmark (a WordPiece trained on the task's text).
+from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """How the transformers loop runs: the Trainer options a CPU user can turn on."""
+
+    grouped: bool = False
+    """``group_by_length=True``."""
+    bf16: bool = False
+    """bf16 autocast (``bf16=True``)."""
+    compile: bool = False
+    """``torch_compile=True``: ``torch.compile`` of the model."""
+    optimizer: str = "for-loop"
+    """AdamW implementation: ``for-loop`` (PyTorch's default for CPU tensors), ``foreach`` or ``fused``."""
+
+    @classmethod
+    def parse(cls, text: str) -> PeerSettings:
+        """``default`` or modifiers joined by ``+``: ``grouped``, ``bf16``, ``compile``, ``foreach``, ``fused``."""
+        words = [] if text == "default" else text.split("+")
+        unknown = set(words) - {"grouped", "bf16", "compile", "foreach", "fused"}
+        if unknown:
+            raise ValueError(f"unknown peer setting(s) {sorted(unknown)} in {text!r}")
+        opt = "fused" if "fused" in words else "foreach" if "foreach" in words else "for-loop"
+        return cls("grouped" in words, "bf16" in words, "compile" in words, opt)
+
+
+def best_peer_settings() -> str:
+    """The peer's best CPU settings: grouped, compiled, fused AdamW, bf16 where the CPU has bf16 units."""
+    return "grouped+compile+fused" + ("+bf16" if cpu_has_bf16() else "")
+
+
+def length_grouped_order(lengths: np.ndarray, batch_size: int, gen: torch.Generator) -> np.ndarray:
+    """The example order of Trainer's ``LengthGroupedSampler`` (its semantics, written here).
+
+    A random permutation is cut into megabatches of ``mult * batch_size`` examples, ``mult =
+    min(N // (4 batch_size), 50)`` (at least 1); each megabatch is sorted by length, longest first;
+    the megabatch with the longest example goes first (its head swapped with the first's head), so
+    an out-of-memory error shows at the first step.
+    """
+    n = len(lengths)
+    mult = max(1, min(n // (batch_size * 4), 50))
+    perm = torch.randperm(n, generator=gen).numpy()
+    size = mult * batch_size
+    megas = [sorted(perm[s: s + size].tolist(), key=lambda i: -lengths[i]) for s in range(0, n, size)]
+    longest = int(np.argmax([lengths[m[0]] for m in megas]))
+    megas[0][0], megas[longest][0] = megas[longest][0], megas[0][0]
+    return np.asarray([i for m in megas for i in m], dtype=np.int64)
+
+
+def peer_batches(feats: Features, batch_size: int, pad_id: int, gen: torch.Generator, grouped: bool):
+    """One epoch of padded batches in the order Trainer's sampler gives (the last may be smaller)."""
+    order = (length_grouped_order(feats.lengths, batch_size, gen) if grouped
+             else torch.randperm(len(feats), generator=gen).numpy())
+    for s in range(0, len(order), batch_size):
+        b = collate(feats, order[s: s + batch_size], pad_id)  # pads to the batch's longest row
+        yield {"input_ids": b["input_ids"], "token_type_ids": b["segment_ids"],
+               "attention_mask": b["attention_mask"].long(), "labels": b["labels"]}
+
+
+def peer_model(encoder: Encoder, num_labels: int, pad_id: int):
+    """``ElectraForSequenceClassification`` of the encoder's shape, its encoder weights copied from ours."""
+    from transformers import ElectraConfig, ElectraForSequenceClassification
+
+    from electra.interop import hf_keys
+    from electra.interop.hf_classifier import ARCHITECTURE
+
+    cfg = hf_keys.encoder_to_hf_config(encoder.config, ARCHITECTURE, pad_id)
+    cfg.update(num_labels=num_labels, attn_implementation="sdpa")
+    model = ElectraForSequenceClassification(ElectraConfig(**cfg))
+    state = {"electra." + k: v for k, v in hf_keys.to_hf(encoder.state_dict(), "encoder").items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("classifier.") or "position_ids" in k for k in missing), missing
+    return model
+
+
+def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, batch_size: int = 32,
+               epochs: float = 1.0, learning_rate: float = 1e-4, warmup_frac: float = 0.1, seed: int = 0,
+               forward=None) -> list[float]:
+    """Trainer's loop over ``feats`` for ``epochs``; returns each step's loss read at the end (no per-step sync).
+
+    ``forward``: the (possibly compiled) callable to run the model with (default ``model``).
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    forward = model if forward is None else forward
+    steps_per_epoch = math.ceil(len(feats) / batch_size)
+    total = max(1, round(steps_per_epoch * epochs))
+    kw = {"foreach": True} if settings.optimizer == "foreach" else {"fused": True} if settings.optimizer == "fused" else {"foreach": False}
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0, eps=1e-8, **kw)
+    sched = get_linear_schedule_with_warmup(opt, int(math.ceil(warmup_frac * total)), total)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    losses, step = [], 0
+    while step < total:
+        for batch in peer_batches(feats, batch_size, pad_id, gen, settings.grouped):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+                loss = forward(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
+            step += 1
+            if step == total:
+                break
+    return [float(x) for x in losses]
+
+
+def _encoder(shape: str, vocab_size: int) -> Encoder:
+    cfg = dataclasses.replace(load_config(shape).model.discriminator(), vocab_size=vocab_size)
+    torch.manual_seed(0)
+    encoder = Encoder(cfg)
+    init_weights(encoder)
+    return encoder
+
+
+def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int):
+    """A callable training one epoch of our loop at ``setting`` (``auto``/``fp32``/``bf16`` + ``grouped``,
+    ``eager_update``, ``compiled_update``, ``compile``), on one model kept across repeats (speed does not
+    depend on the weights)."""
+    precision, *mods = setting.split("+")
+    unknown = set(mods) - {"grouped", "eager_update", "compiled_update", "compile"}
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)} in {setting!r}")
+    sets = {"precision": precision, "batch_size": str(batch), "epochs": "1"}
+    if "grouped" in mods:
+        sets["length_grouping"] = "50"
+    if "eager_update" in mods:
+        sets["compile_optimizer"] = "false"
+    if "compiled_update" in mods:
+        sets["compile_optimizer"] = "true"
+    if "compile" in mods:
+        sets["compile"] = "true"
+    hp = default_hparams(encoder.config.hidden_size, sets)
+    clf = GlueClassifier(copy.deepcopy(encoder), task.num_outputs)
+    return lambda rows, seed=0: train_model(clf, task, rows, hp, seed, pad_id, torch.device("cpu"), show_progress=False)
+
+
+def _peer_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int):
+    """A callable training one epoch of the transformers loop at ``setting`` (see ``PeerSettings.parse``)."""
+    settings = PeerSettings.parse(setting)
+    model = peer_model(encoder, task.num_outputs, pad_id)
+    forward = torch.compile(model) if settings.compile else model
+    return lambda rows, seed=0: peer_train(model, rows, pad_id, settings, batch_size=batch, seed=seed, forward=forward)
+
+
+def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 640, batch: int = 32,
+            max_length: int = 128, repeats: int = 3, ours: tuple[str, ...] = ("auto", "auto+grouped"),
+            peers: tuple[str, ...] | None = None, glue_dir: Path | None = None, tokenizer: Path | None = None,
+            log=print) -> dict:
+    """Examples/s of each of our settings and each peer setting, timed in turns; returns a dict.
+
+    ``peers`` default: ``default`` (fp32, ungrouped, for-loop AdamW: Trainer's defaults on a CPU) and
+    ``best_peer_settings()``. Each setting's warm-up (untimed) is two passes over a tenth of the rows,
+    enough for every compile (a compiled peer compiles again once for dynamic shapes).
+    """
+    peers = peers or ("default", best_peer_settings())
+    task = get_task(task_name)
+    full = load_train(task, glue_dir or data_dir() / "glue")
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = load_tokenizer(tokenizer) if tokenizer else task_tokenizer(full, Path(tmp) / task.name, 30522)
+    pad_id = special_tokens(tok).pad
+    feats = tokenize_split(full.head(examples), tok, max_length)
+    warm = tokenize_split(full.head(max(2 * batch, examples // 10)), tok, max_length)
+    encoder = _encoder(shape, tok.get_vocab_size())
+    runners = {f"ours {s}": _ours_runner(encoder, task, feats, pad_id, s, batch) for s in ours}
+    runners |= {f"peer {s}": _peer_runner(encoder, task, feats, pad_id, s, batch) for s in peers}
+    for name, run in runners.items():
+        t0 = time.perf_counter()
+        run(warm)
+        run(warm, 1)
+        log(f"{task.name} {shape} {name}: warm-up {time.perf_counter() - t0:.1f} s")
+    speeds: dict[str, list[float]] = {name: [] for name in runners}
+    for r in range(repeats):
+        for name, run in runners.items():  # one repeat of every setting in turn: load changes hit all alike
+            t0 = time.perf_counter()
+            run(feats, r)
+            speeds[name].append(len(feats) / (time.perf_counter() - t0))
+    out = {"task": task.name, "shape": shape, "examples": len(feats), "batch": batch, "max_length": max_length,
+           "repeats": repeats, "examples_per_s": {k: statistics.median(v) for k, v in speeds.items()},
+           "all_examples_per_s": speeds}
+    med = out["examples_per_s"]
+    out["ratios"] = {f"{o} / {p}": med[o] / med[p] for o in runners if o.startswith("ours")
+                     for p in runners if p.startswith("peer")}
+    for name, v in med.items():
+        log(f"{task.name} {shape} {name}: {v:,.1f} examples/s (repeats {', '.join(f'{x:.1f}' for x in speeds[name])})")
+    for k, v in out["ratios"].items():
+        log(f"{task.name} {shape} {k}: {v:.2f}x")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", default="sst2,rte")
+    ap.add_argument("--shapes", default="small")
+    ap.add_argument("--examples", type=int, default=640, help="training rows timed per repeat (one epoch over them)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--ours", default="auto,auto+grouped", help="our settings: precision + grouped/eager_update/compile")
+    ap.add_argument("--peers", default=None, help="peer settings: default, or grouped/bf16/compile/foreach/fused "
+                                                  "joined by + (default: default and the best CPU settings)")
+    ap.add_argument("--glue-dir", type=Path, default=None)
+    ap.add_argument("--tokenizer", type=Path, help="a tokenizer folder (default: train one on each task's text)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    a = ap.parse_args(argv)
+    try:
+        peers = tuple(a.peers.split(",")) if a.peers else None
+        for p in peers or ():
+            PeerSettings.parse(p)
+    except ValueError as e:
+        ap.error(str(e))
+    import subprocess
+
+    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1].strip()
+    print(f"CPU {cpu} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())} "
+          f"| bf16 units: {cpu_has_bf16()} | torch {torch.__version__}", flush=True)
+    results = [measure(t, s, examples=a.examples, batch=a.batch, max_length=a.max_length, repeats=a.repeats,
+                       ours=tuple(a.ours.split(",")), peers=peers, glue_dir=a.glue_dir, tokenizer=a.tokenizer)
+               for t in a.tasks.split(",") for s in a.shapes.split(",")]
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
+    if a.json:
+        import json
+
+        a.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

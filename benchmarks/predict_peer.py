@@ -1,0 +1,174 @@
+"""Prediction examples/s: ``electra predict`` and ``electra.predict`` against ``transformers.pipeline``.
+
+One fine-tuned SST-2 classifier (ELECTRA-Small shape by default) is exported with ``electra
+export`` to an ``ElectraForSequenceClassification`` folder; the same texts are then labelled by
+
+- ``ours cli``: ``electra.finetuning.predict.predict_file`` (what ``electra predict`` runs: read a
+  TSV, tokenize, predict, write the predictions file),
+- ``ours api``: ``electra.predict(model, texts)``,
+- ``peer``: ``transformers.pipeline("text-classification", model=<export>, device=-1)`` called on the
+  list of texts with ``truncation=True`` (the export's ``model_max_length`` is the fine-tuned 128),
+
+each at every batch size of its sweep, timed in turns (repeat 1 of every entry, then repeat 2), and
+the best batch size of each is compared. The labels of every entry must equal the peer's (asserted;
+the number of differing labels is printed first). The texts: the 872 SST-2 dev sentences, then
+RTE premises (train split, long texts: ~50 words) up to ``--texts`` in all.
+
+The classifier is not trained (random encoder, Glorot head: speed does not depend on the weights);
+its labels still split both ways, so the label check means something. The tokenizer is a WordPiece
+of 30,522 tokens trained on SST-2's text:
+
+    python benchmarks/predict_peer.py --texts 2000 --repeats 2
+
+``measure(...)`` returns the figures as a dict (for the one-command benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from electra.config import load_config
+from electra.data.tokenizer import special_tokens
+from electra.finetuning.batching import tokenize_split
+from electra.finetuning.glue import GlueClassifier, predict_logits, save_finetuned
+from electra.finetuning.glue_tasks import GlueSplit, get_task, load_dev, load_train
+from electra.finetuning.optim import default_hparams
+from electra.interop.hf_classifier import export_classifier
+from electra.model.encoder import Encoder, init_weights
+from electra.paths import data_dir
+from electra.train.device import cpu_has_bf16
+
+from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
+
+
+def benchmark_texts(n: int, glue_dir: Path) -> list[str]:
+    """SST-2 dev sentences, then RTE train premises (long texts), ``n`` in all."""
+    texts = list(load_dev(get_task("sst2"), glue_dir)["dev"].text_a)
+    texts += list(dict.fromkeys(load_train(get_task("rte"), glue_dir).text_a))  # distinct premises
+    if len(texts) < n:
+        raise SystemExit(f"error: only {len(texts)} texts available, --texts {n} asks for more")
+    return texts[:n]
+
+
+def make_classifier(folder: Path, shape: str, glue_dir: Path, texts: list[str]) -> tuple[Path, Path]:
+    """(our fine-tuned model folder, its transformers export) for SST-2 at ``shape``: untrained, its
+    head's bias set so that half of ``texts`` get each label (a random encoder alone labels all alike)."""
+    task = get_task("sst2")
+    tok = task_tokenizer(load_train(task, glue_dir), folder / "tok", 30522)
+    cfg = dataclasses.replace(load_config(shape).model.discriminator(), vocab_size=tok.get_vocab_size())
+    torch.manual_seed(0)
+    encoder = Encoder(cfg)
+    init_weights(encoder)
+    clf = GlueClassifier(encoder, task.num_outputs)
+    hp = dataclasses.replace(default_hparams(cfg.hidden_size), max_length=128, epochs=3.0)
+    feats = tokenize_split(GlueSplit(task, Path("<texts>"), texts, None, None, [str(i) for i in range(len(texts))]),
+                           tok, 128)
+    logits = predict_logits(clf, feats, 64, special_tokens(tok).pad, torch.device("cpu"), "fp32")
+    with torch.no_grad():
+        clf.classifier.bias[1] -= float(np.median(logits[:, 1] - logits[:, 0]))
+    save_finetuned(clf, tok, task, hp, 0, {}, folder / "ft")
+    export_classifier(folder / "ft", folder / "hf")
+    return folder / "ft", folder / "hf"
+
+
+def _ours_cli(model: Path, texts: list[str], folder: Path, batch: int):
+    from electra.finetuning.predict import predict_file
+
+    src = folder / "texts.tsv"
+    with open(src, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["sentence"])
+        w.writerows([t] for t in texts)
+
+    def run() -> list[str]:
+        out = folder / f"pred-{batch}.tsv"
+        predict_file(model, src, out, overwrite=True, batch_size=batch, log=lambda *_: None)
+        with open(out, encoding="utf-8", newline="") as f:
+            return [row["prediction"] for row in csv.DictReader(f, delimiter="\t")]
+    return run
+
+
+def _ours_api(model: Path, texts: list[str], batch: int):
+    from electra import predict
+
+    return lambda: [p["label"] for p in predict(model, texts, batch_size=batch)]
+
+
+def _peer(hf_dir: Path, texts: list[str], batch: int):
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    clf = pipeline("text-classification", model=str(hf_dir), device=-1)
+    return lambda: [p["label"] for p in clf(texts, batch_size=batch, truncation=True)]
+
+
+def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_batches=(64, 256),
+            peer_batches=(1, 16, 64), glue_dir: Path | None = None, log=print) -> dict:
+    """Texts/s of each entry at each batch size (median of ``repeats``, timed in turns); returns a dict."""
+    glue_dir = glue_dir or data_dir() / "glue"
+    items = benchmark_texts(texts, glue_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model, hf_dir = make_classifier(folder, shape, glue_dir, items)
+        entries = {f"ours cli b{b}": _ours_cli(model, items, folder, b) for b in ours_batches}
+        entries |= {f"ours api b{b}": _ours_api(model, items, b) for b in ours_batches}
+        entries |= {f"peer b{b}": _peer(hf_dir, items, b) for b in peer_batches}
+        labels = {name: run() for name, run in entries.items()}  # also the warm-up
+        reference = labels[f"peer b{peer_batches[0]}"]
+        diffs = {name: int(sum(a != b for a, b in zip(got, reference))) for name, got in labels.items()}
+        log(f"labels differing from the pipeline's: {diffs}; label counts {dict(zip(*np.unique(reference, return_counts=True)))}")
+        speeds: dict[str, list[float]] = {name: [] for name in entries}
+        for _ in range(repeats):
+            for name, run in entries.items():
+                t0 = time.perf_counter()
+                run()
+                speeds[name].append(len(items) / (time.perf_counter() - t0))
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    best = {side: max((k for k in med if k.startswith(side)), key=med.get) for side in ("ours cli", "ours api", "peer")}
+    out = {"texts": len(items), "shape": shape, "repeats": repeats, "texts_per_s": med, "all_texts_per_s": speeds,
+           "label_differences": diffs, "best": {side: {"entry": k, "texts_per_s": med[k]} for side, k in best.items()},
+           "ratios": {f"{best[s]} / {best['peer']}": med[best[s]] / med[best["peer"]] for s in ("ours cli", "ours api")}}
+    for name, v in med.items():
+        log(f"{name}: {v:,.1f} texts/s (repeats {', '.join(f'{x:.1f}' for x in speeds[name])})")
+    for k, v in out["ratios"].items():
+        log(f"{k}: {v:.2f}x")
+    assert not any(diffs.values()), f"labels differ from the pipeline's: {diffs}"
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--texts", type=int, default=2000)
+    ap.add_argument("--shape", default="small")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--ours-batches", default="64,256")
+    ap.add_argument("--peer-batches", default="1,16,64")
+    ap.add_argument("--glue-dir", type=Path, default=None)
+    a = ap.parse_args(argv)
+    try:
+        ours_b = tuple(int(x) for x in a.ours_batches.split(","))
+        peer_b = tuple(int(x) for x in a.peer_batches.split(","))
+    except ValueError:
+        ap.error("--ours-batches and --peer-batches take comma-separated integers")
+    if min(ours_b + peer_b) < 1 or a.texts < 1:
+        ap.error("batch sizes and --texts must be positive")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"CPU {cpu} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"| bf16 units: {cpu_has_bf16()} | torch {torch.__version__}", flush=True)
+    measure(a.texts, a.shape, repeats=a.repeats, ours_batches=ours_b, peer_batches=peer_b, glue_dir=a.glue_dir)
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
