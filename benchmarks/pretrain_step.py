@@ -54,7 +54,19 @@ def synthetic_batch(batch: int, seq: int, vocab: int, device) -> dict[str, torch
             "attention_mask": torch.ones_like(ids, dtype=torch.bool).to(device)}
 
 
-def ours(cfg, batch, device, compile_: bool, bf16: bool):
+@dataclasses.dataclass
+class OurStep:
+    """The pieces of our step: the model, the step module, its (maybe compiled) forward, the optimizer
+    and the generator the step's noise is drawn from."""
+
+    model: ElectraPair
+    step_module: PretrainingStep
+    fwd: object
+    opt: AdamNoBiasCorrection
+    gen: torch.Generator
+
+
+def build_ours(cfg, batch, device, compile_: bool, bf16: bool) -> OurStep:
     model = ElectraPair(cfg.model).to(device)
     step_module = PretrainingStep(model, cfg.train, SPECIAL, cfg.train.max_predictions(batch["input_ids"].shape[1]))
     layers = compile_ and cfg.train.compile_scope == "layers"  # regional: each layer, as train.compile_scope=layers
@@ -62,17 +74,21 @@ def ours(cfg, batch, device, compile_: bool, bf16: bool):
         compile_layers(model)
     fwd = torch.compile(step_module) if compile_ and not layers else step_module
     opt = AdamNoBiasCorrection(param_groups(model, 0.01), lr=1e-4, compiled=compile_)  # as the loop with train.compile
-    gen = torch.Generator(device=device)
+    return OurStep(model, step_module, fwd, opt, torch.Generator(device=device))
+
+
+def ours(cfg, batch, device, compile_: bool, bf16: bool):
+    parts = build_ours(cfg, batch, device, compile_, bf16)
 
     def step():
-        gen.manual_seed(0)
-        noise = step_module.draw_noise(batch["input_ids"], gen)  # outside the step, as the training loop does
+        parts.gen.manual_seed(0)
+        noise = parts.step_module.draw_noise(batch["input_ids"], parts.gen)  # outside the step, as the loop does
         with autocast(device, bf16):  # around the forward only, as the training loop does
-            out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
+            out = parts.fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        torch.nn.utils.clip_grad_norm_(parts.model.parameters(), 1.0, foreach=True)
+        parts.opt.step()
+        parts.opt.zero_grad(set_to_none=True)
     return step
 
 
