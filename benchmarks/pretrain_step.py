@@ -159,6 +159,43 @@ def time_step(step, device, warmup: int, iters: int) -> tuple[float, float, floa
     return statistics.median(times), mem, warmup_s
 
 
+def measure(shape: str, batch: int = 32, seq: int = 128, iters: int = 5, warmup: int = 2, precision: str = "auto",
+            device: str = "cpu") -> dict:
+    """Ours against the transformers-built step on one shape, in turns (ours, peer, ours, ...), so a
+    shared machine's load falls on both alike. Returns tokens/s of each (None for the peer when
+    transformers is missing or its step fails, with ``peer_error``), their ratio (median of the
+    turns' ratios), the precision and the analytic matmul FLOPs per step."""
+    dev = torch.device(device)
+    cfg = load_config(shape)
+    bf16 = use_bf16(dev, precision, cfg.model.hidden_size)
+    data = synthetic_batch(batch, seq, cfg.model.vocab_size, dev)
+    steps, peer_error = {"ours": ours(cfg, data, dev, False, bf16)}, None
+    try:
+        steps["peer"] = peer(cfg, data, dev, False, bf16)
+        steps["peer"]()  # fail here, before any timing, on a transformers that cannot build the step
+    except Exception as e:  # noqa: BLE001 - our figures stand without the peer's
+        steps.pop("peer", None)
+        peer_error = f"{type(e).__name__}: {e}"[:200]
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(iters):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    tokens = batch * seq
+    out = {"shape": shape, "batch": batch, "seq": seq, "precision": "bf16" if bf16 else "fp32",
+           "flops_per_step": matmul_train_flops_per_step(cfg.model, "electra", batch, seq, cfg.train.mask_prob),
+           "ours_tokens_per_s": tokens / statistics.median(times["ours"]), "peer_tokens_per_s": None, "ratio": None,
+           "peer_error": peer_error}
+    if "peer" in times:
+        out["peer_tokens_per_s"] = tokens / statistics.median(times["peer"])
+        out["ratio"] = statistics.median(p / o for o, p in zip(times["ours"], times["peer"]))
+    return out
+
+
 def matmul_peak(dtype: torch.dtype, iters: int = 20) -> float:
     """Measured CPU matmul FLOP/s on ELECTRA-Small's FFN shapes (4096x256 @ 256x1024 and back), best of runs."""
     g = torch.Generator().manual_seed(0)

@@ -4,18 +4,24 @@ after round, in one process, so that a shared machine's changing load falls on a
     python benchmarks/step_levers.py --shape mini --precision fp32 --rounds 5
     python benchmarks/step_levers.py --shape small --precision bf16 --rounds 3 --levers update
 
-Variants: ``before`` (the eager foreach update, PyTorch's ``nn.Dropout``), each lever alone and all
-together. Prints the median ms per step of each and its ratio to ``before`` (> 1: faster). The
+Variants: ``before`` (the eager foreach update, PyTorch's ``nn.Dropout``, the sampler of git
+revision ``--base``), each lever alone and all together. Prints the median ms per step of each and its ratio to ``before`` (> 1: faster): the
+median of the rounds' ratios, and best step to best step. The
 levers keep the math: ``update`` is the same update compiled (correctly rounded square root);
 ``dropout`` draws the keep mask as ``uniform >= p``, TensorFlow's way, the same Bernoulli(1 - p)
-distribution (``tests/test_model.py``).
+distribution (``tests/test_model.py``); ``sampler`` is this tree's inverse-CDF sampler, which
+draws the same tokens from the same uniforms (``tests/test_masking.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import time
+import types
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -23,6 +29,7 @@ from torch import nn
 import pretrain_step  # beside this file: the script's folder is on sys.path
 from electra.config import MODEL_PRESETS, load_config
 from electra.model.encoder import Dropout
+from electra.objectives import rtd
 from electra.train.device import use_bf16
 
 
@@ -34,14 +41,37 @@ def torch_dropout(model: nn.Module) -> None:
                 setattr(module, name, nn.Dropout(child.p))
 
 
+def sampler_at(revision: str, sampler: str):
+    """``sampler`` as ``src/electra/objectives/sampling.py`` had it at git ``revision``."""
+    src = subprocess.run(["git", "show", f"{revision}:src/electra/objectives/sampling.py"], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent).stdout
+    module = types.ModuleType("sampling_before")
+    exec(compile(src, f"{revision}:sampling.py", "exec"), module.__dict__)  # noqa: S102 - our own file, from git
+    return module.SAMPLERS[sampler]
+
+
+@contextlib.contextmanager
+def using_sampler(name: str, fn):
+    """``rtd`` samples with ``fn`` under ``name`` inside the block (variants alternate in one process)."""
+    current = rtd.SAMPLERS[name]
+    rtd.SAMPLERS[name] = fn
+    try:
+        yield
+    finally:
+        rtd.SAMPLERS[name] = current
+
+
 LEVERS = {
     "update": lambda parts: setattr(parts.opt, "compiled", True),
-    "dropout": lambda parts: None,  # the model's own Dropout; "before" swaps in nn.Dropout
+    "dropout": lambda parts: None,  # the model's own Dropout; without the lever, nn.Dropout is swapped in
+    "sampler": lambda parts: None,  # the sampler of this tree; without the lever, the one of --base
 }
 
 
-def variant(cfg, batch, device, bf16: bool, levers: tuple[str, ...]):
+def variant(cfg, batch, device, bf16: bool, levers: tuple[str, ...], base: str):
     parts = pretrain_step.build_ours(cfg, batch, device, False, bf16)
+    name = cfg.train.sampler
+    sampler = rtd.SAMPLERS[name] if "sampler" in levers else sampler_at(base, name)
     parts.opt.compiled = False
     if "dropout" not in levers:
         torch_dropout(parts.model)
@@ -51,7 +81,7 @@ def variant(cfg, batch, device, bf16: bool, levers: tuple[str, ...]):
     def step():
         parts.gen.manual_seed(0)
         noise = parts.step_module.draw_noise(batch["input_ids"], parts.gen)
-        with pretrain_step.autocast(device, bf16):
+        with using_sampler(name, sampler), pretrain_step.autocast(device, bf16):
             out = parts.fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(parts.model.parameters(), 1.0, foreach=True)
@@ -69,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, of {', '.join(LEVERS)}")
+    ap.add_argument("--base", default="main", help="the git revision whose sampler is 'before' (default: main)")
     a = ap.parse_args(argv)
     device = torch.device("cpu")
     cfg = load_config(a.shape)
@@ -78,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     variants = {"before": ()} | {lever: (lever,) for lever in levers}
     if len(levers) > 1:
         variants["all"] = levers
-    steps = {name: variant(cfg, batch, device, bf16, lv) for name, lv in variants.items()}
+    steps = {name: variant(cfg, batch, device, bf16, lv, a.base) for name, lv in variants.items()}
     for step in steps.values():
         for _ in range(a.warmup):
             step()
@@ -90,11 +121,13 @@ def main(argv: list[str] | None = None) -> None:
             times[name].append(time.perf_counter() - t0)
     print(f"{a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | {torch.get_num_threads()} threads "
           f"| {a.rounds} rounds, interleaved")
-    base = statistics.median(times["before"])
+    base = times["before"]
     for name, t in times.items():
         dt = statistics.median(t)
-        print(f"{name}: {dt * 1e3:.0f} ms/step | {a.batch * a.seq / dt:,.0f} tokens/s | {base / dt:.2f}x of before")
-
+        # Each round's ratio to that round's "before": a load change between rounds falls on both.
+        paired = statistics.median(b / x for b, x in zip(base, t))
+        print(f"{name}: {dt * 1e3:.0f} ms/step (best {min(t) * 1e3:.0f}) | {a.batch * a.seq / dt:,.0f} tokens/s | "
+              f"{paired:.2f}x of before (median of the rounds' ratios; best to best {min(base) / min(t):.2f}x)")
 
 if __name__ == "__main__":
     main()
