@@ -72,9 +72,14 @@ class SelfAttention(nn.Module):
         B, T, H = x.shape
         Q = T if queries is None else queries
         nh = self.num_heads
-        q = self.q(x[:, :Q]).view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
-        k = self.k(x).view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.v(x).view(B, T, nh, H // nh).transpose(1, 2)
+        if Q == T:  # one matmul for the three projections: the same products, x read (and cast) once
+            w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3H, H)
+            q, k, v = F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias])).split(H, -1)  # (B, T, H) each
+        else:
+            q, k, v = self.q(x[:, :Q]), self.k(x), self.v(x)  # (B, Q, H), (B, T, H), (B, T, H)
+        q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
+        k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, H // nh).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.dropout_p if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
