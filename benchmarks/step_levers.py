@@ -3,14 +3,16 @@ after round, in one process, so that a shared machine's changing load falls on a
 
     python benchmarks/step_levers.py --shape mini --precision fp32 --rounds 5
     python benchmarks/step_levers.py --shape small --precision bf16 --rounds 3 --levers update
+    OMP_NUM_THREADS=1 python benchmarks/step_levers.py --clock cpu   # on a busy machine
 
 Variants: ``before`` (the eager foreach update, PyTorch's ``nn.Dropout``, the sampler of git
-revision ``--base``), each lever alone and all together. Prints the median ms per step of each and its ratio to ``before`` (> 1: faster): the
-median of the rounds' ratios, and best step to best step. The
-levers keep the math: ``update`` is the same update compiled (correctly rounded square root);
+revision ``--base``, its attention), each lever alone and all together. Prints the median ms per
+step of each and its ratio to ``before`` (> 1: faster): the median of the rounds' ratios, and best
+step to best step. The levers keep the math: ``update`` is the same update compiled (correctly rounded square root);
 ``dropout`` draws the keep mask as ``uniform >= p``, TensorFlow's way, the same Bernoulli(1 - p)
 distribution (``tests/test_model.py``); ``sampler`` is this tree's inverse-CDF sampler, which
-draws the same tokens from the same uniforms (``tests/test_masking.py``).
+draws the same tokens from the same uniforms (``tests/test_masking.py``); ``qkv`` projects q, k
+and v in one matmul (``tests/test_model.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 
 import pretrain_step  # beside this file: the script's folder is on sys.path
 from electra.config import MODEL_PRESETS, load_config
-from electra.model.encoder import Dropout
+from electra.model.encoder import Dropout, SelfAttention
 from electra.objectives import rtd
 from electra.train.device import use_bf16
 
@@ -41,13 +43,27 @@ def torch_dropout(model: nn.Module) -> None:
                 setattr(module, name, nn.Dropout(child.p))
 
 
+def module_at(revision: str, path: str, package: str) -> types.ModuleType:
+    """The package file ``path`` as it was at git ``revision``, loaded beside the current one."""
+    src = subprocess.run(["git", "show", f"{revision}:{path}"], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent).stdout
+    module = types.ModuleType(f"{package}._before")
+    module.__package__ = package  # its relative imports resolve to the current package
+    exec(compile(src, f"{revision}:{path}", "exec"), module.__dict__)  # noqa: S102 - our own file, from git
+    return module
+
+
 def sampler_at(revision: str, sampler: str):
-    """``sampler`` as ``src/electra/objectives/sampling.py`` had it at git ``revision``."""
-    src = subprocess.run(["git", "show", f"{revision}:src/electra/objectives/sampling.py"], check=True,
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent).stdout
-    module = types.ModuleType("sampling_before")
-    exec(compile(src, f"{revision}:sampling.py", "exec"), module.__dict__)  # noqa: S102 - our own file, from git
-    return module.SAMPLERS[sampler]
+    """``sampler`` as ``objectives/sampling.py`` had it at git ``revision``."""
+    return module_at(revision, "src/electra/objectives/sampling.py", "electra.objectives").SAMPLERS[sampler]
+
+
+def attention_at(model: nn.Module, revision: str) -> None:
+    """Every attention of ``model`` runs the forward ``model/encoder.py`` had at git ``revision``."""
+    before = module_at(revision, "src/electra/model/encoder.py", "electra.model").SelfAttention.forward
+    for module in model.modules():
+        if isinstance(module, SelfAttention):
+            module.forward = types.MethodType(before, module)
 
 
 @contextlib.contextmanager
@@ -65,6 +81,7 @@ LEVERS = {
     "update": lambda parts: setattr(parts.opt, "compiled", True),
     "dropout": lambda parts: None,  # the model's own Dropout; without the lever, nn.Dropout is swapped in
     "sampler": lambda parts: None,  # the sampler of this tree; without the lever, the one of --base
+    "qkv": lambda parts: None,  # one matmul for q, k, v; without the lever, the attention of --base
 }
 
 
@@ -75,6 +92,8 @@ def variant(cfg, batch, device, bf16: bool, levers: tuple[str, ...], base: str):
     parts.opt.compiled = False
     if "dropout" not in levers:
         torch_dropout(parts.model)
+    if "qkv" not in levers:
+        attention_at(parts.model, base)
     for lever in levers:
         LEVERS[lever](parts)
 
@@ -99,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, of {', '.join(LEVERS)}")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: this process's CPU seconds (with OMP_NUM_THREADS=1, the work done, which other "
+                         "processes on a busy machine barely change); wall: elapsed seconds")
     ap.add_argument("--base", default="main", help="the git revision whose sampler is 'before' (default: main)")
     a = ap.parse_args(argv)
     device = torch.device("cpu")
@@ -113,14 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     for step in steps.values():
         for _ in range(a.warmup):
             step()
+    clock = time.process_time if a.clock == "cpu" else time.perf_counter
     times = {name: [] for name in steps}
     for _ in range(a.rounds):
         for name, step in steps.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             step()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     print(f"{a.shape} | batch {a.batch} x {a.seq} | {'bf16' if bf16 else 'fp32'} | {torch.get_num_threads()} threads "
-          f"| {a.rounds} rounds, interleaved")
+          f"| {a.rounds} rounds, interleaved | {a.clock} clock")
     base = times["before"]
     for name, t in times.items():
         dt = statistics.median(t)
