@@ -163,8 +163,8 @@ def measure(shape: str, batch: int = 32, seq: int = 128, iters: int = 5, warmup:
             device: str = "cpu") -> dict:
     """Ours against the transformers-built step on one shape, in turns (ours, peer, ours, ...), so a
     shared machine's load falls on both alike. Returns tokens/s of each (None for the peer when
-    transformers is missing or its step fails, with ``peer_error``), their ratio (median of the
-    turns' ratios), the precision and the analytic matmul FLOPs per step."""
+    transformers is missing or its step fails, with ``peer_error``), their ratio (of the median
+    step times), the precision and the analytic matmul FLOPs per step."""
     dev = torch.device(device)
     cfg = load_config(shape)
     bf16 = use_bf16(dev, precision, cfg.model.hidden_size)
@@ -192,7 +192,7 @@ def measure(shape: str, batch: int = 32, seq: int = 128, iters: int = 5, warmup:
            "peer_error": peer_error}
     if "peer" in times:
         out["peer_tokens_per_s"] = tokens / statistics.median(times["peer"])
-        out["ratio"] = statistics.median(p / o for o, p in zip(times["ours"], times["peer"]))
+        out["ratio"] = statistics.median(times["peer"]) / statistics.median(times["ours"])
     return out
 
 

@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [pretrain_row(shape, b, s, iters, warmup, peak) for shape, b, s in rows_spec]
     rows += [peer_module_row(label, name, a.quick, a.dry_run) for label, name in PEER_MODULES]
     bf16 = f"{peak['bf16'] / 1e12:.2f} TFLOP/s" if peak["bf16"] else "n/a (no bf16 units)"
-    print(f"CPU: {cpu_name()} | {torch.get_num_threads()} threads | torch {torch.__version__}"
+    units = "bf16 units (AMX or AVX-512 BF16)" if cpu_has_bf16() else "no bf16 units"
+    print(f"CPU: {cpu_name()}, {units} | {torch.get_num_threads()} threads | torch {torch.__version__}"
           + (" | DRY RUN: tiny shapes, the figures mean nothing" if a.dry_run else ""))
     print(f"measured matmul peak: fp32 {peak['fp32'] / 1e12:.2f} TFLOP/s | bf16 {bf16}")
     print(f"load average (1, 5, 15 min): {load_start} at the start, {load()} at the end; {time.time() - t0:.0f} s\n")
