@@ -8,9 +8,9 @@ after round, in one process, so that a shared machine's changing load falls on a
 Variants: ``before`` (the eager foreach update, PyTorch's ``nn.Dropout``, the sampler of git
 revision ``--base``, its attention), each lever alone and all together. Prints the median ms per
 step of each and its ratio to ``before`` (> 1: faster): the median of the rounds' ratios, and best
-step to best step. The levers keep the math: ``update`` is the same update compiled (correctly rounded square root);
-``dropout`` draws the keep mask as ``uniform >= p``, TensorFlow's way, the same Bernoulli(1 - p)
-distribution (``tests/test_model.py``); ``sampler`` is this tree's inverse-CDF sampler, which
+step to best step. The levers keep the math: ``update`` is the same update compiled (correctly
+rounded square root); ``dropout`` draws the keep mask as ``uniform >= p``, TensorFlow's way, the
+same Bernoulli(1 - p) distribution (``tests/test_model.py``); ``sampler`` is this tree's inverse-CDF sampler, which
 draws the same tokens from the same uniforms (``tests/test_masking.py``); ``qkv`` projects q, k
 and v in one matmul (``tests/test_model.py``).
 """
