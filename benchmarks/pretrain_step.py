@@ -35,6 +35,7 @@ from electra.model.electra import ElectraPair
 from electra.objectives.sampling import SAMPLERS
 from electra.objectives.task import PretrainingStep
 from electra.train.compiling import compile_layers
+from electra.train.cpu_memory import keep_freed_memory
 from electra.train.flops import matmul_train_flops_per_step
 from electra.train.device import _peak_flops, autocast, cpu_has_bf16, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, param_groups
@@ -166,6 +167,8 @@ def measure(shape: str, batch: int = 32, seq: int = 128, iters: int = 5, warmup:
     transformers is missing or its step fails, with ``peer_error``), their ratio (of the median
     step times), the precision and the analytic matmul FLOPs per step."""
     dev = torch.device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()  # as the training loop does (process-wide: the peer's step gets it too)
     cfg = load_config(shape)
     bf16 = use_bf16(dev, precision, cfg.model.hidden_size)
     data = synthetic_batch(batch, seq, cfg.model.vocab_size, dev)
@@ -234,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON (runs/gpu.sh reads it)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as the training loop does (process-wide: the peer's step gets it too)
     cfg = load_config(a.shape, overrides={"train": {"compile_scope": a.compile_scope}})
     bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
