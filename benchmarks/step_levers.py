@@ -12,13 +12,16 @@ step to best step. The levers keep the math: ``update`` is the same update compi
 rounded square root); ``dropout`` draws the keep mask as ``uniform >= p``, TensorFlow's way, the
 same Bernoulli(1 - p) distribution (``tests/test_model.py``); ``sampler`` is this tree's inverse-CDF sampler, which
 draws the same tokens from the same uniforms (``tests/test_masking.py``); ``qkv`` projects q, k
-and v in one matmul (``tests/test_model.py``).
+and v in one matmul (``tests/test_model.py``); ``memory`` has glibc keep freed memory
+(``train/cpu_memory.py``; the setting is process-wide, so each variant sets its own before its step).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
 import statistics
 import subprocess
 import time
@@ -32,6 +35,7 @@ import pretrain_step  # beside this file: the script's folder is on sys.path
 from electra.config import MODEL_PRESETS, load_config
 from electra.model.encoder import Dropout, SelfAttention
 from electra.objectives import rtd
+from electra.train import cpu_memory
 from electra.train.device import use_bf16
 
 
@@ -77,11 +81,19 @@ def using_sampler(name: str, fn):
         rtd.SAMPLERS[name] = current
 
 
+def glibc_defaults() -> None:
+    """glibc's own mmap and trim settings (what ``cpu_memory.keep_freed_memory`` changes), for "before"."""
+    mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    mallopt(cpu_memory.M_MMAP_MAX, 65536)
+    mallopt(cpu_memory.M_TRIM_THRESHOLD, 128 * 1024)
+
+
 LEVERS = {
     "update": lambda parts: setattr(parts.opt, "compiled", True),
     "dropout": lambda parts: None,  # the model's own Dropout; without the lever, nn.Dropout is swapped in
     "sampler": lambda parts: None,  # the sampler of this tree; without the lever, the one of --base
     "qkv": lambda parts: None,  # one matmul for q, k, v; without the lever, the attention of --base
+    "memory": lambda parts: None,  # glibc keeps freed memory; set before each step of a variant (process-wide)
 }
 
 
@@ -98,6 +110,7 @@ def variant(cfg, batch, device, bf16: bool, levers: tuple[str, ...], base: str):
         LEVERS[lever](parts)
 
     def step():
+        cpu_memory.keep_freed_memory() if "memory" in levers else glibc_defaults()
         parts.gen.manual_seed(0)
         noise = parts.step_module.draw_noise(batch["input_ids"], parts.gen)
         with using_sampler(name, sampler), pretrain_step.autocast(device, bf16):
