@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: this process's CPU seconds (with OMP_NUM_THREADS=1, the work done, which other "
                          "processes on a busy machine barely change); wall: elapsed seconds")
+    ap.add_argument("--just-all", action="store_true", help="time only 'before' and all the levers together")
     ap.add_argument("--base", default="main", help="the git revision whose sampler is 'before' (default: main)")
     a = ap.parse_args(argv)
     device = torch.device("cpu")
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     batch = pretrain_step.synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)
     levers = tuple(a.levers.split(","))
-    variants = {"before": ()} | {lever: (lever,) for lever in levers}
-    if len(levers) > 1:
+    variants = {"before": ()} | ({} if a.just_all else {lever: (lever,) for lever in levers})
+    if len(levers) > 1 or a.just_all:
         variants["all"] = levers
     steps = {name: variant(cfg, batch, device, bf16, lv, a.base) for name, lv in variants.items()}
     for step in steps.values():
