@@ -35,6 +35,7 @@ from electra.model.electra import ElectraPair
 from electra.objectives.sampling import SAMPLERS
 from electra.objectives.task import PretrainingStep
 from electra.train.compiling import compile_layers
+from electra.train.cpu_memory import keep_freed_memory
 from electra.train.flops import matmul_train_flops_per_step
 from electra.train.device import _peak_flops, autocast, cpu_has_bf16, use_bf16
 from electra.train.optim import AdamNoBiasCorrection, param_groups
@@ -54,7 +55,19 @@ def synthetic_batch(batch: int, seq: int, vocab: int, device) -> dict[str, torch
             "attention_mask": torch.ones_like(ids, dtype=torch.bool).to(device)}
 
 
-def ours(cfg, batch, device, compile_: bool, bf16: bool):
+@dataclasses.dataclass
+class OurStep:
+    """The pieces of our step: the model, the step module, its (maybe compiled) forward, the optimizer
+    and the generator the step's noise is drawn from."""
+
+    model: ElectraPair
+    step_module: PretrainingStep
+    fwd: object
+    opt: AdamNoBiasCorrection
+    gen: torch.Generator
+
+
+def build_ours(cfg, batch, device, compile_: bool, bf16: bool) -> OurStep:
     model = ElectraPair(cfg.model).to(device)
     step_module = PretrainingStep(model, cfg.train, SPECIAL, cfg.train.max_predictions(batch["input_ids"].shape[1]))
     layers = compile_ and cfg.train.compile_scope == "layers"  # regional: each layer, as train.compile_scope=layers
@@ -62,17 +75,21 @@ def ours(cfg, batch, device, compile_: bool, bf16: bool):
         compile_layers(model)
     fwd = torch.compile(step_module) if compile_ and not layers else step_module
     opt = AdamNoBiasCorrection(param_groups(model, 0.01), lr=1e-4, compiled=compile_)  # as the loop with train.compile
-    gen = torch.Generator(device=device)
+    return OurStep(model, step_module, fwd, opt, torch.Generator(device=device))
+
+
+def ours(cfg, batch, device, compile_: bool, bf16: bool):
+    parts = build_ours(cfg, batch, device, compile_, bf16)
 
     def step():
-        gen.manual_seed(0)
-        noise = step_module.draw_noise(batch["input_ids"], gen)  # outside the step, as the training loop does
+        parts.gen.manual_seed(0)
+        noise = parts.step_module.draw_noise(batch["input_ids"], parts.gen)  # outside the step, as the loop does
         with autocast(device, bf16):  # around the forward only, as the training loop does
-            out = fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
+            out = parts.fwd(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], noise=noise)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        torch.nn.utils.clip_grad_norm_(parts.model.parameters(), 1.0, foreach=True)
+        parts.opt.step()
+        parts.opt.zero_grad(set_to_none=True)
     return step
 
 
@@ -143,6 +160,45 @@ def time_step(step, device, warmup: int, iters: int) -> tuple[float, float, floa
     return statistics.median(times), mem, warmup_s
 
 
+def measure(shape: str, batch: int = 32, seq: int = 128, iters: int = 5, warmup: int = 2, precision: str = "auto",
+            device: str = "cpu") -> dict:
+    """Ours against the transformers-built step on one shape, in turns (ours, peer, ours, ...), so a
+    shared machine's load falls on both alike. Returns tokens/s of each (None for the peer when
+    transformers is missing or its step fails, with ``peer_error``), their ratio (of the median
+    step times), the precision and the analytic matmul FLOPs per step."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()  # as the training loop does (process-wide: the peer's step gets it too)
+    cfg = load_config(shape)
+    bf16 = use_bf16(dev, precision, cfg.model.hidden_size)
+    data = synthetic_batch(batch, seq, cfg.model.vocab_size, dev)
+    steps, peer_error = {"ours": ours(cfg, data, dev, False, bf16)}, None
+    try:
+        steps["peer"] = peer(cfg, data, dev, False, bf16)
+        steps["peer"]()  # fail here, before any timing, on a transformers that cannot build the step
+    except Exception as e:  # noqa: BLE001 - our figures stand without the peer's
+        steps.pop("peer", None)
+        peer_error = f"{type(e).__name__}: {e}"[:200]
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(iters):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    tokens = batch * seq
+    out = {"shape": shape, "batch": batch, "seq": seq, "precision": "bf16" if bf16 else "fp32",
+           "flops_per_step": matmul_train_flops_per_step(cfg.model, "electra", batch, seq, cfg.train.mask_prob),
+           "ours_tokens_per_s": tokens / statistics.median(times["ours"]), "peer_tokens_per_s": None, "ratio": None,
+           "peer_error": peer_error}
+    if "peer" in times:
+        out["peer_tokens_per_s"] = tokens / statistics.median(times["peer"])
+        out["ratio"] = statistics.median(times["peer"]) / statistics.median(times["ours"])
+    return out
+
+
 def matmul_peak(dtype: torch.dtype, iters: int = 20) -> float:
     """Measured CPU matmul FLOP/s on ELECTRA-Small's FFN shapes (4096x256 @ 256x1024 and back), best of runs."""
     g = torch.Generator().manual_seed(0)
@@ -181,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON (runs/gpu.sh reads it)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as the training loop does (process-wide: the peer's step gets it too)
     cfg = load_config(a.shape, overrides={"train": {"compile_scope": a.compile_scope}})
     bf16 = use_bf16(device, a.precision, cfg.model.hidden_size)
     batch = synthetic_batch(a.batch, a.seq, cfg.model.vocab_size, device)

@@ -136,3 +136,15 @@ def test_inverse_cdf_crosses_block_boundaries():
     got = inverse_cdf_sample(logits, 1.0, uniform=u)
     assert (got == expected).float().mean() > 0.99  # float32 exp vs float64 softmax may differ at an edge
     assert got.max() < V and {CDF_BLOCK - 1, CDF_BLOCK, V - 1} <= set(got.tolist())
+
+
+def test_inverse_cdf_temperature_is_a_division_of_the_logits():
+    """Temperature t samples softmax(logits / t): the same tokens as t = 1 on logits / t (the t = 1
+    path skips the division), here over a vocabulary with a partial last block."""
+    from electra.objectives.sampling import CDF_BLOCK
+
+    logits = torch.randn(300, 2 * CDF_BLOCK + 5, generator=torch.Generator().manual_seed(4)) * 4
+    u = torch.rand(300, generator=torch.Generator().manual_seed(5))
+    hot = inverse_cdf_sample(logits, 0.5, uniform=u)
+    assert torch.equal(hot, inverse_cdf_sample(logits / 0.5, 1.0, uniform=u))
+    assert not torch.equal(hot, inverse_cdf_sample(logits, 1.0, uniform=u))

@@ -19,6 +19,21 @@ from torch import nn
 from ..config import EncoderConfig
 
 
+class Dropout(nn.Dropout):
+    """Dropout as TensorFlow draws it (the official code's ``tf.nn.dropout``): keep an element where a
+    uniform [0, 1) draw is >= p, scale the kept ones by 1 / (1 - p). The distribution is PyTorch's
+    (each element kept with probability 1 - p, independently); drawing a bool mask from uniforms
+    costs less on a CPU than ``nn.Dropout``'s float Bernoulli mask and its scaling pass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0.0
+        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 uniforms, whatever x's dtype
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))  # the scaled mask in x's dtype (bf16 stays bf16)
+
+
 class Embeddings(nn.Module):
     """Token + position + segment embeddings, LayerNorm, dropout. Shared by both networks."""
 
@@ -28,7 +43,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(cfg.max_position, cfg.embedding_size)
         self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) segments -> (B, T, E)."""
@@ -57,9 +72,14 @@ class SelfAttention(nn.Module):
         B, T, H = x.shape
         Q = T if queries is None else queries
         nh = self.num_heads
-        q = self.q(x[:, :Q]).view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
-        k = self.k(x).view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.v(x).view(B, T, nh, H // nh).transpose(1, 2)
+        if Q == T:  # one matmul for the three projections: the same products, x read (and cast) once
+            w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3H, H)
+            q, k, v = F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias])).split(H, -1)  # (B, T, H) each
+        else:
+            q, k, v = self.q(x[:, :Q]), self.k(x), self.v(x)  # (B, Q, H), (B, T, H), (B, T, H)
+        q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
+        k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, H // nh).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.dropout_p if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
@@ -85,7 +105,7 @@ class TransformerLayer(nn.Module):
         self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.ffn = FeedForward(cfg)
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed."""

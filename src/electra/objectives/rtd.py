@@ -44,11 +44,12 @@ def rtd_forward(model: ElectraPair, input_ids: torch.Tensor, segment_ids: torch.
 
     # 2. Generator: logits only at the P chosen slots; MLM cross-entropy there.
     gen_logits = model.generator(masked.input_ids, segment_ids, attention_mask, positions)  # (B, P, V)
-    gen_loss = masked_mean(F.cross_entropy(gen_logits.flatten(0, 1).float(), masked.targets.flatten(),
+    logits32 = gen_logits.float()  # one float32 copy under bf16 autocast, for the loss and the sampler
+    gen_loss = masked_mean(F.cross_entropy(logits32.flatten(0, 1), masked.targets.flatten(),
                                            reduction="none").view_as(masked.targets), weights)
 
     # 3. Sample replacements (no gradient flows through the sample into the generator).
-    sampled = SAMPLERS[cfg.sampler](gen_logits.detach(), cfg.temperature, generator, noise.sample_uniform)  # (B, P)
+    sampled = SAMPLERS[cfg.sampler](logits32.detach(), cfg.temperature, generator, noise.sample_uniform)  # (B, P)
     sampled = torch.where(weights, sampled, masked.targets)
     disc_input = input_ids.scatter(1, positions, sampled)  # (B, T)
     # A sample equal to the original token counts as original, not replaced.

@@ -8,10 +8,8 @@ either way. ``sample_shape`` says which uniforms each needs.
 
 from __future__ import annotations
 
-import math
 
 import torch
-import torch.nn.functional as F
 
 
 @torch.no_grad()
@@ -40,7 +38,8 @@ def inverse_cdf_sample(logits: torch.Tensor, temperature: float = 1.0, generator
 
     logits (..., V) -> token ids (...). The distribution is Gumbel-max's (both sample the softmax
     exactly), for one uniform per row instead of V, and no logs. The search has two levels: the
-    unnormalised probabilities are summed in blocks of ``CDF_BLOCK`` tokens, the blocks' running
+    unnormalised probabilities are summed in blocks of ``CDF_BLOCK`` tokens (the last one may be
+    partial; nothing is padded, as a padded copy costs a pass over (..., V)), the blocks' running
     total (float64, so that thousands of float32 partial sums cannot shift mass onto or off rare
     tokens) picks a block, and a running total inside that block picks the token. A token of
     probability 0 (logit -inf) is never drawn.
@@ -48,18 +47,26 @@ def inverse_cdf_sample(logits: torch.Tensor, temperature: float = 1.0, generator
     *lead, V = logits.shape
     u = uniform if uniform is not None else torch.rand(lead, generator=generator, device=logits.device,
                                                        dtype=torch.float32)
-    nb = -(-V // CDF_BLOCK)
-    x = F.pad(logits.float() / temperature, (0, nb * CDF_BLOCK - V), value=-math.inf)  # whole blocks; pad: p = 0
-    blocks = torch.exp(x - x.amax(-1, keepdim=True)).view(*lead, nb, CDF_BLOCK)  # unnormalised probabilities
-    block_cdf = blocks.sum(-1).double().cumsum(-1)  # (..., nb)
+    B, full = CDF_BLOCK, V // CDF_BLOCK  # tokens per block; whole blocks (a last partial one may follow)
+    x = logits.float()
+    if temperature != 1.0:  # x / 1.0 is x: skip a pass over (..., V)
+        x = x / temperature
+    probs = (x - x.amax(-1, keepdim=True)).exp_()  # (..., V) unnormalised probabilities, one buffer
+    block_sums = probs[..., :full * B].view(*lead, full, B).sum(-1)  # (..., full)
+    if full * B < V:
+        block_sums = torch.cat([block_sums, probs[..., full * B:].sum(-1, keepdim=True)], -1)
+    nb = block_sums.shape[-1]
+    block_cdf = block_sums.double().cumsum(-1)  # (..., nb)
     target = (u.double() * block_cdf[..., -1]).unsqueeze(-1)  # (..., 1): u scaled to the total mass
     b = torch.searchsorted(block_cdf, target, right=True).clamp_max(nb - 1)  # (..., 1) first block past it
     before = torch.where(b > 0, block_cdf.gather(-1, (b - 1).clamp_min(0)), 0.0)  # mass of the blocks before b
-    inner = blocks.gather(-2, b.unsqueeze(-1).expand(*lead, 1, CDF_BLOCK)).squeeze(-2).double().cumsum(-1)
+    tokens = b * B + torch.arange(B, device=b.device)  # (..., B) the ids of block b; past V in a partial block
+    inside = probs.gather(-1, tokens.clamp_max(V - 1)).masked_fill_(tokens >= V, 0.0)  # (..., B), p = 0 past V
+    inner = inside.double().cumsum(-1)
     # Rounding between the two sums may leave the target a hair past the block's end: keep it inside.
     within = torch.minimum(target - before, inner[..., -1:] * (1 - 1e-12))  # (..., 1)
-    j = torch.searchsorted(inner, within, right=True).clamp_max(CDF_BLOCK - 1)
-    return (b * CDF_BLOCK + j).squeeze(-1).clamp_max(V - 1)  # in range even for NaN logits (the loop then stops)
+    j = torch.searchsorted(inner, within, right=True).clamp_max(B - 1)
+    return (b * B + j).squeeze(-1).clamp_max(V - 1)  # in range even for NaN logits (the loop then stops)
 
 
 SAMPLERS = {"gumbel": gumbel_sample, "inverse_cdf": inverse_cdf_sample}

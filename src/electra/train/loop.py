@@ -44,6 +44,7 @@ from ..readers import FIX_CHECKPOINT, read_json, read_safetensors, reading
 from .checkpoint import (find_checkpoint, load_checkpoint, read_checkpoint_config, resume_checkpoint, rng_from_str,
                          rng_to_str, save_checkpoint, state_problem)
 from .compiling import compile_layers
+from .cpu_memory import keep_freed_memory
 from .device import _peak_flops, autocast, precision_line, resolve_device, use_bf16
 from .encoder_io import save_encoder
 from .failure import Diverged, after_failure, first_missing, last_good, nothing_to_resume
@@ -222,6 +223,8 @@ class _Trainer:
                             f"{tc.grad_accum * self.world}")
         self.micro = tc.batch_size // (tc.grad_accum * self.world)
         self.device = resolve_device(tc.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults for each step's large blocks (train/cpu_memory.py)
         self.bf16 = use_bf16(self.device, tc.precision, cfg.model.hidden_size)
 
         torch.manual_seed(tc.seed)

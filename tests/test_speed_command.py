@@ -1,0 +1,46 @@
+"""The one speed command (benchmarks/speed.py): it runs end to end at toy size and prints its table;
+rows from the fine-tuning and prediction benchmarks appear when their modules exist. No timing is checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+
+from conftest import REPO
+
+
+def test_dry_run_prints_the_cpu_the_peaks_the_load_and_every_row():
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--dry-run"], capture_output=True,
+                       text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and "DRY RUN" in lines[0]
+    assert lines[1].startswith("measured matmul peak: fp32 ") and "TFLOP/s" in lines[1]
+    assert "load average" in lines[2] and "at the start" in lines[2] and "at the end" in lines[2]
+    rows = [line.split(" | ") for line in lines if line.startswith("| ") and not line.startswith("| what")]
+    assert [row[0].lstrip("| ").split(" (")[0] for row in rows] == [
+        "pretraining step, debug 2 x 32", "fine-tuning", "prediction"]
+    pretrain = rows[0]
+    assert pretrain[1] == "fp32" and pretrain[2].endswith(" tokens/s") and float(pretrain[2].split()[0].replace(",", "")) > 0
+    assert pretrain[4].endswith("x") and float(pretrain[4][:-1]) > 0  # the transformers-built step ran beside ours
+    for row in rows[1:]:  # either the other benchmark's figures or, on a tree without it, "not available"
+        assert row[2] == "not available" or any(ch.isdigit() for ch in row[2])
+
+
+def test_a_peer_module_fills_its_row_and_a_missing_one_says_not_available(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import speed
+
+    calls = []
+
+    def measure(quick=False, dry_run=False):
+        calls.append((quick, dry_run))
+        return {"ours": 120.0, "peer": 40.0, "ratio": 3.0, "unit": "examples/s", "precision": "fp32", "task": "sst2"}
+
+    monkeypatch.setitem(sys.modules, "fake_peer", types.SimpleNamespace(measure=measure))
+    row = speed.peer_module_row("fine-tuning", "fake_peer", quick=True, dry_run=False)
+    assert calls == [(True, False)]
+    assert row == ["fine-tuning (task sst2)", "fp32", "120.0 examples/s", "40.0 examples/s", "3.00x", ""]
+    assert speed.peer_module_row("prediction", "no_such_peer_module", False, False)[2:4] == ["not available"] * 2
