@@ -5,12 +5,11 @@ after round, in one process, so that a shared machine's changing load falls on a
     python benchmarks/step_levers.py --shape small --precision bf16 --rounds 3 --levers update
     OMP_NUM_THREADS=1 python benchmarks/step_levers.py --clock cpu   # on a busy machine
 
-Variants: ``before`` (the eager foreach update, PyTorch's ``nn.Dropout``, the sampler of git
+Variants: ``before`` (the eager foreach update, the sampler of git
 revision ``--base``, its attention), each lever alone and all together. Prints the median ms per
 step of each and its ratio to ``before`` (> 1: faster): the median of the rounds' ratios, and best
 step to best step. The levers keep the math: ``update`` is the same update compiled (correctly
-rounded square root); ``dropout`` draws the keep mask as ``uniform >= p``, TensorFlow's way, the
-same Bernoulli(1 - p) distribution (``tests/test_model.py``); ``sampler`` is this tree's inverse-CDF sampler, which
+rounded square root); ``sampler`` is this tree's inverse-CDF sampler, which
 draws the same tokens from the same uniforms (``tests/test_masking.py``); ``qkv`` projects q, k
 and v in one matmul (``tests/test_model.py``); ``memory`` has glibc keep freed memory
 (``train/cpu_memory.py``; the setting is process-wide, so each variant sets its own before its step).
@@ -33,18 +32,10 @@ from torch import nn
 
 import pretrain_step  # beside this file: the script's folder is on sys.path
 from electra.config import MODEL_PRESETS, load_config
-from electra.model.encoder import Dropout, SelfAttention
+from electra.model.encoder import SelfAttention
 from electra.objectives import rtd
 from electra.train import cpu_memory
 from electra.train.device import use_bf16
-
-
-def torch_dropout(model: nn.Module) -> None:
-    """Swap the model's dropouts back to PyTorch's ``nn.Dropout`` (what the code did before)."""
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, Dropout):
-                setattr(module, name, nn.Dropout(child.p))
 
 
 def module_at(revision: str, path: str, package: str) -> types.ModuleType:
@@ -90,7 +81,6 @@ def glibc_defaults() -> None:
 
 LEVERS = {
     "update": lambda parts: setattr(parts.opt, "compiled", True),
-    "dropout": lambda parts: None,  # the model's own Dropout; without the lever, nn.Dropout is swapped in
     "sampler": lambda parts: None,  # the sampler of this tree; without the lever, the one of --base
     "qkv": lambda parts: None,  # one matmul for q, k, v; without the lever, the attention of --base
     "memory": lambda parts: None,  # glibc keeps freed memory; set before each step of a variant (process-wide)
@@ -102,8 +92,6 @@ def variant(cfg, batch, device, bf16: bool, levers: tuple[str, ...], base: str):
     name = cfg.train.sampler
     sampler = rtd.SAMPLERS[name] if "sampler" in levers else sampler_at(base, name)
     parts.opt.compiled = False
-    if "dropout" not in levers:
-        torch_dropout(parts.model)
     if "qkv" not in levers:
         attention_at(parts.model, base)
     for lever in levers:

@@ -143,33 +143,6 @@ def test_initialisation_follows_official_code():
         assert torch.all(layer.bias == 0), name
 
 
-def test_dropout_keeps_where_a_uniform_is_at_least_p_and_scales_as_nn_dropout():
-    """Our Dropout is TensorFlow's (keep where uniform >= p, scale by 1 / (1 - p)): the element-wise
-    formula on the same uniforms, the gradient, the keep rate of nn.Dropout's Bernoulli(1 - p), and
-    the identity in eval mode or at p = 0."""
-    from electra.model.encoder import Dropout
-
-    p = 0.1
-    x = torch.randn(400, 500, requires_grad=True)
-    drop = Dropout(p).train()
-    torch.manual_seed(3)
-    y = drop(x)
-    torch.manual_seed(3)
-    keep = torch.rand(x.shape) >= p
-    torch.testing.assert_close(y, torch.where(keep, x / (1 - p), 0.0), rtol=1e-6, atol=0)
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, keep.float() / (1 - p), rtol=1e-6, atol=0)
-    # Keep rate: 200k elements, sd of the rate sqrt(0.09 / 200k) = 6.7e-4; nn.Dropout's against the same bound.
-    assert abs(keep.float().mean().item() - (1 - p)) < 4e-3
-    assert abs((torch.nn.Dropout(p)(torch.ones(400, 500)) != 0).float().mean().item() - (1 - p)) < 4e-3
-    assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
-    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
-    # bf16 inputs: the uniforms stay float32 (a bf16 uniform has only 8 bits), the output keeps x's dtype.
-    xb = torch.randn(1000, 1000).bfloat16()
-    yb = Dropout(p).train()(xb)
-    assert yb.dtype == torch.bfloat16 and abs((yb != 0).float().mean().item() - (1 - p)) < 4e-3
-
-
 def test_attention_projects_q_k_v_in_one_matmul_with_the_modules_values():
     """The fused projection (one matmul with the three weights stacked) gives what q, k and v give
     one by one: outputs and gradients against attention computed from the modules directly."""

@@ -19,21 +19,6 @@ from torch import nn
 from ..config import EncoderConfig
 
 
-class Dropout(nn.Dropout):
-    """Dropout as TensorFlow draws it (the official code's ``tf.nn.dropout``): keep an element where a
-    uniform [0, 1) draw is >= p, scale the kept ones by 1 / (1 - p). The distribution is PyTorch's
-    (each element kept with probability 1 - p, independently); drawing a bool mask from uniforms
-    costs less on a CPU than ``nn.Dropout``'s float Bernoulli mask and its scaling pass."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return x * 0.0
-        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 uniforms, whatever x's dtype
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))  # the scaled mask in x's dtype (bf16 stays bf16)
-
-
 class Embeddings(nn.Module):
     """Token + position + segment embeddings, LayerNorm, dropout. Shared by both networks."""
 
@@ -43,7 +28,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(cfg.max_position, cfg.embedding_size)
         self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
-        self.dropout = Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) segments -> (B, T, E)."""
@@ -105,7 +90,7 @@ class TransformerLayer(nn.Module):
         self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.ffn = FeedForward(cfg)
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed."""
