@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EncoderConfig
-from .encoder import Dropout, Embeddings
+from .encoder import Embeddings
 
 #: The tables GDES shares (names of ``Embeddings`` submodules), each with a residual ``<name>_delta``.
 TABLES = ("token", "position", "segment")
@@ -41,7 +41,7 @@ class DisentangledEmbeddings(nn.Module):
         self.position_delta = nn.Parameter(torch.zeros(cfg.max_position, cfg.embedding_size))
         self.segment_delta = nn.Parameter(torch.zeros(cfg.type_vocab_size, cfg.embedding_size))
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
-        self.dropout = Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) segments -> (B, T, E). Each lookup of E_G is detached, so the RTD loss
