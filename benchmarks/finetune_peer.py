@@ -47,7 +47,7 @@ from electra.finetuning.glue_tasks import get_task, load_train
 from electra.finetuning.optim import default_hparams
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
-from electra.train.device import cpu_has_bf16
+from electra.train.device import CPU_BF16_MIN_WIDTH, cpu_has_bf16
 
 # The task tokenizer of the throughput benchmark (a WordPiece trained on the task's text).
 from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
@@ -201,7 +201,7 @@ def _peer_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
 def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 640, batch: int = 32,
             max_length: int = 128, repeats: int = 3, ours: tuple[str, ...] = ("auto", "auto+grouped"),
             peers: tuple[str, ...] | None = None, glue_dir: Path | None = None, tokenizer: Path | None = None,
-            log=print) -> dict:
+            vocab_size: int = 30522, log=print) -> dict:
     """Examples/s of each of our settings and each peer setting, timed in turns; returns a dict.
 
     ``peers`` default: ``default`` (fp32, ungrouped, for-loop AdamW: Trainer's defaults on a CPU) and
@@ -212,7 +212,7 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     task = get_task(task_name)
     full = load_train(task, glue_dir or data_dir() / "glue")
     with tempfile.TemporaryDirectory() as tmp:
-        tok = load_tokenizer(tokenizer) if tokenizer else task_tokenizer(full, Path(tmp) / task.name, 30522)
+        tok = load_tokenizer(tokenizer) if tokenizer else task_tokenizer(full, Path(tmp) / task.name, vocab_size)
     pad_id = special_tokens(tok).pad
     feats = tokenize_split(full.head(examples), tok, max_length)
     warm = tokenize_split(full.head(max(2 * batch, examples // 10)), tok, max_length)
@@ -241,6 +241,23 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     for k, v in out["ratios"].items():
         log(f"{task.name} {shape} {k}: {v:.2f}x")
     return out
+
+
+def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
+    """The fine-tuning row of ``benchmarks/speed.py``: SST-2 at the Small shape, our best setting
+    against the peer's best (``ratio``) and against the peer's defaults. ``quick``: half the rows, one
+    repeat; ``dry_run``: the debug shape, 32 short rows, a 2,000-token vocabulary (measures nothing)."""
+    if dry_run:
+        r = measure("sst2", "debug", examples=32, batch=8, max_length=32, repeats=1, vocab_size=2000, log=log)
+    else:
+        r = measure("sst2", "small", examples=320 if quick else 640, repeats=1 if quick else 3, log=log)
+    med = r["examples_per_s"]
+    ours = max((k for k in med if k.startswith("ours")), key=med.get)
+    peer = max((k for k in med if k.startswith("peer")), key=med.get)
+    bf16 = cpu_has_bf16() and load_config(r["shape"]).model.hidden_size >= CPU_BF16_MIN_WIDTH
+    return {"ours": med[ours], "peer": med[peer], "ratio": med[ours] / med[peer], "unit": "examples/s",
+            "precision": "bf16" if bf16 else "fp32", "task": f"{r['task']}, {r['shape']}", "best": f"{ours} vs {peer}",
+            "vs peer default": f"{med[ours] / med['peer default']:.2f}x"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,16 +6,15 @@ from `transformers` for the pretraining step (Small and Mini), fine-tuning and p
     python benchmarks/speed.py --dry-run   # tiny shapes, one step each: tests the pipeline, measures nothing
 
 The pretraining rows come from ``pretrain_step.measure`` (ours and the peer in turns, at the
-precision the tool picks). The fine-tuning and prediction rows come from ``finetune_peer.measure``
-and ``predict_peer.measure`` where those scripts exist beside this one ("not available" where
-not). The load average is printed at the start and the end: a figure taken on a busy machine says so.
+precision the tool picks). The fine-tuning and prediction rows come from ``finetune_peer.speed_row``
+and ``predict_peer.speed_row`` where those scripts exist beside this one ("not available" where
+not); a failed check (labels differing from the pipeline's) ends the command with its message. The load average is printed at the start and the end: a figure taken on a busy machine says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import os
 import platform
 import time
@@ -64,16 +63,15 @@ def pretrain_row(shape: str, batch: int, seq: int, iters: int, warmup: int, peak
 
 
 def peer_module_row(label: str, module_name: str, quick: bool, dry_run: bool) -> list[str]:
-    """A row from ``module_name.measure``, called with whichever of ``quick``/``dry_run`` it takes;
-    its dict's ``ours``, ``peer``, ``ratio``, ``unit`` and ``precision`` fill the columns when present."""
+    """A row from ``module_name.speed_row(quick=..., dry_run=...)``: its dict's ``ours``, ``peer``,
+    ``ratio``, ``unit`` and ``precision`` fill the columns; its other keys go in the label."""
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name != module_name:
             raise
         return [label, "", "not available", "not available", "", ""]
-    accepted = inspect.signature(module.measure).parameters
-    r = module.measure(**{k: v for k, v in (("quick", quick), ("dry_run", dry_run)) if k in accepted})
+    r = module.speed_row(quick=quick, dry_run=dry_run, log=lambda *_: None)
     unit = f" {r['unit']}" if r.get("unit") else ""
 
     def fmt(x):

@@ -35,11 +35,11 @@ def test_a_peer_module_fills_its_row_and_a_missing_one_says_not_available(monkey
 
     calls = []
 
-    def measure(quick=False, dry_run=False):
+    def speed_row(quick=False, dry_run=False, log=print):
         calls.append((quick, dry_run))
         return {"ours": 120.0, "peer": 40.0, "ratio": 3.0, "unit": "examples/s", "precision": "fp32", "task": "sst2"}
 
-    monkeypatch.setitem(sys.modules, "fake_peer", types.SimpleNamespace(measure=measure))
+    monkeypatch.setitem(sys.modules, "fake_peer", types.SimpleNamespace(speed_row=speed_row))
     row = speed.peer_module_row("fine-tuning", "fake_peer", quick=True, dry_run=False)
     assert calls == [(True, False)]
     assert row == ["fine-tuning (task sst2)", "fp32", "120.0 examples/s", "40.0 examples/s", "3.00x", ""]
