@@ -13,12 +13,11 @@ placed by the same counter.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from .config import load_config, parse_overrides
-from .errors import UserError
+from .errors import UserError, warn
 from .experiment_results import results_table, write_results
 from .readers import read_json
 from .train.checkpoint import find_checkpoint, list_checkpoints
@@ -42,8 +41,8 @@ def plan(preset: str, overrides: list[str], flops: float | None, electra_steps: 
     if electra_steps < MIN_STEPS:  # at least one step per checkpoint fraction
         given = f"--flops {flops:.3g} buys {electra_steps} ELECTRA steps" if flops is not None else \
             f"--electra-steps {electra_steps} is"
-        print(f"warning: {given}, fewer than {MIN_STEPS}; raised to {MIN_STEPS} steps "
-              f"({MIN_STEPS * per_step['electra']:.3g} FLOPs per arm)", file=sys.stderr)
+        warn(f"{given}, fewer than {MIN_STEPS}; raised to {MIN_STEPS} steps "
+             f"({MIN_STEPS * per_step['electra']:.3g} FLOPs per arm)")
         electra_steps = MIN_STEPS
     budget = electra_steps * per_step["electra"]
     mlm_steps = round(budget / per_step["mlm"])

@@ -18,13 +18,12 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .atomic import commit_dir
-from .errors import UserError
+from .errors import UserError, warn
 
 #: Written into every output folder this tool creates; the licence to replace or continue it.
 MARKER = ".electra-output"
@@ -142,7 +141,7 @@ def clean_stale(out: Path) -> None:
             if pid is None or pid == os.getpid() or _pid_alive(pid) or not (p / MARKER).is_file():
                 continue
             shutil.rmtree(p, ignore_errors=True)
-            print(f"warning: removed {p}, a temporary folder left by an interrupted run", file=sys.stderr)
+            warn(f"removed {p}, a temporary folder left by an interrupted run")
 
 
 @contextlib.contextmanager

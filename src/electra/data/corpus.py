@@ -13,14 +13,13 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
-import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from electra.data.records import DEFAULT_TEXT_FIELD, is_datasets_dir, is_record_source, iter_record_documents
-from electra.errors import UserError
+from electra.errors import UserError, warn
 
 #: Longest line accepted by default, in characters; longer ones almost always mean a file that
 #: is not line-oriented text (minified JSON, a base64 blob), which would stall tokenization.
@@ -66,8 +65,7 @@ def _walk(folder: Path) -> Iterator[Path]:
         elif child.is_file() and is_corpus_file(child):
             yield child
         elif child.is_symlink() and not child.exists():
-            print(f"warning: skipping {child}: a symbolic link to {os.readlink(child)}, which does not exist",
-                  file=sys.stderr)
+            warn(f"skipping {child}: a symbolic link to {os.readlink(child)}, which does not exist")
 
 
 def find_corpus_files(path: Path) -> list[Path]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from electra.data.records import DEFAULT_TEXT_FIELD, source_bytes
 from electra.data.packing import ExamplePacker
 from electra.data.shards import DatasetMeta, ShardWriter, ids_dtype, write_meta
 from electra.data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
-from electra.errors import UserError
+from electra.errors import UserError, warn
 from electra.outputs import check_output, staged_output
 
 #: Longest example the models' position tables allow.
@@ -188,9 +187,9 @@ def _warn_dropped(s: PrepareSummary) -> None:
     """Say so when truncation threw away a noticeable share of the corpus."""
     share = s.dropped_tokens / max(s.tokens, 1)
     if share > DROPPED_WARN_FRACTION:
-        print(f"warning: {s.dropped_tokens:,} of {s.tokens:,} tokens ({share:.0%}) were cut off because lines "
-              f"did not fit the examples of max_length {s.max_length} (--cut-overflow: the official builder's rule); "
-              f"without it a long line carries on into the next example", file=sys.stderr)
+        warn(f"{s.dropped_tokens:,} of {s.tokens:,} tokens ({share:.0%}) were cut off because lines "
+             f"did not fit the examples of max_length {s.max_length} (--cut-overflow: the official builder's rule); "
+             f"without it a long line carries on into the next example")
 
 
 def _build(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from tokenizers import Tokenizer
 
 from ..data.tokenizer import special_tokens
+from ..errors import warn
 from .glue_tasks import GlueSplit, file_sha256
 
 #: Bump when the feature layout changes so old cache files are not read.
@@ -128,7 +128,7 @@ def cached_features(split: GlueSplit, tok: Tokenizer, max_length: int, cache_dir
                 labels = z["labels"] if "labels" in z.files else None
                 return Features(z["ids"], z["starts"], z["len_a"], labels)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            print(f"warning: damaged feature cache entry {path} ({e}); tokenizing again", file=sys.stderr)
+            warn(f"damaged feature cache entry {path} ({e}); tokenizing again")
     feats = tokenize_split(split, tok, max_length)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = dict(ids=feats.ids, starts=feats.starts, len_a=feats.len_a)

@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ..data.tokenizer import special_tokens, vocab_fingerprint
-from ..errors import UserError
+from ..errors import UserError, warn
 from .glue_tasks import file_sha256
 
 #: Bump when the cached arrays change meaning; old caches are then ignored.
@@ -458,7 +457,7 @@ def load_features(squad: SquadSet, tok: Tokenizer, spec: WindowSpec, cache_dir: 
                 return SquadFeatures(spec, **arrays, stats=meta["stats"], from_cache=True,
                                      cls_id=specials.cls, sep_id=specials.sep, pad_id=specials.pad)
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-            print(f"warning: damaged feature cache entry {entry} ({e}); tokenizing again", file=sys.stderr)
+            warn(f"damaged feature cache entry {entry} ({e}); tokenizing again")
     feats = featurize(squad, tok, spec)
     where.mkdir(parents=True, exist_ok=True)
     tmp = where / f".{entry.name}.tmp-{os.getpid()}"

@@ -18,7 +18,6 @@ import base64
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from ..config import PretrainConfig, config_from_dict
-from ..errors import UserError
+from ..errors import UserError, warn
 from ..atomic import atomic_dir, commit_dir
 from ..readers import FIX_CHECKPOINT, read_json, read_safetensors, reading, safetensors_ok
 
@@ -127,7 +126,7 @@ def _warn_incomplete(run_dir: Path) -> None:
     for step, p in found:
         if step > newest and not is_checkpoint(p):
             missing = [f for f in ("model.safetensors", "config.json", "state.json") if not (p / f).is_file()]
-            print(f"warning: skipping incomplete checkpoint {p.name}: {', '.join(missing)} missing", file=sys.stderr)
+            warn(f"skipping incomplete checkpoint {p.name}: {', '.join(missing)} missing")
 
 
 def resume_checkpoint(run_dir: Path) -> Path | None:
@@ -142,7 +141,7 @@ def resume_checkpoint(run_dir: Path) -> Path | None:
         problem = checkpoint_problem(ckpt)
         if problem is None:
             return ckpt
-        print(f"warning: skipping damaged checkpoint {ckpt.name}: {problem}", file=sys.stderr)
+        warn(f"skipping damaged checkpoint {ckpt.name}: {problem}")
     if ckpts:
         raise UserError(f"{run_dir}: none of its {len(ckpts)} checkpoints can be read (newest: {ckpts[-1]}); "
                         f"start a new run in another folder")

@@ -34,7 +34,7 @@ from ..config import ModelConfig, PretrainConfig
 from ..data.loader import BatchIterator, Prefetcher
 from ..data.shards import PretrainingData
 from ..data.tokenizer import SpecialTokens, load_tokenizer, special_tokens, vocab_fingerprint
-from ..errors import UserError
+from ..errors import UserError, warn
 from ..model.electra import build_model, count_parameters, kept_encoder
 from ..model.encoder import Encoder
 from ..model.sharing import gdes_state_from_all
@@ -302,7 +302,7 @@ class _Trainer:
             print(f"resumed from {self.ckpt} at step {self.step}")
         short = short_run_warning(tc.learning_rate, tc.warmup_steps, self.total_steps)
         if short:
-            print(f"warning: {short}", file=sys.stderr)
+            warn(short)
 
     def elapsed(self) -> float:
         """Training seconds of the whole run, earlier sessions included."""
