@@ -257,7 +257,7 @@ def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
     bf16 = cpu_has_bf16() and load_config(r["shape"]).model.hidden_size >= CPU_BF16_MIN_WIDTH
     return {"ours": med[ours], "peer": med[peer], "ratio": med[ours] / med[peer], "unit": "examples/s",
             "precision": "bf16" if bf16 else "fp32", "task": f"{r['task']}, {r['shape']}", "best": f"{ours} vs {peer}",
-            "vs peer default": f"{med[ours] / med['peer default']:.2f}x"}
+            "vs peer default": f"{med['peer default']:,.1f} examples/s, {med[ours] / med['peer default']:.2f}x"}
 
 
 def main(argv: list[str] | None = None) -> None:
