@@ -154,12 +154,13 @@ def plot_experiment(result: dict, png: Path) -> Path:
     if result.get("preset") == "mini":
         ax.axhline(BERT_MINI_GLUE5_TEST, color="black", ls="-.", lw=1,
                    label="Google BERT-Mini, full pretraining (GLUE-5 test)")
-    elif result.get("preset") == "small":
+    xs = [r["flops"] for r in result["rows"] if r["flops"] > 0]
+    if result.get("preset") == "small":
         paper = paper_points()
         ax.plot(*zip(*paper["electra"]), "^:", color="gray", label="paper: ELECTRA-Small (GLUE, 8 tasks)")
         ax.plot(*zip(*paper["mlm"]), "v", color="black", label="paper: BERT-Small (GLUE, 8 tasks)")
+        xs += [x for x, _ in paper["electra"] + paper["mlm"]]  # the axis reaches the paper's points
     ax.set_xscale("log")
-    xs = [r["flops"] for r in result["rows"] if r["flops"] > 0]
     if xs and max(xs) / min(xs) < 10:  # only final checkpoints so far: widen past the log axis's own zoom
         ax.set_xlim(min(xs) / 4, max(xs) * 4)
     ax.set_xlabel("pretraining FLOPs (official counter)")

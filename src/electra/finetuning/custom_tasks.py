@@ -11,7 +11,7 @@ target) by Pearson and Spearman.
 Output layout (as GLUE's)::
 
     OUT/results.json                 the task, per-seed dev scores, median and spread
-    OUT/custom/seed<k>/              model.safetensors, finetune.json, tokenizer/, dev_predictions.tsv
+    OUT/custom/seed<k>/              model.safetensors, finetune.json, tokenizer/, <dev file stem>_predictions.tsv
                                      (row, line, gold as written, prediction, p(<label>) per class)
 """
 
