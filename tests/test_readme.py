@@ -22,9 +22,10 @@ import pytest
 from electra.paths import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDED = ["glue/CoLA/train.tsv", "glue/CoLA/dev.tsv", "glue/SST-2/train.tsv", "corpus/gutenberg/books"]
+NEEDED = ["glue/CoLA/train.tsv", "glue/CoLA/dev.tsv", "glue/RTE/train.tsv", "glue/RTE/dev.tsv", "glue/SST-2/train.tsv",
+          "corpus/gutenberg/books"]
 missing = [n for n in NEEDED if not (data_dir() / n).exists()]
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"the quick start fine-tunes on GLUE CoLA from {data_dir()}, "
+pytestmark = pytest.mark.skipif(bool(missing), reason=f"the quick start fine-tunes on GLUE CoLA and RTE from {data_dir()}, "
                                                       f"which lacks {', '.join(missing[:2])}")
 
 
@@ -78,6 +79,9 @@ def test_quick_start_runs_as_written(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout.strip().splitlines()
     assert 0 <= float(out[-2]) <= 1  # the custom task's median dev accuracy
+    rte = [float(line.split(": ")[1]) for line in out if line.startswith("RTE dev accuracy: ")]
+    assert len(rte) == 1 and 0 <= rte[0] <= 1
+    assert json.loads((tmp_path / "ft-py-rte" / "results.json").read_text())["tasks"]["RTE"]["score_median"] == rte[0]
     first, second = re.findall(r"\{'label': '(neg|pos)', 'probabilities': \{'neg': ([0-9.e-]+), 'pos': ([0-9.e-]+)\}\}",
                                out[-1])
     for _, p_neg, p_pos in (first, second):
