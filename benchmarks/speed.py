@@ -14,9 +14,11 @@ not); a failed check (labels differing from the pipeline's) ends the command wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -71,7 +73,8 @@ def peer_module_row(label: str, module_name: str, quick: bool, dry_run: bool) ->
         if e.name != module_name:
             raise
         return [label, "", "not available", "not available", "", ""]
-    r = module.speed_row(quick=quick, dry_run=dry_run, log=lambda *_: None)
+    with contextlib.redirect_stdout(sys.stderr):  # the training loop's own log lines stay out of the table
+        r = module.speed_row(quick=quick, dry_run=dry_run, log=lambda *_: None)
     unit = f" {r['unit']}" if r.get("unit") else ""
 
     def fmt(x):
