@@ -47,7 +47,7 @@ from electra.finetuning.glue_tasks import get_task, load_train
 from electra.finetuning.optim import default_hparams
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
-from electra.train.device import CPU_BF16_MIN_WIDTH, cpu_has_bf16
+from electra.train.device import cpu_has_bf16, use_bf16
 
 # The task tokenizer of the throughput benchmark (a WordPiece trained on the task's text).
 from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
@@ -251,16 +251,17 @@ def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
     Ours runs length-grouped, with the optimizer update eager and compiled: a timed epoch of 640 rows
     is 20 steps, too short for ``auto`` to compile the update, while a whole SST-2 fine-tuning at the
     Small shape (6,300 steps) compiles it (``train.optim.compiled_update_pays``)."""
-    ours = ("auto+grouped", "auto+grouped+compiled_update")
+    settings = ("auto+grouped", "auto+grouped+compiled_update")
     if dry_run:
-        r = measure("sst2", "debug", examples=32, batch=8, max_length=32, repeats=1, ours=ours, vocab_size=2000,
+        r = measure("sst2", "debug", examples=32, batch=8, max_length=32, repeats=1, ours=settings, vocab_size=2000,
                     log=log)
     else:
-        r = measure("sst2", "small", examples=320 if quick else 640, repeats=1 if quick else 3, ours=ours, log=log)
+        r = measure("sst2", "small", examples=320 if quick else 640, repeats=1 if quick else 3, ours=settings,
+                    log=log)
     med = r["examples_per_s"]
     ours = max((k for k in med if k.startswith("ours")), key=med.get)
     peer = max((k for k in med if k.startswith("peer")), key=med.get)
-    bf16 = cpu_has_bf16() and load_config(r["shape"]).model.hidden_size >= CPU_BF16_MIN_WIDTH
+    bf16 = use_bf16(torch.device("cpu"), "auto", load_config(r["shape"]).model.hidden_size)  # what ``auto`` ran
     return {"ours": med[ours], "peer": med[peer], "ratio": med[ours] / med[peer], "unit": "examples/s",
             "precision": "bf16" if bf16 else "fp32", "task": f"{r['task']}, {r['shape']}", "best": f"{ours} vs {peer}",
             "vs peer default": f"{med['peer default']:,.1f} examples/s, {med[ours] / med['peer default']:.2f}x"}

@@ -50,7 +50,7 @@ from electra.finetuning.optim import default_hparams
 from electra.interop.hf_classifier import export_classifier
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
-from electra.train.device import CPU_BF16_MIN_WIDTH, cpu_has_bf16
+from electra.train.device import cpu_has_bf16, use_bf16
 
 from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
 
@@ -168,7 +168,7 @@ def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
     ours = max((r["best"]["ours cli"], r["best"]["ours api"]), key=lambda b: b["texts_per_s"])
     peer = r["best"]["peer"]
     changed = max(v for k, v in r["label_differences"].items() if k.startswith("ours") and "fp32" not in k)
-    bf16 = cpu_has_bf16() and load_config(r["shape"]).model.hidden_size >= CPU_BF16_MIN_WIDTH
+    bf16 = use_bf16(torch.device("cpu"), "auto", load_config(r["shape"]).model.hidden_size)  # what ``auto`` ran
     return {"ours": ours["texts_per_s"], "peer": peer["texts_per_s"], "ratio": ours["texts_per_s"] / peer["texts_per_s"],
             "unit": "texts/s", "precision": "bf16" if bf16 else "fp32", "texts": r["texts"],
             "best": f"{ours['entry']} vs {peer['entry']}", "labels changed": f"{changed} (0 at fp32)"}

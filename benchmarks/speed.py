@@ -8,7 +8,8 @@ from `transformers` for the pretraining step (Small and Mini), fine-tuning and p
 The pretraining rows come from ``pretrain_step.measure`` (ours and the peer in turns, at the
 precision the tool picks). The fine-tuning and prediction rows come from ``finetune_peer.speed_row``
 and ``predict_peer.speed_row`` where those scripts exist beside this one ("not available" where
-not); a failed check (labels differing from the pipeline's) ends the command with its message. The load average is printed at the start and the end: a figure taken on a busy machine says so.
+not); a failed check (labels differing from the pipeline's) ends the command with its message.
+The load average is printed at the start and the end: a figure taken on a busy machine says so.
 """
 
 from __future__ import annotations
