@@ -58,15 +58,18 @@ def test_every_parameter_once_and_no_decay_on_biases_and_layernorm():
         assert all((p.ndim < 2) == g["name"].endswith("no_decay") for p in g["params"])
 
 
+@pytest.mark.parametrize("clip_inside", [False, True], ids=["clip_grad_norm_", "clip_in_update"])
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
-def test_update_is_adam_without_bias_correction_after_clipping(compiled):
+def test_update_is_adam_without_bias_correction_after_clipping(compiled, clip_inside):
     """Three fine-tuning updates against the official AdamWeightDecayOptimizer written out by hand
-    (eager, and compiled: one graph over all the layer-wise groups, with and without decay)."""
+    (eager, and compiled: one graph over all the layer-wise groups, with and without decay), the
+    gradients clipped by ``clip_grad_norm_`` before the step or by the update itself."""
     torch.manual_seed(0)
     L, lr, decay, wd, T = 2, 1e-2, 0.8, 0.01, 10  # warmup 10% of 10 = 1 step
     enc, head = _encoder(L), nn.Linear(8, 3)
     params = [p for m in (enc, head) for p in m.parameters()]
-    opt, sched = build_finetune_optimizer(enc, [head], lr, decay, wd, T, 0.1, compiled=compiled)
+    opt, sched = build_finetune_optimizer(enc, [head], lr, decay, wd, T, 0.1, compiled=compiled,
+                                          clip_grad_norm=1.0 if clip_inside else 0.0)
     assert opt.compiled == compiled
     rate = {id(p): lr * decay ** (L + 2 - depth) for depth, m in [(0, enc.embeddings), (0, enc.project), (1, enc.layers[0]),
                                                               (2, enc.layers[1]), (L + 2, head)] for p in m.parameters()}
@@ -79,7 +82,8 @@ def test_update_is_adam_without_bias_correction_after_clipping(compiled):
         grads = [p.grad.detach().clone() for p in params]
         norm = torch.sqrt(sum((g * g).sum() for g in grads))
         assert norm > 1.0  # so clipping is exercised
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if not clip_inside:
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         factor = min(1.0, s / 1.0) * (1.0 - s / T)  # s = 0: learning rate 0, as in the official code

@@ -43,7 +43,7 @@ def test_matches_reference_update_without_bias_correction(compiled):
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
-    def broken(work):
+    def broken(work, max_norm):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(optim_module, "_compiled_update_groups", lambda: broken)

@@ -187,9 +187,11 @@ def train_batches(feats: Features, batch_size: int, pad_id: int, rng: np.random.
         yield collate(feats, order[s: s + batch_size], pad_id)
 
 
-def eval_batches(feats: Features, batch_size: int, pad_id: int) -> Iterator[tuple[np.ndarray, dict]]:
-    """Batches of similar length (little padding) with the example indices they hold."""
-    order = np.argsort(feats.lengths, kind="stable")
+def eval_batches(feats: Features, batch_size: int, pad_id: int,
+                 rows: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, dict]]:
+    """Batches of similar length (little padding) with the example indices they hold; ``rows``: only these."""
+    rows = np.arange(len(feats)) if rows is None else np.asarray(rows)
+    order = rows[np.argsort(feats.lengths[rows], kind="stable")]
     for s in range(0, len(order), batch_size):
         index = order[s: s + batch_size]
         yield index, collate(feats, index, pad_id)

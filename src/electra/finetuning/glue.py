@@ -45,6 +45,7 @@ from ..train.compiling import compile_layers
 from ..train.device import autocast, precision_line, resolve_device, use_bf16
 from . import metrics as M
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
+from .near_ties import recheck_near_ties
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
                          missing_files, task_available, task_from_spec, task_spec)
 from .custom_tasks import write_custom_dev_predictions
@@ -91,16 +92,36 @@ def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch
 
 
 @torch.inference_mode()
-def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_id: int, device: torch.device,
-                   precision: str = "auto") -> np.ndarray:
-    """(N, num_outputs) float32 logits for every example, in the split's order."""
+def _logits_of(model: GlueClassifier, feats: Features, rows: np.ndarray | None, batch_size: int, pad_id: int,
+               device: torch.device, bf16: bool) -> np.ndarray:
+    """(len(rows), num_outputs) float32 logits of ``rows`` (all when None), in that order."""
     model.eval()
-    out = np.empty((len(feats), model.classifier.out_features), dtype=np.float32)
-    for index, batch in eval_batches(feats, batch_size, pad_id):
-        with autocast(device, use_bf16(device, precision, model.encoder.config.hidden_size)):
+    rows = np.arange(len(feats)) if rows is None else rows
+    where = np.empty(len(feats), dtype=np.int64)
+    where[rows] = np.arange(len(rows))  # example index -> its row of the output
+    out = np.empty((len(rows), model.classifier.out_features), dtype=np.float32)
+    for index, batch in eval_batches(feats, batch_size, pad_id, rows):
+        with autocast(device, bf16):
             logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
                            batch["attention_mask"].to(device))
-        out[index] = logits.float().cpu().numpy()
+        out[where[index]] = logits.float().cpu().numpy()
+    return out
+
+
+def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_id: int, device: torch.device,
+                   precision: str = "auto", log=None) -> np.ndarray:
+    """(N, num_outputs) float32 logits for every example, in the split's order.
+
+    Under bf16 a classifier's labels are fp32's: rows near a tie are recomputed in fp32
+    (``near_ties.recheck_near_ties``); ``log`` (optional) is told how many."""
+    bf16 = use_bf16(device, precision, model.encoder.config.hidden_size)
+    out = _logits_of(model, feats, None, batch_size, pad_id, device, bf16)
+    if bf16 and out.shape[1] > 1:
+        redone = recheck_near_ties(out, feats.lengths,
+                                   lambda rows: _logits_of(model, feats, rows, batch_size, pad_id, device, False))
+        if log is not None:
+            log(f"predicted under bf16; {redone} of {len(feats)} row(s) (a calibration sample and those near a "
+                f"tie) recomputed in fp32, so every label is fp32's")
     return out
 
 
@@ -133,7 +154,8 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
     total_steps = max(1, round(steps_per_epoch * epochs))
     optimizer, scheduler = build_finetune_optimizer(model.encoder, [model.classifier], hp.learning_rate,
                                                     hp.layer_decay, hp.weight_decay, total_steps, hp.warmup_frac,
-                                                    eps=hp.adam_eps, compiled=hp.compile_optimizer)
+                                                    eps=hp.adam_eps, compiled=hp.compile_optimizer,
+                                                    clip_grad_norm=hp.clip_grad_norm)
     if hp.compile:
         compile_layers(model)
     rng = np.random.default_rng(seed)
@@ -162,9 +184,7 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
                 unread = 0
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if hp.clip_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip_grad_norm)
-            optimizer.step()
+            optimizer.step()  # clips to hp.clip_grad_norm first
             scheduler.step()
             step += 1
         bar.close()

@@ -196,16 +196,18 @@ def warmup_times_decay(total_steps: int, warmup_frac: float):
 
 def build_finetune_optimizer(encoder: Encoder, heads: list[nn.Module], lr: float, layer_decay: float,
                              weight_decay: float, total_steps: int, warmup_frac: float, eps: float = 1e-6,
-                             compiled: bool | None = None) -> tuple[AdamNoBiasCorrection, torch.optim.lr_scheduler.LambdaLR]:
+                             compiled: bool | None = None,
+                             clip_grad_norm: float = 0.0) -> tuple[AdamNoBiasCorrection, torch.optim.lr_scheduler.LambdaLR]:
     """The one fine-tuning optimizer (GLUE, SQuAD, any further task type): the pretraining Adam
     without bias correction over ``layerwise_lr_groups``, and its schedule (step it once per update).
-    ``compiled`` None = auto (``compiled_update_pays``)."""
+    ``compiled`` None = auto (``compiled_update_pays``); ``clip_grad_norm`` > 0: the update clips the
+    gradients to that global norm first (in its own pass: the caller does not clip)."""
     groups = layerwise_lr_groups(encoder, heads, lr, layer_decay, weight_decay)
     if compiled is None:
         num_params = sum(p.numel() for g in groups for p in g["params"])
         compiled = compiled_update_pays(next(encoder.parameters()).device, num_params, total_steps)
     optimizer = AdamNoBiasCorrection(groups, lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=weight_decay,
-                                     compiled=compiled)
+                                     compiled=compiled, clip_grad_norm=clip_grad_norm)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_times_decay(total_steps, warmup_frac))
     return optimizer, scheduler
 

@@ -29,9 +29,12 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.01, compiled: bool = False):
+                 weight_decay: float = 0.01, compiled: bool = False, clip_grad_norm: float = 0.0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         self.compiled = compiled
+        # > 0: the update first scales the gradients to this global norm, as ``clip_grad_norm`` would
+        # (the same formula), inside the same (compiled) pass: no separate passes over the gradients.
+        self.clip_grad_norm = clip_grad_norm
         self._compiled_once = False
 
     @torch.no_grad()
@@ -52,25 +55,29 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
                          [self.state[p]["exp_avg_sq"] for p in params], lr, group["weight_decay"],
                          *group["betas"], group["eps"]))
         if not self.compiled:
-            return _update_groups(work)
+            return _update_groups(work, self.clip_grad_norm)
         global _compile_announced
         if not _compile_announced:  # once per process: the first step would otherwise stall without a word
             print("compiling the optimizer update (~25 s the first time; inductor caches it on disk)", flush=True)
             _compile_announced = True
         try:
-            _compiled_update_groups()(work)
+            _compiled_update_groups()(work, self.clip_grad_norm)
         except Exception as exc:  # noqa: BLE001 - a broken compiler must not stop training
             if self._compiled_once:
                 raise  # it compiled before: this is a real error, not a missing toolchain
             warnings.warn(f"compiling the optimizer update failed ({type(exc).__name__}: {exc}); "
                           "continuing with the eager update", stacklevel=2)
             self.compiled = False
-            _update_groups(work)
+            _update_groups(work, self.clip_grad_norm)
         else:
             self._compiled_once = True
 
 
-def _update_groups(work: list[tuple]) -> None:
+def _update_groups(work: list[tuple], max_norm: float = 0.0) -> None:
+    if max_norm > 0:  # torch's clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6)), the gradients left as they are
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([g for w in work for g in w[1]])))
+        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        work = [(params, torch._foreach_mul(grads, coef), *rest) for params, grads, *rest in work]
     for params, grads, m, v, lr, weight_decay, beta1, beta2, eps in work:
         adam_update_(params, grads, m, v, lr, weight_decay, beta1, beta2, eps)
 

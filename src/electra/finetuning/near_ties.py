@@ -1,0 +1,61 @@
+"""fp32's labels at bf16's speed: rows whose bf16 label could differ from fp32's are recomputed in fp32.
+
+Under bf16 autocast a classifier's logits carry a rounding error. A row's label (the argmax) can
+differ from the fp32 label only when its two largest logits are closer than twice that error. So
+prediction runs in bf16, measures the error on a calibration sample computed in both precisions,
+and recomputes in fp32 every row whose top-two gap is within ``SAFETY`` times the worst error seen:
+
+    e   = max over the sample's rows and classes of |logit_bf16 - logit_fp32|
+    tau = 2 * SAFETY * e            (a row's gap must exceed twice its own error to keep its label)
+    rows with gap_bf16 < tau  ->  fp32 logits
+
+A row outside the sample keeps a wrong label only if its own error exceeds ``SAFETY`` times the
+sample's worst; the sample spans the lengths of the input (evenly spaced in length order). For a
+trained classifier few rows sit that close to a tie; for an untrained one (logits ~0.1) most do,
+and prediction then runs at about fp32's speed (``benchmarks/predict_peer.py`` counts them).
+Regression outputs (one column) have no labels and are left as computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+#: Rows of the calibration sample (all rows when there are fewer).
+CALIBRATION_ROWS = 256
+#: How many times the sample's worst error a row's own error may be before its label can be wrong.
+SAFETY = 2.0
+
+
+def calibration_rows(lengths: np.ndarray, n: int = CALIBRATION_ROWS) -> np.ndarray:
+    """``n`` row indices evenly spaced over the rows sorted by length (all rows when fewer), sorted."""
+    order = np.argsort(lengths, kind="stable")
+    if len(order) <= n:
+        return np.sort(order)
+    return np.sort(order[np.linspace(0, len(order) - 1, n).round().astype(np.int64)])
+
+
+def top_two_gap(logits: np.ndarray) -> np.ndarray:
+    """(N, C) logits -> (N,) largest minus second largest."""
+    top2 = np.partition(logits, -2, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+def recheck_near_ties(logits: np.ndarray, lengths: np.ndarray,
+                      fp32_logits: Callable[[np.ndarray], np.ndarray]) -> int:
+    """Replace, in place, the bf16 ``logits`` of every row whose label could differ from fp32's by
+    its fp32 logits; returns how many rows were recomputed (the calibration sample included).
+
+    ``fp32_logits(rows)`` computes the (len(rows), C) fp32 logits of the given row indices."""
+    if logits.shape[1] < 2 or not len(logits):
+        return 0
+    sample = calibration_rows(lengths)
+    exact = fp32_logits(sample)
+    error = float(np.abs(logits[sample] - exact).max())
+    logits[sample] = exact
+    near = np.flatnonzero(top_two_gap(logits) < 2 * SAFETY * error)
+    near = np.setdiff1d(near, sample, assume_unique=True)
+    if len(near):
+        logits[near] = fp32_logits(near)
+    return len(sample) + len(near)
