@@ -48,6 +48,7 @@ from electra.finetuning.optim import default_hparams
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.device import cpu_has_bf16, use_bf16
+from electra.train.optim import param_groups
 
 # The task tokenizer of the throughput benchmark (a WordPiece trained on the task's text).
 from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
@@ -128,10 +129,12 @@ def peer_model(encoder: Encoder, num_labels: int, pad_id: int):
 
 def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, batch_size: int = 32,
                epochs: float = 1.0, learning_rate: float = 1e-4, warmup_frac: float = 0.1, seed: int = 0,
-               forward=None) -> list[float]:
+               forward=None, weight_decay: float = 0.0, eps: float = 1e-8, max_grad_norm: float = 1.0) -> list[float]:
     """Trainer's loop over ``feats`` for ``epochs``; returns each step's loss read at the end (no per-step sync).
 
     ``forward``: the (possibly compiled) callable to run the model with (default ``model``).
+    ``weight_decay``, ``eps``, ``max_grad_norm``: Trainer's ``weight_decay`` (not applied to biases and
+    LayerNorm weights, as Trainer does), ``adam_epsilon`` and ``max_grad_norm``.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -139,7 +142,7 @@ def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, b
     steps_per_epoch = math.ceil(len(feats) / batch_size)
     total = max(1, round(steps_per_epoch * epochs))
     kw = {"foreach": True} if settings.optimizer == "foreach" else {"fused": True} if settings.optimizer == "fused" else {"foreach": False}
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0, eps=1e-8, **kw)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=learning_rate, eps=eps, **kw)
     sched = get_linear_schedule_with_warmup(opt, int(math.ceil(warmup_frac * total)), total)
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -149,7 +152,7 @@ def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, b
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
                 loss = forward(**batch).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
