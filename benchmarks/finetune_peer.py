@@ -190,7 +190,11 @@ def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
         sets["compile"] = "true"
     hp = default_hparams(encoder.config.hidden_size, sets)
     clf = GlueClassifier(copy.deepcopy(encoder), task.num_outputs)
-    return lambda rows, seed=0: train_model(clf, task, rows, hp, seed, pad_id, torch.device("cpu"), show_progress=False)
+
+    def run(rows: Features, seed: int = 0) -> list[float]:
+        return train_model(clf, task, rows, hp, seed, pad_id, torch.device("cpu"), show_progress=False)
+    run.model = clf  # for the profiler's hooks (finetune_profile.py)
+    return run
 
 
 def _peer_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int):
@@ -246,21 +250,27 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     return out
 
 
-def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
-    """The fine-tuning row of ``benchmarks/speed.py``: SST-2 at the Small shape, our best setting
-    against the peer's best (``ratio``) and against the peer's defaults. ``quick``: half the rows, one
-    repeat; ``dry_run``: the debug shape, 32 short rows, a 2,000-token vocabulary (measures nothing).
+#: Rows timed per repeat by ``speed_row`` (task, shape) -> (full, quick): ~20 steps at the Small shape.
+SPEED_ROW_EXAMPLES = {("sst2", "small"): (640, 320), ("rte", "small"): (320, 160),
+                      ("sst2", "base"): (192, 96), ("rte", "base"): (96, 64)}
 
-    Ours runs length-grouped, with the optimizer update eager and compiled: a timed epoch of 640 rows
-    is 20 steps, too short for ``auto`` to compile the update, while a whole SST-2 fine-tuning at the
-    Small shape (6,300 steps) compiles it (``train.optim.compiled_update_pays``)."""
+
+def speed_row(quick: bool = False, dry_run: bool = False, log=print, task: str = "sst2", shape: str = "small") -> dict:
+    """A fine-tuning row of ``benchmarks/speed.py``: ``task`` at ``shape``, our best setting against the
+    peer's best (``ratio``) and against the peer's defaults. ``quick``: half the rows, one repeat;
+    ``dry_run``: the debug shape, 32 short rows, a 2,000-token vocabulary (measures nothing).
+
+    Ours runs length-grouped, with the optimizer update eager and compiled: a timed epoch of a few
+    hundred rows is too short for ``auto`` to compile the update, while a whole SST-2 fine-tuning at
+    the Small shape (6,300 steps) compiles it (``train.optim.compiled_update_pays``)."""
     settings = ("auto+grouped", "auto+grouped+compiled_update")
     if dry_run:
-        r = measure("sst2", "debug", examples=32, batch=8, max_length=32, repeats=1, ours=settings, vocab_size=2000,
+        r = measure(task, "debug", examples=32, batch=8, max_length=32, repeats=1, ours=settings, vocab_size=2000,
                     log=log)
     else:
-        r = measure("sst2", "small", examples=320 if quick else 640, repeats=1 if quick else 3, ours=settings,
-                    log=log)
+        full, short = SPEED_ROW_EXAMPLES[(task, shape)]
+        r = measure(task, shape, examples=short if quick else full, repeats=1 if quick else 3 if shape == "small" else 2,
+                    ours=settings, log=log)
     med = r["examples_per_s"]
     ours = max((k for k in med if k.startswith("ours")), key=med.get)
     peer = max((k for k in med if k.startswith("peer")), key=med.get)

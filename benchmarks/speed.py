@@ -2,6 +2,7 @@
 from `transformers` for the pretraining step (Small and Mini), fine-tuning and prediction.
 
     python benchmarks/speed.py             # the README's table (about 10 minutes on 2 idle cores)
+    python benchmarks/speed.py --base      # and fine-tuning at the Base shape (~5 minutes more)
     python benchmarks/speed.py --quick     # fewer steps (a few minutes; noisier)
     python benchmarks/speed.py --dry-run   # tiny shapes, one step each: tests the pipeline, measures nothing
 
@@ -30,8 +31,12 @@ from electra.train.device import cpu_has_bf16
 
 #: Pretraining rows: (shape, batch, seq) as the issue sets them.
 PRETRAIN_ROWS = [("small", 32, 128), ("mini", 32, 128)]
-#: The other rows: (label, module beside this file that exposes ``measure(...) -> dict``).
-PEER_MODULES = [("fine-tuning", "finetune_peer"), ("prediction", "predict_peer")]
+#: The other rows: (label, module beside this file that exposes ``speed_row(...) -> dict``, its keywords).
+PEER_ROWS = [("fine-tuning", "finetune_peer", {"task": "sst2"}), ("fine-tuning", "finetune_peer", {"task": "rte"}),
+             ("prediction", "predict_peer", {})]
+#: With ``--base``: the fine-tuning rows at BERT-Base's shape too.
+BASE_ROWS = [("fine-tuning", "finetune_peer", {"task": "sst2", "shape": "base"}),
+             ("fine-tuning", "finetune_peer", {"task": "rte", "shape": "base"})]
 
 
 def cpu_name() -> str:
@@ -65,8 +70,8 @@ def pretrain_row(shape: str, batch: int, seq: int, iters: int, warmup: int, peak
             frac]
 
 
-def peer_module_row(label: str, module_name: str, quick: bool, dry_run: bool) -> list[str]:
-    """A row from ``module_name.speed_row(quick=..., dry_run=...)``: its dict's ``ours``, ``peer``,
+def peer_module_row(label: str, module_name: str, quick: bool, dry_run: bool, kwargs: dict | None = None) -> list[str]:
+    """A row from ``module_name.speed_row(quick=..., dry_run=..., **kwargs)``: its dict's ``ours``, ``peer``,
     ``ratio``, ``unit`` and ``precision`` fill the columns; its other keys go in the label."""
     try:
         module = importlib.import_module(module_name)
@@ -75,7 +80,7 @@ def peer_module_row(label: str, module_name: str, quick: bool, dry_run: bool) ->
             raise
         return [label, "", "not available", "not available", "", ""]
     with contextlib.redirect_stdout(sys.stderr):  # the training loop's own log lines stay out of the table
-        r = module.speed_row(quick=quick, dry_run=dry_run, log=lambda *_: None)
+        r = module.speed_row(quick=quick, dry_run=dry_run, log=lambda *_: None, **(kwargs or {}))
     unit = f" {r['unit']}" if r.get("unit") else ""
 
     def fmt(x):
@@ -92,13 +97,15 @@ def main(argv: list[str] | None = None) -> None:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="fewer timed steps: a few minutes, noisier")
     mode.add_argument("--dry-run", action="store_true", help="tiny shapes, one step each; measures nothing")
+    ap.add_argument("--base", action="store_true", help="add fine-tuning at the Base shape (SST-2, RTE; ~5 minutes)")
     a = ap.parse_args(argv)
     t0, load_start = time.time(), load()
     iters, warmup, peak_iters = (1, 1, 1) if a.dry_run else (3, 1, 10) if a.quick else (7, 2, 20)
     rows_spec = [("debug", 2, 32)] if a.dry_run else PRETRAIN_ROWS
     peak = peaks(peak_iters)
     rows = [pretrain_row(shape, b, s, iters, warmup, peak) for shape, b, s in rows_spec]
-    rows += [peer_module_row(label, name, a.quick, a.dry_run) for label, name in PEER_MODULES]
+    peer_rows = PEER_ROWS + (BASE_ROWS if a.base and not a.dry_run else [])
+    rows += [peer_module_row(label, name, a.quick, a.dry_run, kwargs) for label, name, kwargs in peer_rows]
     bf16 = f"{peak['bf16'] / 1e12:.2f} TFLOP/s" if peak["bf16"] else "n/a (no bf16 units)"
     units = "bf16 units (AMX or AVX-512 BF16)" if cpu_has_bf16() else "no bf16 units"
     print(f"CPU: {cpu_name()}, {units} | {torch.get_num_threads()} threads | torch {torch.__version__}"

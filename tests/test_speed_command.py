@@ -21,7 +21,9 @@ def test_dry_run_prints_the_cpu_the_peaks_the_load_and_every_row():
     assert "load average" in lines[2] and "at the start" in lines[2] and "at the end" in lines[2]
     rows = [line.split(" | ") for line in lines if line.startswith("| ") and not line.startswith("| what")]
     assert [row[0].lstrip("| ").split(" (")[0] for row in rows] == [
-        "pretraining step, debug 2 x 32", "fine-tuning", "prediction"]
+        "pretraining step, debug 2 x 32", "fine-tuning", "fine-tuning", "prediction"]
+    assert "task SST-2, debug" in rows[1][0] and "task RTE, debug" in rows[2][0]  # the two tasks of the fine-tuning rows
+    assert "labels all as the pipeline's" in rows[3][0]  # bf16 or not, every label is fp32's
     pretrain = rows[0]
     assert pretrain[1] == "fp32" and pretrain[2].endswith(" tokens/s") and float(pretrain[2].split()[0].replace(",", "")) > 0
     assert pretrain[4].endswith("x") and float(pretrain[4][:-1]) > 0  # the transformers-built step ran beside ours
@@ -35,12 +37,30 @@ def test_a_peer_module_fills_its_row_and_a_missing_one_says_not_available(monkey
 
     calls = []
 
-    def speed_row(quick=False, dry_run=False, log=print):
-        calls.append((quick, dry_run))
+    def speed_row(quick=False, dry_run=False, log=print, **kwargs):
+        calls.append((quick, dry_run, kwargs))
         return {"ours": 120.0, "peer": 40.0, "ratio": 3.0, "unit": "examples/s", "precision": "fp32", "task": "sst2"}
 
     monkeypatch.setitem(sys.modules, "fake_peer", types.SimpleNamespace(speed_row=speed_row))
-    row = speed.peer_module_row("fine-tuning", "fake_peer", quick=True, dry_run=False)
-    assert calls == [(True, False)]
+    row = speed.peer_module_row("fine-tuning", "fake_peer", quick=True, dry_run=False, kwargs={"task": "rte"})
+    assert calls == [(True, False, {"task": "rte"})]
     assert row == ["fine-tuning (task sst2)", "fp32", "120.0 examples/s", "40.0 examples/s", "3.00x", ""]
     assert speed.peer_module_row("prediction", "no_such_peer_module", False, False)[2:4] == ["not available"] * 2
+
+
+def test_finetune_profile_splits_a_real_epoch_into_phases_and_kinds():
+    """benchmarks/finetune_profile.py at toy size: every phase's and kind's share printed, summing to the whole."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "finetune_profile.py"), "--task", "rte", "--shape",
+                        "debug", "--examples", "64", "--vocab-size", "2000", "--settings", "auto+grouped"],
+                       capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    phase_part, kind_part = r.stdout.split("| kind |")
+
+    def shares(text):
+        rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "%" in line]
+        return {row[0].lstrip("| "): float(row[2].split("%")[0]) for row in rows}
+    phases, kinds = shares(phase_part), shares(kind_part)
+    assert set(phases) >= {"forward", "backward", "optimizer (update and clipping)"}
+    assert kinds["matmul"] > 0 and kinds["dropout"] > 0
+    for table in (phases, kinds):
+        assert abs(sum(table.values()) - 100) < 0.5
