@@ -215,7 +215,7 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     ``best_peer_settings()``. Each setting's warm-up (untimed) is two passes over a tenth of the rows,
     enough for every compile (a compiled peer compiles again once for dynamic shapes).
     """
-    peers = peers or ("default", best_peer_settings())
+    peers = ("default", best_peer_settings()) if peers is None else peers
     task = get_task(task_name)
     full = load_train(task, glue_dir or data_dir() / "glue")
     with tempfile.TemporaryDirectory() as tmp:

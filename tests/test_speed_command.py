@@ -64,3 +64,14 @@ def test_finetune_profile_splits_a_real_epoch_into_phases_and_kinds():
     assert kinds["matmul"] > 0 and kinds["dropout"] > 0
     for table in (phases, kinds):
         assert abs(sum(table.values()) - 100) < 0.5
+
+
+def test_omp_wait_times_each_policy_in_its_own_process():
+    """benchmarks/omp_wait.py at toy size: one line per policy and condition, each with a speed."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "omp_wait.py"), "--policies", "unset,PASSIVE,spin=100",
+                        "--conditions", "idle", "--shape", "debug", "--examples", "32", "--repeats", "1"],
+                       capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert [(x[0], x[1]) for x in lines] == [("unset", "idle"), ("PASSIVE", "idle"), ("spin=100", "idle")]
+    assert all(float(x[2].replace(",", "")) > 0 and x[3] == "examples/s" for x in lines)
