@@ -50,7 +50,8 @@ import torch
 
 from electra.data.tokenizer import special_tokens
 from electra.finetuning.batching import Features, eval_batches, tokenize_split
-from electra.finetuning.glue import GlueClassifier, load_for_finetuning, predict, score_dev, task_hparams, train_model
+from electra.finetuning.glue import (GlueClassifier, load_for_finetuning, predict, score_dev, task_hparams, train_model,
+                                     training_features)
 from electra.finetuning.glue_tasks import GlueTask, get_task, load_dev, load_train
 from electra.finetuning.optim import FinetuneHParams, default_hparams
 from electra.model.encoder import Encoder, set_dropout
@@ -59,6 +60,7 @@ from electra.train.device import use_bf16
 
 from finetune_peer import PeerSettings, _encoder, peer_model, peer_train  # noqa: E402  (benchmarks/ is on sys.path)
 from finetune_step import task_tokenizer  # noqa: E402
+from speed import cpu_name  # noqa: E402
 
 MARKER = "finetune_accuracy"
 """Key (holding the format version) that marks a JSON file as this script's output."""
@@ -75,12 +77,6 @@ class TaskData:
     dev: Features
     dev_labels: np.ndarray
     train_rows: int
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.is_file() else []
-    return next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "unknown")
 
 
 def parse_max_train(text: str | None, tasks: list[GlueTask]) -> dict[str, int]:
@@ -123,9 +119,7 @@ def task_data(task: GlueTask, tok, encoder: Encoder, base_hp: FinetuneHParams, g
         split, dev = split.head(64), dev.head(32)
     elif max_train:
         split = split.head(max_train)
-    feats = tokenize_split(split, tok, hp.max_length)
-    if hp.swap_augment and split.text_b is not None:
-        feats = feats.concat(tokenize_split(split.swapped(), tok, hp.max_length))
+    feats = training_features(split, tok, hp, cache_dir=None)
     return TaskData(task, hp, feats, tokenize_split(dev, tok, hp.max_length), dev.labels, len(split))
 
 

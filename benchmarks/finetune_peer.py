@@ -301,10 +301,9 @@ def main(argv: list[str] | None = None) -> None:
             PeerSettings.parse(p)
     except ValueError as e:
         ap.error(str(e))
-    import subprocess
+    from speed import cpu_name
 
-    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1].strip()
-    print(f"CPU {cpu} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())} "
+    print(f"CPU {cpu_name()} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())} "
           f"| bf16 units: {cpu_has_bf16()} | torch {torch.__version__}", flush=True)
     results = [measure(t, s, examples=a.examples, batch=a.batch, max_length=a.max_length, repeats=a.repeats,
                        ours=tuple(a.ours.split(",")), peers=peers, glue_dir=a.glue_dir, tokenizer=a.tokenizer)

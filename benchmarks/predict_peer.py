@@ -45,8 +45,7 @@ import torch
 from electra.config import load_config
 from electra.data.tokenizer import special_tokens
 from electra.finetuning.batching import tokenize_split
-from electra.finetuning.glue import GlueClassifier, _logits_of, load_finetuned, save_finetuned, train_model
-from electra.finetuning.near_ties import recheck_near_ties
+from electra.finetuning.glue import GlueClassifier, load_finetuned, predict_logits, save_finetuned, train_model
 from electra.finetuning.glue_tasks import GlueSplit, get_task, load_dev, load_train
 from electra.finetuning.optim import default_hparams
 from electra.interop.hf_classifier import export_classifier
@@ -123,14 +122,11 @@ def _peer(hf_dir: Path, texts: list[str], batch: int):
 def recomputed_rows(model: Path, texts: list[str]) -> int:
     """How many of ``texts`` our bf16 prediction recomputes in fp32 (``near_ties``; 0 when it runs fp32)."""
     clf, tok, task, hp, _ = load_finetuned(model)
-    cpu = torch.device("cpu")
-    if not use_bf16(cpu, hp.precision, clf.encoder.config.hidden_size):
-        return 0
     feats = tokenize_split(GlueSplit(task, Path("<texts>"), texts, None, None, [str(i) for i in range(len(texts))]),
                            tok, hp.max_length or 128)
-    pad = special_tokens(tok).pad
-    fp32 = _logits_of(clf, feats, None, 64, pad, cpu, False)
-    return recheck_near_ties(_logits_of(clf, feats, None, 64, pad, cpu, True), feats.lengths, lambda rows: fp32[rows])
+    counts = [0]
+    predict_logits(clf, feats, 64, special_tokens(tok).pad, torch.device("cpu"), hp.precision, recomputed=counts.append)
+    return counts[-1]
 
 
 def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_batches=(64, 256),
@@ -205,8 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--ours-batches and --peer-batches take comma-separated integers")
     if min(ours_b + peer_b) < 1 or a.texts < 1:
         ap.error("batch sizes and --texts must be positive")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU {cpu} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+    from speed import cpu_name
+
+    print(f"CPU {cpu_name()} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"| bf16 units: {cpu_has_bf16()} | torch {torch.__version__}", flush=True)
     measure(a.texts, a.shape, repeats=a.repeats, ours_batches=ours_b, peer_batches=peer_b, glue_dir=a.glue_dir)
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

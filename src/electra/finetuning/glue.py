@@ -109,19 +109,18 @@ def _logits_of(model: GlueClassifier, feats: Features, rows: np.ndarray | None, 
 
 
 def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_id: int, device: torch.device,
-                   precision: str = "auto", log=None) -> np.ndarray:
+                   precision: str = "auto", recomputed=None) -> np.ndarray:
     """(N, num_outputs) float32 logits for every example, in the split's order.
 
     Under bf16 a classifier's labels are fp32's: rows near a tie are recomputed in fp32
-    (``near_ties.recheck_near_ties``); ``log`` (optional) is told how many."""
+    (``near_ties.recheck_near_ties``); ``recomputed`` (optional) is called with how many."""
     bf16 = use_bf16(device, precision, model.encoder.config.hidden_size)
     out = _logits_of(model, feats, None, batch_size, pad_id, device, bf16)
     if bf16 and out.shape[1] > 1:
         redone = recheck_near_ties(out, feats.lengths,
                                    lambda rows: _logits_of(model, feats, rows, batch_size, pad_id, device, False))
-        if log is not None:
-            log(f"predicted under bf16; {redone} of {len(feats)} row(s) (a calibration sample and those near a "
-                f"tie) recomputed in fp32, so every label is fp32's")
+        if recomputed is not None:
+            recomputed(redone)
     return out
 
 
@@ -293,6 +292,14 @@ def task_hparams(base_hp: FinetuneHParams, task: GlueTask, encoder: Encoder, log
     return hp
 
 
+def training_features(split: GlueSplit, tok, hp: FinetuneHParams, cache_dir: Path | None) -> Features:
+    """The rows a task trains on: ``split`` tokenized, and its swapped pairs after it with ``swap_augment``."""
+    feats = cached_features(split, tok, hp.max_length, cache_dir)
+    if hp.swap_augment and split.text_b is not None:
+        feats = feats.concat(cached_features(split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
+    return feats
+
+
 def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: FinetuneHParams, train_split: GlueSplit,
                    dev_splits: dict[str, GlueSplit], test_splits: dict[str, GlueSplit], *, seeds: int,
                    device: torch.device, out_dir: Path, cache_dir: Path | None, save_models: bool,
@@ -306,9 +313,7 @@ def finetune_seeds(encoder: Encoder, pristine: dict, tok, task: GlueTask, hp: Fi
     and data is kept instead of trained again (see ``seed_record``).
     """
     pad_id = special_tokens(tok).pad
-    train_feats = cached_features(train_split, tok, hp.max_length, cache_dir)
-    if hp.swap_augment and train_split.text_b is not None:
-        train_feats = train_feats.concat(cached_features(train_split.swapped(), tok, hp.max_length, cache_dir, swapped=True))
+    train_feats = training_features(train_split, tok, hp, cache_dir)
     dev_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in dev_splits.items()}
     test_feats = {k: cached_features(v, tok, hp.max_length, cache_dir) for k, v in test_splits.items()}
     augmented = f" ({len(train_feats)} with swap augmentation)" if len(train_feats) != len(train_split) else ""

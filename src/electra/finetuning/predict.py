@@ -135,7 +135,9 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
         log(f"{cut} of {len(split)} row(s) are longer than the model's max length {max_length} tokens "
             f"(as fine-tuned) and were cut to it")
     logits = predict_logits(model.to(dev), feats, batch_size or hp.eval_batch_size, special_tokens(tok).pad, dev,
-                            hp.precision, log=log)
+                            hp.precision, recomputed=lambda n: log(
+                                f"predicted under bf16; {n} of {len(feats)} row(s) (a calibration sample and those "
+                                f"near a tie) recomputed in fp32, so every label is fp32's"))
 
     _score_labelled(task, input_file, columns, rows, logits, log)
     records = _input_records(input_file, rows)

@@ -130,7 +130,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
         total = min(total, settings.max_steps)
     optimizer, scheduler = build_finetune_optimizer(encoder, [head], hp.learning_rate, hp.layer_decay, hp.weight_decay,
                                                     total, hp.warmup_frac, eps=hp.adam_eps,
-                                                    compiled=hp.compile_optimizer)
+                                                    compiled=hp.compile_optimizer, clip_grad_norm=hp.clip_grad_norm)
     encoder.train()
     head.train()
     order = np.empty(0, dtype=np.int64)
@@ -148,8 +148,7 @@ def train_squad(encoder, head: SquadHead, feats: SquadFeatures, hp: FinetuneHPar
         optimizer.zero_grad(set_to_none=True)
         check_finite_loss(out.loss.item(), "SQuAD", len(losses), total)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], hp.clip_grad_norm)
-        optimizer.step()
+        optimizer.step()  # clips to hp.clip_grad_norm first
         scheduler.step()
         seen += len(ids)
         losses.append(out.loss.item() / len(ids))  # per window (the loss itself is the batch sum)
