@@ -28,6 +28,7 @@ from electra.config import ModelConfig, load_config, parse_overrides
 from electra.data.loader import BatchIterator
 from electra.data.shards import PretrainingData
 from electra.data.tokenizer import load_tokenizer, special_tokens
+from electra.model.dropout import native_masks
 from electra.model.electra import ElectraPair
 from electra.model.encoder import init_weights
 from electra.objectives.task import PretrainingStep
@@ -141,7 +142,7 @@ class Arm:
         self.model.train()
         self.mask_gen.manual_seed(mask_seed(self.tc.seed, step, 0))
         torch.manual_seed(mask_seed(self.tc.seed, step, 1))  # dropout draws: the same for every arm
-        with autocast(torch.device("cpu"), bf16):
+        with native_masks(), autocast(torch.device("cpu"), bf16):  # PyTorch's own masks, as the transformers arm's
             out = self.step_module(batch["input_ids"], batch["segment_ids"], batch["attention_mask"], self.mask_gen)
         out.loss.backward()
         clip_grad_norm(self.model.parameters(), self.tc.clip_grad_norm)

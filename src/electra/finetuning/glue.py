@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..config import EncoderConfig
 from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
 from ..errors import UserError
+from ..model.dropout import Dropout
 from ..model.encoder import Encoder, glorot_init, set_dropout
 from ..paths import data_dir
 from ..atomic import atomic_dir, commit_dir
@@ -73,7 +74,7 @@ class GlueClassifier(nn.Module):
     def __init__(self, encoder: Encoder, num_outputs: int, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_outputs)
         glorot_init(self.classifier)
 

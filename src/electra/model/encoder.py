@@ -17,6 +17,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from ..config import EncoderConfig
+from .dropout import Dropout, attention
 
 
 class Embeddings(nn.Module):
@@ -28,7 +29,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(cfg.max_position, cfg.embedding_size)
         self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) segments -> (B, T, E)."""
@@ -39,7 +40,8 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention through ``scaled_dot_product_attention`` (flash/memory-efficient kernels)."""
+    """Multi-head self-attention through ``scaled_dot_product_attention`` (flash/memory-efficient kernels;
+    under dropout on a CPU its math path written out, ``dropout.attention``)."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -65,8 +67,7 @@ class SelfAttention(nn.Module):
         q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
         k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, nh, H // nh).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout_p if self.training else 0.0)
+        y = attention(q, k, v, attn_mask, self.dropout_p if self.training else 0.0)  # (B, nh, Q, hs)
         y = y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
         return self.o(y)
 
@@ -90,7 +91,7 @@ class TransformerLayer(nn.Module):
         self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.ffn = FeedForward(cfg)
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed."""

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EncoderConfig
+from .dropout import Dropout
 from .encoder import Embeddings
 
 #: The tables GDES shares (names of ``Embeddings`` submodules), each with a residual ``<name>_delta``.
@@ -41,7 +42,7 @@ class DisentangledEmbeddings(nn.Module):
         self.position_delta = nn.Parameter(torch.zeros(cfg.max_position, cfg.embedding_size))
         self.segment_delta = nn.Parameter(torch.zeros(cfg.type_vocab_size, cfg.embedding_size))
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) segments -> (B, T, E). Each lookup of E_G is detached, so the RTD loss

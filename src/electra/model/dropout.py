@@ -1,0 +1,102 @@
+"""Dropout, and attention's dropout, with masks drawn cheaply on a CPU.
+
+Why by hand: PyTorch's CPU dropout draws its mask with ``bernoulli_``, one Mersenne-Twister number
+per element through a scalar path (~5 ns an element on the 2-core Xeon here: 30% of ELECTRA-Small's
+bf16 pretraining step, `benchmarks/step_profile.py`). Here a mask element keeps its value when a
+uniform 32-bit integer is at least ``round(p * 2**32)``, so it is dropped with probability ``p`` to
+within 2**-33 (as exact as TensorFlow's ``uniform >= rate`` on float32 uniforms); the integers come
+from numpy's PCG64, which makes 64 random bits in well under a nanosecond, seeded for every mask by
+one draw from torch's global generator. torch's RNG state alone still decides every mask, so
+``torch.manual_seed`` and a resumed checkpoint's saved RNG state reproduce them.
+
+The cheap masks are used for CPU tensors outside ``torch.compile`` (inductor draws its own, fast,
+masks); everywhere else this is ``F.dropout`` / ``F.scaled_dot_product_attention``.
+``native_masks()`` switches them off (the lockstep witness against a transformers-built step needs
+PyTorch's own draws; `benchmarks/dropout_masks.py` times one against the other).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_native = False
+
+
+@contextlib.contextmanager
+def native_masks() -> Iterator[None]:
+    """Inside this block every mask is PyTorch's own (``bernoulli_``), as on a GPU."""
+    global _native
+    before, _native = _native, True
+    try:
+        yield
+    finally:
+        _native = before
+
+
+#: Below this many elements ``bernoulli_`` is cheaper than the ~30 us a mask costs here to set up
+#: (measured on the Xeon: 94 vs 66 us at 16,384 elements, 27 vs 41 us at 4,096).
+MIN_ELEMENTS = 8192
+
+
+def cheap_masks(x: torch.Tensor, numel: int | None = None) -> bool:
+    """Whether a dropout mask for ``x`` (or for ``numel`` elements on its device) is drawn here: a
+    CPU tensor, at least ``MIN_ELEMENTS``, eager, not switched off."""
+    return (x.device.type == "cpu" and (x.numel() if numel is None else numel) >= MIN_ELEMENTS
+            and not _native and not torch.compiler.is_compiling())
+
+
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype) -> torch.Tensor:
+    """A ``shape`` tensor of ``dtype``: 0 with probability ``p``, else ``1 / (1 - p)``, independently."""
+    n = int(np.prod(shape))
+    seed = int(torch.empty((), dtype=torch.int64).random_().item())  # one draw from torch's generator
+    raw = np.random.PCG64(seed).random_raw((n + 1) // 2)  # (ceil(n / 2),) uint64: two 32-bit uniforms each
+    bits = torch.from_numpy(raw).view(torch.int32)[:n].view(shape)  # uniform over the int32 range
+    threshold = round(p * 2**32) - 2**31  # P(bits < threshold) = round(p * 2**32) / 2**32
+    return (bits >= threshold).to(dtype).mul_(1.0 / (1.0 - p))
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout(x, p, training)``: the same distribution, the mask drawn cheaply on a CPU."""
+    if not training or p == 0.0 or not cheap_masks(x):
+        return F.dropout(x, p, training)
+    if p == 1.0:
+        return x * 0.0
+    return x * keep_mask(x.shape, p, x.dtype)  # backward: grad * mask, as dropout's
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose mask is drawn by ``dropout`` above."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+              p: float) -> torch.Tensor:
+    """Scaled dot-product attention with dropout ``p`` on the probabilities: q (B, nh, Q, hs),
+    k and v (B, nh, T, hs), mask (B, 1, 1, T) bool (True = attend) -> (B, nh, Q, hs).
+
+    With a cheap mask this is SDPA's math path written out, the path SDPA takes on a CPU under
+    dropout (its flash kernel has none), at its precision: scores, softmax and the weighted sum in
+    float32 whatever the inputs' dtype or an enclosing autocast."""
+    B, nh, Q, _ = q.shape
+    if p == 0.0 or not cheap_masks(q, B * nh * Q * k.shape[2]):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+    T, hs = k.shape[2], q.shape[-1]
+    with torch.autocast(q.device.type, enabled=False):
+        # the key mask as an additive bias, the scale and the product in one baddbmm (no separate
+        # scaling and masking passes over the scores); a masked key gets float32's lowest value
+        bias = torch.zeros(B, 1, 1, T) if mask is None else \
+            torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)  # (B, 1, 1, T)
+        bias = bias.expand(B, nh, 1, T).reshape(B * nh, 1, T)
+        scores = torch.baddbmm(bias, q.float().reshape(B * nh, Q, hs), k.float().reshape(B * nh, T, hs).transpose(1, 2),
+                               alpha=hs ** -0.5)  # (B nh, Q, T)
+        probs = dropout(torch.softmax(scores, dim=-1), p, True)  # (B nh, Q, T)
+        vs = v.shape[-1]
+        return torch.bmm(probs, v.float().reshape(B * nh, T, vs)).view(B, nh, Q, vs).to(q.dtype)  # (B, nh, Q, hs)

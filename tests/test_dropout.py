@@ -1,0 +1,126 @@
+"""Dropout with cheaply drawn CPU masks (model/dropout.py): the distribution of F.dropout (each element
+dropped with probability p, the kept ones scaled by 1 / (1 - p)), masks decided by torch's RNG state
+alone, gradients through the same mask, and attention's dropout on the probabilities as SDPA's."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from electra.model.dropout import Dropout, attention, cheap_masks, dropout, keep_mask, native_masks
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_keep_mask_drops_each_element_with_probability_p(p, dtype):
+    torch.manual_seed(0)
+    n = 1_000_001  # odd: the last element comes from the first half of a 64-bit draw
+    m = keep_mask((n,), p, dtype)
+    assert m.dtype == dtype and m.shape == (n,)
+    scale = torch.tensor(1 / (1 - p), dtype=dtype)
+    assert set(m.unique().tolist()) == {0.0, scale.item()}
+    dropped = (m == 0).double().mean().item()
+    assert abs(dropped - p) < 5 * math.sqrt(p * (1 - p) / n)
+    # independent elements: neighbours (the two halves of one 64-bit draw included) are uncorrelated
+    a, b = (m[:-1] == 0).double(), (m[1:] == 0).double()
+    assert abs((a * b).mean().item() - p * p) < 5 * math.sqrt(p * p * (1 - p * p) / n)
+    evens, odds = (m[0:-1:2] == 0).double(), (m[1::2] == 0).double()
+    assert abs((evens * odds).mean().item() - p * p) < 5 * math.sqrt(2 * p * p * (1 - p * p) / n)
+
+
+def test_masks_follow_torch_rng_state_and_move_it_on():
+    torch.manual_seed(3)
+    first = keep_mask((64, 64), 0.1, torch.float32)
+    second = keep_mask((64, 64), 0.1, torch.float32)
+    assert not torch.equal(first, second)  # each mask moves torch's generator on
+    torch.manual_seed(3)
+    assert torch.equal(keep_mask((64, 64), 0.1, torch.float32), first)
+    state = torch.get_rng_state()  # as a checkpoint saves it and a resumed run restores it
+    again = keep_mask((64, 64), 0.1, torch.float32)
+    torch.set_rng_state(state)
+    assert torch.equal(keep_mask((64, 64), 0.1, torch.float32), again)
+    torch.manual_seed(4)
+    assert not torch.equal(keep_mask((64, 64), 0.1, torch.float32), first)
+
+
+def test_dropout_scales_kept_values_and_its_gradient_uses_the_same_mask():
+    torch.manual_seed(0)
+    x = torch.randn(8, 32, 64, requires_grad=True)
+    assert cheap_masks(x)
+    y = dropout(x, 0.25, training=True)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    assert 0.15 < 1 - kept.float().mean().item() < 0.35
+    g = torch.randn_like(y)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, torch.where(kept, g / 0.75, 0.0))
+
+
+def test_dropout_off_in_eval_at_zero_and_one_and_off_the_cpu_path():
+    x = torch.randn(64, 256)
+    assert torch.equal(dropout(x, 0.1, training=False), x)
+    assert torch.equal(dropout(x, 0.0, training=True), x)
+    assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+    module = Dropout(0.1).eval()
+    assert torch.equal(module(x), x)
+    assert cheap_masks(x) and not cheap_masks(x[:4])  # a small mask is bernoulli_'s: cheaper there
+    with native_masks():
+        assert not cheap_masks(x)
+        torch.manual_seed(1)
+        ours = dropout(x, 0.3, training=True)
+        torch.manual_seed(1)
+        assert torch.equal(ours, F.dropout(x, 0.3, training=True))  # PyTorch's own draws inside the block
+    assert cheap_masks(x)
+
+
+def _qkv(dtype=torch.float32, B=4, nh=4, T=32, hs=16):  # (B, nh, T, T): 16,384 probabilities
+    g = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(B, nh, T, hs, generator=g).to(dtype) for _ in range(2))
+    mask = torch.ones(B, 1, 1, T, dtype=torch.bool)
+    mask[0, ..., 21:] = False  # padding in the first row
+    return q, k, mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_drops_probabilities_as_dropout_does(dtype):
+    """With v the identity, attention returns its (dropped) probability matrix: every entry is 0 or
+    SDPA's probability / (1 - p), padded keys get nothing, and about p of the entries are dropped."""
+    q, k, mask = _qkv(dtype)
+    B, nh, T, hs = q.shape
+    v = torch.eye(T, dtype=dtype).expand(B, nh, T, T)
+    p = 0.2
+    assert cheap_masks(q, B * nh * T * T)  # the path written out here, not SDPA's
+    plain = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)  # (B, nh, T, T)
+    torch.manual_seed(0)
+    probs = attention(q, k, v, mask, p).float()
+    assert probs.dtype == torch.float32 and probs.shape == (B, nh, T, T)
+    kept = probs != 0
+    tol = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(probs[kept], plain[kept] / (1 - p), rtol=tol, atol=tol)
+    assert not kept[0, :, :, 21:].any()
+    live = mask.expand(B, nh, T, T)
+    assert 0.12 < 1 - kept[live].float().mean().item() < 0.28
+
+
+def test_attention_is_unbiased_and_sdpa_without_dropout():
+    q, k, mask = _qkv()
+    v = torch.randn(q.shape)
+    plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.equal(attention(q, k, v, mask, 0.0), plain)
+    torch.manual_seed(0)
+    mean = torch.stack([attention(q, k, v, mask, 0.1) for _ in range(2000)]).mean(0)
+    torch.testing.assert_close(mean, plain, atol=0.03, rtol=0)
+
+
+def test_attention_keeps_float32_scores_under_bf16_autocast():
+    """As SDPA's math path, which upcasts bf16 inputs: the same output as float32 inputs, rounded."""
+    q, k, mask = _qkv(torch.bfloat16)
+    v = torch.randn(q.shape).to(torch.bfloat16)
+    torch.manual_seed(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = attention(q, k, v, mask, 0.1)
+    torch.manual_seed(5)
+    ref = attention(q.float(), k.float(), v.float(), mask, 0.1)
+    assert under.dtype == torch.bfloat16
+    torch.testing.assert_close(under.float(), ref.to(torch.bfloat16).float(), rtol=0, atol=0)
