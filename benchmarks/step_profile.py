@@ -25,6 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import pretrain_step  # beside this file: the script's folder is on sys.path
 from electra.config import MODEL_PRESETS, load_config
+from electra.model import dropout as dropout_module
 from electra.objectives import rtd
 from electra.train.device import use_bf16
 from electra.train.flops import matmul_train_flops_per_step
@@ -122,6 +123,31 @@ def ranged_sampler(sampler: str):
         rtd.SAMPLERS[sampler] = original
 
 
+@contextlib.contextmanager
+def ranged_dropout():
+    """Wrap the model's dropout (``electra.model.dropout.dropout``: its cheap CPU masks are plain
+    comparisons and multiplies) in a "dropout" range for the duration of the profile."""
+    original = dropout_module.dropout
+
+    def wrapped(*args, **kwargs):
+        with record_function("dropout"):
+            return original(*args, **kwargs)
+
+    dropout_module.dropout = wrapped
+    try:
+        yield
+    finally:
+        dropout_module.dropout = original
+
+
+def top_ops(prof, steps: int, n: int) -> None:
+    """The ``n`` ops with the most self CPU time, by name."""
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:n]
+    print(f"\n| op | ms/step | calls/step |\n|---|---|---|")
+    for e in rows:
+        print(f"| {e.key} | {e.self_cpu_time_total / 1e3 / steps:.1f} | {e.count / steps:.0f} |")
+
+
 def profiled_step(cfg, batch, device, bf16: bool):
     """Our step as ``pretrain_step.ours`` builds it (eager), its pieces inside named ranges."""
     parts = pretrain_step.build_ours(cfg, batch, device, False, bf16)
@@ -180,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--steps", type=int, default=3, help="profiled steps (after as many warm-up steps)")
+    ap.add_argument("--top", type=int, default=0, help="also list the N ops with the most self time")
     a = ap.parse_args(argv)
     device = torch.device("cpu")
     cfg = load_config(a.shape)
@@ -190,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     step, hooks = profiled_step(cfg, batch, device, bf16)
     for _ in range(a.steps):
         step()
-    with ranged_sampler(cfg.train.sampler), profile(activities=[ProfilerActivity.CPU]) as prof:
+    with ranged_sampler(cfg.train.sampler), ranged_dropout(), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(a.steps):
             step()
     for h in hooks:
@@ -202,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"profiled: {a.batch * a.seq / dt:,.0f} tokens/s, {flops / dt / 1e12:.3f} TFLOP/s = {flops / dt / peak:.1%} "
           f"of the peak (the profiler's overhead included)")
     print_tables(by_phase, by_kind, total, a.steps)
+    if a.top:
+        top_ops(prof, a.steps, a.top)
 
 
 if __name__ == "__main__":
