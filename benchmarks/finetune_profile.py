@@ -75,7 +75,7 @@ def profile_epoch(task_name: str, shape: str, examples: int, setting: str, vocab
     run = _ours_runner(encoder, task, feats, pad_id, setting, batch)
     run(feats)  # warm-up: any compile happens here
     hooks = step_profile.ranged(run.model, "forward")
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with step_profile.ranged_dropout(), profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
         run(feats, 1)
         wall = time.perf_counter() - t0
@@ -91,12 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--examples", type=int, default=640)
     ap.add_argument("--settings", default="auto+grouped+compiled_update", help="as finetune_peer.py's --ours")
     ap.add_argument("--vocab-size", type=int, default=30522)
+    ap.add_argument("--top", type=int, default=0, help="also list the N ops with the most self time")
     a = ap.parse_args(argv)
     prof, wall, steps = profile_epoch(a.task, a.shape, a.examples, a.settings, a.vocab_size)
     by_phase, by_kind, total = breakdown(prof)
     print(f"{a.task} {a.shape} {a.settings} | {a.examples} rows, {steps} steps | {torch.get_num_threads()} threads | "
           f"under the profiler {a.examples / wall:,.1f} examples/s")
     step_profile.print_tables(by_phase, by_kind, total, steps)
+    if a.top:
+        step_profile.top_ops(prof, steps, a.top)
 
 
 if __name__ == "__main__":

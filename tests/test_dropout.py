@@ -124,3 +124,18 @@ def test_attention_keeps_float32_scores_under_bf16_autocast():
     ref = attention(q.float(), k.float(), v.float(), mask, 0.1)
     assert under.dtype == torch.bfloat16
     torch.testing.assert_close(under.float(), ref.to(torch.bfloat16).float(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_takes_heads_split_from_one_projection(dtype):
+    """q, k, v as the model makes them: views of one (B, T, 3 H) projection, heads transposed (not contiguous)."""
+    B, T, nh, hs = 4, 32, 4, 16
+    x = torch.randn(B, T, 3 * nh * hs).to(dtype)
+    q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in x.split(nh * hs, -1))
+    assert not q.is_contiguous()
+    mask = torch.ones(B, 1, 1, T, dtype=torch.bool)
+    torch.manual_seed(2)
+    out = attention(q, k, v, mask, 0.1)
+    torch.manual_seed(2)
+    ref = attention(q.contiguous(), k.contiguous(), v.contiguous(), mask, 0.1)
+    assert out.dtype == dtype and torch.equal(out, ref)

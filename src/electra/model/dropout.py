@@ -88,15 +88,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     B, nh, Q, _ = q.shape
     if p == 0.0 or not cheap_masks(q, B * nh * Q * k.shape[2]):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-    T, hs = k.shape[2], q.shape[-1]
+    T = k.shape[2]
+
+    def batched(x: torch.Tensor) -> torch.Tensor:  # (B, nh, n, d) of any layout -> (B nh, n, d) float32, one copy
+        return x.to(torch.float32, memory_format=torch.contiguous_format).reshape(B * nh, *x.shape[2:])
+
     with torch.autocast(q.device.type, enabled=False):
         # the key mask as an additive bias, the scale and the product in one baddbmm (no separate
         # scaling and masking passes over the scores); a masked key gets float32's lowest value
         bias = torch.zeros(B, 1, 1, T) if mask is None else \
             torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)  # (B, 1, 1, T)
         bias = bias.expand(B, nh, 1, T).reshape(B * nh, 1, T)
-        scores = torch.baddbmm(bias, q.float().reshape(B * nh, Q, hs), k.float().reshape(B * nh, T, hs).transpose(1, 2),
-                               alpha=hs ** -0.5)  # (B nh, Q, T)
+        scores = torch.baddbmm(bias, batched(q), batched(k).transpose(1, 2), alpha=q.shape[-1] ** -0.5)  # (B nh, Q, T)
         probs = dropout(torch.softmax(scores, dim=-1), p, True)  # (B nh, Q, T)
-        vs = v.shape[-1]
-        return torch.bmm(probs, v.float().reshape(B * nh, T, vs)).view(B, nh, Q, vs).to(q.dtype)  # (B, nh, Q, hs)
+        return torch.bmm(probs, batched(v)).view(B, nh, Q, v.shape[-1]).to(q.dtype)  # (B, nh, Q, hs)

@@ -75,7 +75,11 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
 
 def _update_groups(work: list[tuple], max_norm: float = 0.0) -> None:
     if max_norm > 0:  # torch's clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6)), the gradients left as they are
-        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([g for w in work for g in w[1]])))
+        grads = [g for w in work for g in w[1]]
+        if torch.compiler.is_compiling():  # inductor fuses these sums of squares; its _foreach_norm is
+            total = torch.stack([torch.sum(g * g) for g in grads]).sum().sqrt()  # one eager call per tensor
+        else:
+            total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
         work = [(params, torch._foreach_mul(grads, coef), *rest) for params, grads, *rest in work]
     for params, grads, m, v, lr, weight_decay, beta1, beta2, eps in work:
