@@ -29,33 +29,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
-from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import EncoderConfig
-from ..data.tokenizer import load_tokenizer, save_tokenizer, special_tokens, vocab_fingerprint
+from ..data.tokenizer import special_tokens
 from ..errors import UserError
-from ..model.dropout import Dropout
-from ..model.encoder import Encoder, glorot_init, set_dropout
+from ..model.encoder import Encoder, set_dropout
 from ..paths import data_dir
-from ..atomic import atomic_dir, commit_dir
-from ..readers import read_json, read_safetensors, reading
 from ..train.encoder_io import load_encoder
 from ..train.compiling import compile_layers
 from ..train.device import autocast, precision_line, resolve_device, use_bf16
 from . import metrics as M
+from .classifier import FINETUNE_CONFIG, GlueClassifier, load_finetuned, save_finetuned
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
 from .near_ties import recheck_near_ties
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
-                         missing_files, task_available, task_from_spec, task_spec)
+                         missing_files, task_available)
 from .custom_tasks import write_custom_dev_predictions
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
 from .optim import FinetuneHParams, build_finetune_optimizer, check_finite_loss, default_hparams
 from .seed_record import kept_seed, weights_digest, write_seed_record
 
-FINETUNE_CONFIG = "finetune.json"
 DEFAULT_MAX_LENGTH = 128
 #: Fine-tuning steps between host reads of the loss on a GPU (see ``train_model``).
 SYNC_EVERY = 25
@@ -66,22 +60,6 @@ CACHE_ENV = "ELECTRA_CACHE"
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     return (Path(env) if env else Path.home() / ".cache" / "electra") / "glue_features"
-
-
-class GlueClassifier(nn.Module):
-    """Encoder -> [CLS] vector -> dropout -> linear: class logits, or one score for regression."""
-
-    def __init__(self, encoder: Encoder, num_outputs: int, dropout: float = 0.1):
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, num_outputs)
-        glorot_init(self.classifier)
-
-    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
-        h = self.encoder(input_ids, segment_ids, attention_mask, first_positions=1)  # (B, 1, H): [CLS] only
-        return self.classifier(self.dropout(h[:, 0]))  # (B, C)
 
 
 def loss_fn(task: GlueTask, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -191,47 +169,6 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
         if n:
             epoch_losses.append(loss_sum.item() / seen)
     return epoch_losses
-
-
-# ---------------------------------------------------------------------------------------------
-# Saving and loading a fine-tuned model
-
-
-def save_finetuned(model: GlueClassifier, tok, task: GlueTask, hp: FinetuneHParams, seed: int,
-                   dev: dict, out_dir: Path) -> None:
-    tmp = atomic_dir(out_dir)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "electra-glue"})
-    meta = {"task": task.name, "task_spec": None if task.name in TASKS else task_spec(task),
-            "seed": seed, "hparams": dataclasses.asdict(hp),
-            "encoder": dataclasses.asdict(model.encoder.config), "num_outputs": task.num_outputs,
-            "labels": list(task.labels) if task.labels else None,
-            "vocab_fingerprint": vocab_fingerprint(tok), "dev": dev}
-    (tmp / FINETUNE_CONFIG).write_text(json.dumps(meta, indent=2))
-    save_tokenizer(tok, tmp / "tokenizer")
-    commit_dir(tmp, out_dir)
-
-
-def load_finetuned(path: Path) -> tuple[GlueClassifier, object, GlueTask, FinetuneHParams, dict]:
-    """A model saved by ``save_finetuned``: (classifier, tokenizer, task, hparams, metadata)."""
-    path = Path(path)
-    meta_path = path / FINETUNE_CONFIG
-    if not meta_path.is_file():
-        raise UserError(f"{path} is not a fine-tuned GLUE model (no {FINETUNE_CONFIG})")
-    meta = read_json(meta_path)
-    with reading(meta_path):
-        task = task_from_spec(meta["task_spec"]) if meta.get("task_spec") else get_task(meta["task"])
-        hp = FinetuneHParams(**meta["hparams"])
-        model = GlueClassifier(Encoder(EncoderConfig(**meta["encoder"])), meta["num_outputs"], hp.dropout)
-    state = read_safetensors(path / "model.safetensors")
-    missing = set(model.state_dict()) - set(state)
-    if missing:
-        raise UserError(f"{path}/model.safetensors lacks {len(missing)} tensors of the classifier, e.g. {sorted(missing)[0]}")
-    model.load_state_dict(state)
-    tok = load_tokenizer(path / "tokenizer")
-    if vocab_fingerprint(tok) != meta["vocab_fingerprint"]:
-        raise UserError(f"{path}: the tokenizer files do not match the vocabulary the model was fine-tuned with")
-    return model, tok, task, hp, meta
 
 
 def _check_vocab(encoder: Encoder, tok, where) -> None:
