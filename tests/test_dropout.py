@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from electra.model.dropout import Dropout, attention, cheap_masks, dropout, keep_mask, native_masks
+from electra.model.dropout import Dropout, attention, cheap_masks, dropout, keep_mask, native_masks, residual_dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -55,6 +55,39 @@ def test_dropout_scales_kept_values_and_its_gradient_uses_the_same_mask():
     g = torch.randn_like(y)
     y.backward(g)
     torch.testing.assert_close(x.grad, torch.where(kept, g / 0.75, 0.0))
+
+
+def test_bf16_input_is_scaled_by_the_exact_factor():
+    """1 / (1 - p) in bf16 is 1.109375 at p = 0.1 (0.16% short): the kept values are x / 0.9 in float32."""
+    torch.manual_seed(0)
+    x = (torch.rand(64, 512) + 0.5).to(torch.bfloat16)
+    y = dropout(x, 0.1, training=True)
+    kept = y != 0
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y[kept], x.float()[kept] / 0.9, rtol=1e-6, atol=0)
+
+
+def test_residual_dropout_adds_the_branch_scaled_exactly_and_differentiates_as_dropout():
+    """x + Drop(h) with a bf16 branch (as under autocast) on a float32 stream: kept values x + h / 0.9
+    in float32, dropped ones x; d/dx = 1, d/dh = mask / 0.9."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 512, requires_grad=True)
+    h = (torch.rand(64, 512) + 0.5).to(torch.bfloat16).requires_grad_()
+    y = residual_dropout(x, h, 0.1, training=True)
+    assert y.dtype == torch.float32
+    kept = y != x
+    assert 0.09 < 1 - kept.float().mean().item() < 0.11
+    torch.testing.assert_close(y[kept], x[kept] + h.float()[kept] / 0.9, rtol=1e-6, atol=1e-6)
+    g = torch.randn_like(y)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g)
+    torch.testing.assert_close(h.grad, torch.where(kept, g / 0.9, 0.0).to(torch.bfloat16))
+    assert torch.equal(residual_dropout(x, h, 0.1, training=False), x + h)
+    with native_masks():
+        torch.manual_seed(3)
+        native = residual_dropout(x, h, 0.1, training=True)
+        torch.manual_seed(3)
+        assert torch.equal(native, x + F.dropout(h, 0.1, training=True))
 
 
 def test_dropout_off_in_eval_at_zero_and_one_and_off_the_cpu_path():

@@ -95,8 +95,9 @@ class TransformerLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed."""
-        x = self.attn_norm(x[:, :queries] + self.dropout(self.attn(x, attn_mask, queries)))
-        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+        # dropout.residual(x, h) is x + Drop(h)
+        x = self.attn_norm(self.dropout.residual(x[:, :queries], self.attn(x, attn_mask, queries)))
+        return self.ffn_norm(self.dropout.residual(x, self.ffn(x)))
 
 
 class GlorotLinear(nn.Linear):
