@@ -125,19 +125,25 @@ def ranged_sampler(sampler: str):
 
 @contextlib.contextmanager
 def ranged_dropout():
-    """Wrap the model's dropout (``electra.model.dropout.dropout``: its cheap CPU masks are plain
-    comparisons and multiplies) in a "dropout" range for the duration of the profile."""
-    original = dropout_module.dropout
+    """Wrap the model's dropout (``electra.model.dropout``'s ``dropout`` and ``residual_dropout``:
+    their cheap CPU masks are plain comparisons and multiplies) in "dropout" ranges for the duration
+    of the profile."""
+    names = ("dropout", "residual_dropout")
+    originals = {name: getattr(dropout_module, name) for name in names}
 
-    def wrapped(*args, **kwargs):
-        with record_function("dropout"):
-            return original(*args, **kwargs)
+    def ranged(fn):
+        def wrapped(*args, **kwargs):
+            with record_function("dropout"):
+                return fn(*args, **kwargs)
+        return wrapped
 
-    dropout_module.dropout = wrapped
+    for name, fn in originals.items():
+        setattr(dropout_module, name, ranged(fn))
     try:
         yield
     finally:
-        dropout_module.dropout = original
+        for name, fn in originals.items():
+            setattr(dropout_module, name, fn)
 
 
 def top_ops(prof, steps: int, n: int) -> None:

@@ -69,10 +69,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     A bf16 (or fp16) ``x`` gets a float32 mask, so a float32 result: 1 / (1 - p) rounded to bf16
     (1.109375 for p = 0.1) would shrink every kept value by 0.16%, as PyTorch's CPU dropout of a
     bf16 tensor does. In the model such an output is added to the float32 residual stream."""
-    if not training or p == 0.0 or not cheap_masks(x):
+    if not training or p == 0.0 or p == 1.0 or not cheap_masks(x):
         return F.dropout(x, p, training)
-    if p == 1.0:
-        return x * 0.0
     return x * keep_mask(x.shape, p, torch.promote_types(x.dtype, torch.float32))  # backward: grad * mask
 
 
