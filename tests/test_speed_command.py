@@ -4,9 +4,12 @@ rows from the fine-tuning and prediction benchmarks appear when their modules ex
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import types
+
+import pytest
 
 from conftest import REPO
 
@@ -75,3 +78,19 @@ def test_omp_wait_times_each_policy_in_its_own_process():
     lines = [line.split() for line in r.stdout.splitlines()[1:]]
     assert [(x[0], x[1]) for x in lines] == [("unset", "idle"), ("PASSIVE", "idle"), ("spin=100", "idle")]
     assert all(float(x[2].replace(",", "")) > 0 and x[3] == "examples/s" for x in lines)
+
+
+def test_dropout_masks_dry_run_times_both_arms_of_every_row():
+    """benchmarks/dropout_masks.py --dry-run: a pretraining and a fine-tuning row per request, each with
+    both arms' speeds and their ratio."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "dropout_masks.py"), "--dry-run",
+                        "--pretrain", "small", "--finetune", "rte"],
+                       capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if "cheap masks" in line]
+    assert [row.split(",")[0] for row in rows] == ["pretraining step", "fine-tuning RTE"]
+    for row in rows:
+        m = re.search(r"cheap masks ([\d,.]+) \S+, PyTorch's ([\d,.]+) \(([\d.]+)x\)$", row)
+        assert m, row
+        cheap, native = (float(g.replace(",", "")) for g in m.groups()[:2])
+        assert cheap > 0 and native > 0 and float(m.group(3)) == pytest.approx(cheap / native, abs=0.01)
