@@ -39,16 +39,17 @@ from speed import cpu_name
 ARMS = {"cheap": contextlib.nullcontext, "native": native_masks}
 
 
-def in_turns(run, rounds: int, per_round: int) -> dict[str, float]:
-    """Median seconds of ``run()`` under each arm, the arms alternating every round (``per_round``
-    calls timed together), after one untimed call of each."""
-    times: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    for ctx in ARMS.values():
+def in_turns(run, rounds: int, per_round: int, arms: dict | None = None) -> dict[str, float]:
+    """Median seconds of ``run()`` under each arm (name -> context manager; default ``ARMS``), the
+    arms alternating every round (``per_round`` calls timed together), after one untimed call of each."""
+    arms = ARMS if arms is None else arms
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
+    for ctx in arms.values():
         with ctx():
             run()
     for r in range(rounds):
-        for arm in (ARMS if r % 2 == 0 else reversed(ARMS)):  # ABBA: a drifting load falls on both alike
-            with ARMS[arm]():
+        for arm in (arms if r % 2 == 0 else reversed(arms)):  # ABBA: a drifting load falls on all alike
+            with arms[arm]():
                 t0 = time.perf_counter()
                 for _ in range(per_round):
                     run()
@@ -56,18 +57,18 @@ def in_turns(run, rounds: int, per_round: int) -> dict[str, float]:
     return {arm: statistics.median(t) for arm, t in times.items()}
 
 
-def pretrain_row(shape: str, rounds: int, batch: int = 32, seq: int = 128) -> dict:
+def pretrain_row(shape: str, rounds: int, batch: int = 32, seq: int = 128, arms: dict | None = None) -> dict:
     cfg = load_config(shape)
     bf16 = use_bf16(torch.device("cpu"), "auto", cfg.model.hidden_size)
     data = pretrain_step.synthetic_batch(batch, seq, cfg.model.vocab_size, torch.device("cpu"))
     step = pretrain_step.ours(cfg, data, torch.device("cpu"), False, bf16)
-    t = in_turns(step, rounds, 2)
+    t = in_turns(step, rounds, 2, arms)
     return {"what": f"pretraining step, {shape}, {batch} x {seq}, {'bf16' if bf16 else 'fp32'}", "unit": "tokens/s",
             **{arm: batch * seq / s for arm, s in t.items()}}
 
 
 def finetune_row(task_name: str, shape: str, rounds: int, examples: int, batch: int = 32, vocab_size: int = 30522,
-                 max_length: int = 128) -> dict:
+                 max_length: int = 128, arms: dict | None = None) -> dict:
     task = get_task(task_name)
     full = load_train(task, data_dir() / "glue")
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,7 @@ def finetune_row(task_name: str, shape: str, rounds: int, examples: int, batch: 
     pad_id = special_tokens(tok).pad
     encoder = finetune_peer._encoder(shape, tok.get_vocab_size())
     run = finetune_peer._ours_runner(encoder, task, feats, pad_id, "auto+grouped", batch)
-    t = in_turns(lambda: run(feats), rounds, 1)
+    t = in_turns(lambda: run(feats), rounds, 1, arms)
     bf16 = use_bf16(torch.device("cpu"), "auto", encoder.config.hidden_size)
     return {"what": f"fine-tuning {task.name}, {shape}, batch {batch}, grouped, {'bf16' if bf16 else 'fp32'}",
             "unit": "examples/s", **{arm: len(feats) / s for arm, s in t.items()}}

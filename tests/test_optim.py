@@ -102,3 +102,28 @@ def test_warmup_times_linear_decay():
     assert abs(lr_at(50, 1.0, 10, 100) - 0.5) < 1e-12
     assert lr_at(100, 1.0, 10, 100) == 0.0
     assert abs(lr_at(20, 1.0, 10, 100, progress=0.75) - 0.25) < 1e-12
+
+
+def test_fused_cpu_update_is_the_foreach_update_with_clipping(monkeypatch):
+    """On a CPU the eager update is torch's fused Adam kernel (bias correction off, the clipping as its
+    gradient divisor, the weight decay before it); it follows the foreach update it replaced."""
+    applies = optim_module.fused_kernel_applies
+    assert applies([torch.zeros(3)]) and not applies([torch.zeros(3, dtype=torch.bfloat16)])
+    shapes, wds = [(64, 32), (32,), (7, 5)], [0.01, 0.0, 0.01]
+
+    def run(fused: bool) -> list[torch.Tensor]:
+        monkeypatch.setattr(optim_module, "fused_kernel_applies", lambda params: fused)
+        torch.manual_seed(1)
+        params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+        opt = AdamNoBiasCorrection([dict(params=[p], weight_decay=wd) for p, wd in zip(params, wds)],
+                                   lr=3e-3, clip_grad_norm=1.0)
+        for step in range(8):
+            for p in params:
+                p.grad = torch.randn(p.shape) * (0.05 if step % 2 else 3.0)  # clipped on even steps only
+                p.grad.view(-1)[:3] = 0.0
+            opt.step()
+        return [p.detach() for p in params] + [opt.state[p][k] for p in params for k in ("exp_avg", "exp_avg_sq")]
+
+    fused, foreach = run(True), run(False)
+    for a, b in zip(fused, foreach):
+        torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-7)

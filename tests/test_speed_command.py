@@ -10,6 +10,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 from conftest import REPO
 
@@ -94,3 +95,52 @@ def test_dropout_masks_dry_run_times_both_arms_of_every_row():
         assert m, row
         cheap, native = (float(g.replace(",", "")) for g in m.groups()[:2])
         assert cheap > 0 and native > 0 and float(m.group(3)) == pytest.approx(cheap / native, abs=0.01)
+
+
+def test_step_ablation_dry_run_prints_each_parts_share_of_every_row():
+    """benchmarks/step_ablation.py --dry-run: a row per request, the step as is and each part made free,
+    each share 1 - time(free) / time(as is) = 1 - speed(as is) / speed(free)."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "step_ablation.py"), "--dry-run",
+                        "--pretrain", "small", "--finetune", "rte", "--parts", "masks,update"],
+                       capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if "as is" in line]
+    assert [row.split(",")[0] for row in rows] == ["pretraining step", "fine-tuning RTE"]
+    for row in rows:
+        base = float(re.search(r"as is ([\d,.]+) ", row).group(1).replace(",", ""))
+        shares = re.findall(r"(\w+) ([+-][\d.]+)% \(([\d,.]+)\)", row)
+        assert [s[0] for s in shares] == ["masks", "update"], row
+        for _, share, speed in shares:
+            assert float(share) / 100 == pytest.approx(1 - base / float(speed.replace(",", "")), abs=0.001)
+
+
+def test_step_ablation_arms_make_their_part_free_and_restore_it():
+    """Inside each arm its part is replaced (the same mask object again, identity GELU and LayerNorm,
+    attention without dropout, no update); outside, the real one is back."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import step_ablation
+    from electra.model import dropout as D
+    from electra.model import encoder as E
+    from electra.train.optim import AdamNoBiasCorrection
+    arms = step_ablation.free_arms()
+    x = torch.randn(8, 4, 16, 16)
+    ln = torch.nn.LayerNorm(16)
+    with arms["masks"]():
+        assert D.keep_mask((64, 256), 0.1) is D.keep_mask((64, 256), 0.1)
+    assert not torch.equal(D.keep_mask((64, 256), 0.1), D.keep_mask((64, 256), 0.1))
+    with arms["gelu"](), arms["layernorm"]():
+        assert torch.equal(torch.nn.functional.gelu(x), x) and torch.equal(ln(x), x)
+    assert not torch.equal(torch.nn.functional.gelu(x), x) and not torch.equal(ln(x), x)
+    q = torch.randn(2, 4, 128, 16)
+    with arms["attention_dropout"]():
+        assert torch.allclose(E.attention(q, q, q, None, 0.1), torch.nn.functional.scaled_dot_product_attention(q, q, q),
+                              atol=1e-5)  # no dropout
+    assert not torch.equal(E.attention(q, q, q, None, 0.1), E.attention(q, q, q, None, 0.1))  # dropout is back
+    w = torch.nn.Parameter(torch.ones(3))
+    w.grad = torch.ones(3)
+    opt = AdamNoBiasCorrection([w], lr=0.1)
+    with arms["update"]():
+        opt.step()
+        assert torch.equal(w, torch.ones(3))
+    opt.step()
+    assert not torch.equal(w, torch.ones(3))

@@ -5,7 +5,9 @@ recipe's optimizer (the original ``AdamWeightDecayOptimizer``) does not: without
 update m / sqrt(v) is about (1 - b1) / sqrt(1 - b2) ~ 3x the corrected one, relaxing to it over
 ~1/(1 - b2) steps, and the recipe's learning rates and warmup were tuned with that behaviour.
 Weight decay is decoupled and scaled by the learning rate, and skipped for LayerNorm and biases.
-The update uses ``torch._foreach_*`` ops so it is a handful of fused kernels, not one per tensor.
+Eager on a CPU the update is torch's fused Adam kernel (one pass over each tensor's weights,
+gradients and moments) with its bias correction switched off; elsewhere ``torch._foreach_*`` ops, a
+handful of kernels rather than one per tensor.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
     """p -= lr * (m / (sqrt(v) + eps) + wd * p), with m, v the raw exponential moving averages.
 
     ``compiled=True`` runs the same update through ``torch.compile`` (inductor fuses each tensor's
-    passes into one loop; on a CPU that is ~2.5x faster than the eager foreach kernels, and its
-    square root is correctly rounded, where the eager one through MKL on AMD CPUs is off by an
-    ulp on ~20% of values and ~6x slower on zeros). The first step compiles (~25 s cold, a few
-    seconds from inductor's on-disk cache); a compile failure falls back to eager with a warning.
+    passes into one loop and the clipping's sums of squares with them; on a CPU ~1.4x faster than
+    the eager update, itself torch's fused kernel there). The first step compiles (~25 s cold, a
+    few seconds from inductor's on-disk cache); a compile failure falls back to eager with a warning.
     """
 
     def __init__(self, params, lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
@@ -74,6 +75,7 @@ class AdamNoBiasCorrection(torch.optim.Optimizer):
 
 
 def _update_groups(work: list[tuple], max_norm: float = 0.0) -> None:
+    coef = None
     if max_norm > 0:  # torch's clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6)), the gradients left as they are
         grads = [g for w in work for g in w[1]]
         if torch.compiler.is_compiling():  # inductor fuses these sums of squares; its _foreach_norm is
@@ -81,9 +83,38 @@ def _update_groups(work: list[tuple], max_norm: float = 0.0) -> None:
         else:
             total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-        work = [(params, torch._foreach_mul(grads, coef), *rest) for params, grads, *rest in work]
+    divisor = None if coef is None else 1.0 / coef  # the clipping as the fused kernel's gradient divisor
     for params, grads, m, v, lr, weight_decay, beta1, beta2, eps in work:
-        adam_update_(params, grads, m, v, lr, weight_decay, beta1, beta2, eps)
+        if fused_kernel_applies(params):
+            fused_adam_update_(params, grads, m, v, float(lr), weight_decay, beta1, beta2, eps, divisor)
+        else:
+            grads = grads if coef is None else torch._foreach_mul(grads, coef)
+            adam_update_(params, grads, m, v, lr, weight_decay, beta1, beta2, eps)
+
+
+#: The step count handed to torch's fused Adam kernel: its bias corrections 1 - beta ** step are then
+#: exactly 1 (beta ** 2**40 underflows to 0), so the kernel computes the update without them.
+_NO_BIAS_CORRECTION = torch.tensor(float(2**40))
+
+
+def fused_kernel_applies(params: list[torch.Tensor]) -> bool:
+    """Whether ``fused_adam_update_`` runs ``params``' update: float32 CPU tensors, outside
+    ``torch.compile`` (inductor fuses the foreach update itself). On a GPU the foreach kernels stay."""
+    return (hasattr(torch, "_fused_adam_") and not torch.compiler.is_compiling()
+            and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params))
+
+
+def fused_adam_update_(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[torch.Tensor],
+                       v: list[torch.Tensor], lr: float, weight_decay: float, beta1: float, beta2: float,
+                       eps: float, grad_scale: torch.Tensor | None = None) -> None:
+    """``adam_update_`` through torch's fused Adam kernel: the weight decay first (on the pre-update
+    weights, as there), then one pass per tensor computing m, v and p -= lr * m / (sqrt(v) + eps),
+    the gradients divided by ``grad_scale`` first when given. Why: on the 2-core Xeon, Small's 13.5M
+    parameters update in ~11 ms against ~38 ms for the foreach kernels (docs/speed.md)."""
+    if weight_decay:  # not the kernel's AdamW decay: that multiplies by 1 - lr * wd rounded to fp32
+        torch._foreach_add_(params, params, alpha=-lr * weight_decay)
+    torch._fused_adam_(params, grads, m, v, [], [_NO_BIAS_CORRECTION] * len(params), lr=lr, beta1=beta1,
+                       beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False, grad_scale=grad_scale)
 
 
 _compile_announced = False
@@ -126,9 +157,10 @@ COMPILED_UPDATE_MIN_PARAMS = 4_000_000
 #: (~25 s idle; 48 s wall, 14 s of it in-process CPU, with the machine shared; a warm cache: 3-17 s).
 #: Inside the first step: a short run pays it and never earns it back.
 UPDATE_COMPILE_SECONDS = 30.0
-#: Seconds the compiled update saves per parameter and step on a CPU (2-core EPYC, mini, ~7.2M
-#: parameters: ~23 ms eager, ~8 ms compiled; docs/speed.md).
-UPDATE_SAVED_SECONDS_PER_PARAM = 2e-9
+#: Seconds the compiled update saves per parameter and step on a CPU against the eager one (torch's
+#: fused kernel), both clipping (2-core Xeon with AMX: Small's 13.5M parameters 18.1 vs 24.9 ms, Base's
+#: 109M 108.7 vs 164.9 ms; docs/speed.md). Against the foreach update before it (52 ms at Small) it was 2e-9.
+UPDATE_SAVED_SECONDS_PER_PARAM = 5e-10
 
 
 def compiled_update_pays(device: torch.device, num_params: int, steps: int) -> bool:
