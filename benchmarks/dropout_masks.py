@@ -83,27 +83,36 @@ def finetune_row(task_name: str, shape: str, rounds: int, examples: int, batch: 
             "unit": "examples/s", **{arm: len(feats) / s for arm, s in t.items()}}
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_row_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options that pick the rows (shared with ``step_ablation.py``)."""
     ap.add_argument("--pretrain", default="small,mini", help="shapes of the pretraining step ('' for none)")
     ap.add_argument("--finetune", default="sst2,rte", help="GLUE tasks fine-tuned at the Small shape ('' for none)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--examples", type=int, default=320, help="fine-tuning rows per timed epoch")
     ap.add_argument("--dry-run", action="store_true")
-    a = ap.parse_args(argv)
+
+
+def print_rows(a: argparse.Namespace, line, arms: dict | None = None) -> None:
+    """Time and print (``line(row)``) every row ``a`` asks for under ``arms``, with the CPU and the load;
+    a dry run takes every path at the debug shape on a few rows."""
     keep_freed_memory()  # as the training loop does on a CPU
     print(f"CPU {cpu_name()} | {torch.get_num_threads()} threads | load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} | torch {torch.__version__}", flush=True)
-    rows = []
+    rounds = 1 if a.dry_run else a.rounds
     for shape in filter(None, a.pretrain.split(",")):
-        rows.append(pretrain_row("debug" if a.dry_run else shape, 1 if a.dry_run else a.rounds,
-                                 *((4, 16) if a.dry_run else ())))
-        print(_line(rows[-1]), flush=True)
+        row = pretrain_row("debug" if a.dry_run else shape, rounds, *((4, 16) if a.dry_run else ()), arms=arms)
+        print(line(row), flush=True)
     for task in filter(None, a.finetune.split(",")):
-        rows.append(finetune_row(task, "debug" if a.dry_run else "small", 1 if a.dry_run else a.rounds,
-                                 16 if a.dry_run else a.examples, *((8, 2000, 32) if a.dry_run else ())))
-        print(_line(rows[-1]), flush=True)
+        row = finetune_row(task, "debug" if a.dry_run else "small", rounds, 16 if a.dry_run else a.examples,
+                           *((8, 2000, 32) if a.dry_run else ()), arms=arms)
+        print(line(row), flush=True)
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_row_arguments(ap)
+    print_rows(ap.parse_args(argv), _line)
 
 
 def _line(row: dict) -> str:

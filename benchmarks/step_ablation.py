@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from collections.abc import Callable, Iterator
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -31,22 +31,16 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 import dropout_masks  # beside this file: the script's folder is on sys.path
 from electra.model import dropout as model_dropout
 from electra.model import encoder as model_encoder
-from electra.train.cpu_memory import keep_freed_memory
 from electra.train.optim import AdamNoBiasCorrection
-from speed import cpu_name
 
 
 @contextlib.contextmanager
 def _patched(*patches: tuple[object, str, object]) -> Iterator[None]:
-    """Set each ``(owner, attribute, value)`` inside the block, restore them after."""
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    for owner, name, value in patches:
-        setattr(owner, name, value)
-    try:
+    """Each ``(owner, attribute, value)`` set inside the block (``mock.patch.object``), restored after."""
+    with contextlib.ExitStack() as stack:
+        for owner, name, value in patches:
+            stack.enter_context(mock.patch.object(owner, name, value))
         yield
-    finally:
-        for owner, name, value in saved:
-            setattr(owner, name, value)
 
 
 def _cached_masks() -> Callable:
@@ -91,32 +85,15 @@ def _line(row: dict, parts: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pretrain", default="small,mini", help="shapes of the pretraining step ('' for none)")
-    ap.add_argument("--finetune", default="sst2,rte", help="GLUE tasks fine-tuned at the Small shape ('' for none)")
-    ap.add_argument("--parts", default=",".join(free_arms()))
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--examples", type=int, default=320, help="fine-tuning rows per timed epoch")
-    ap.add_argument("--dry-run", action="store_true")
+    dropout_masks.add_row_arguments(ap)
+    available = free_arms()
+    ap.add_argument("--parts", default=",".join(available))
     a = ap.parse_args(argv)
     parts = [p for p in a.parts.split(",") if p]
-    unknown = set(parts) - set(free_arms())
-    if unknown or not parts:
-        ap.error(f"--parts: choose from {', '.join(free_arms())} (got {a.parts!r})")
-    arms = {"as is": contextlib.nullcontext, **{p: free_arms()[p] for p in parts}}
-    keep_freed_memory()  # as the training loop does on a CPU
-    print(f"CPU {cpu_name()} | {torch.get_num_threads()} threads | load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} | torch {torch.__version__}", flush=True)
-    rounds = 1 if a.dry_run else a.rounds
-    for shape in filter(None, a.pretrain.split(",")):
-        row = dropout_masks.pretrain_row("debug" if a.dry_run else shape, rounds,
-                                         *((4, 16) if a.dry_run else (32, 128)), arms=arms)
-        print(_line(row, parts), flush=True)
-    for task in filter(None, a.finetune.split(",")):
-        row = dropout_masks.finetune_row(task, "debug" if a.dry_run else "small", rounds,
-                                         16 if a.dry_run else a.examples,
-                                         *((8, 2000, 32) if a.dry_run else (32, 30522, 128)), arms=arms)
-        print(_line(row, parts), flush=True)
-    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if set(parts) - set(available) or not parts:
+        ap.error(f"--parts: choose from {', '.join(available)} (got {a.parts!r})")
+    arms = {"as is": contextlib.nullcontext, **{p: available[p] for p in parts}}
+    dropout_masks.print_rows(a, lambda row: _line(row, parts), arms)
 
 
 if __name__ == "__main__":

@@ -67,9 +67,10 @@ class FinetuneHParams:
     launch-bound (a small model on a GPU). Dropout masks then come from inductor's RNG."""
     compile_optimizer: bool | None = None
     """Run the optimizer update compiled (the same formula, fused by inductor; on a CPU ~1.4x faster
-    than the eager update, torch's fused kernel: 18 vs 25 ms at the Small shape); None = auto (``train.optim.compiled_update_pays``: on a
-    CPU with a C++ compiler, for models of 4M parameters and up, when the run is long enough to earn
-    back a compile with an empty inductor cache)."""
+    than the eager update, torch's fused kernel: 18 vs 25 ms at the Small shape); None = auto
+    (``train.optim.compiled_update_pays``: on a CPU with a C++ compiler, for models of 4M
+    parameters and up, when the run is long enough to earn back a compile with an empty inductor
+    cache)."""
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
