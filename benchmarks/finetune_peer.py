@@ -83,27 +83,27 @@ def best_peer_settings() -> str:
     return "grouped+compile+fused" + ("+bf16" if cpu_has_bf16() else "")
 
 
-def length_grouped_order(lengths: np.ndarray, batch_size: int, gen: torch.Generator) -> np.ndarray:
-    """The example order of Trainer's ``LengthGroupedSampler`` (its semantics, written here).
+def length_grouped_order(lengths: np.ndarray, batch_size: int, gen: torch.Generator,
+                         dataset_size: int | None = None) -> np.ndarray:
+    """The example order of Trainer's ``LengthGroupedSampler``: its own ``get_length_grouped_indices``.
 
-    A random permutation is cut into megabatches of ``mult * batch_size`` examples, ``mult =
-    min(N // (4 batch_size), 50)`` (at least 1); each megabatch is sorted by length, longest first;
-    the megabatch with the longest example goes first (its head swapped with the first's head), so
-    an out-of-memory error shows at the first step.
+    A random permutation is cut into megabatches of ``mult * batch_size`` examples, each sorted
+    longest first, the longest example first of all; Trainer takes ``mult = min(N // (4
+    batch_size), 50)`` (at least 1) for a training set of ``N`` rows. ``N`` is ``dataset_size`` when
+    given (the task's whole training set, when ``lengths`` is a sample of it timed alone), else
+    ``len(lengths)``.
     """
-    n = len(lengths)
-    mult = max(1, min(n // (batch_size * 4), 50))
-    perm = torch.randperm(n, generator=gen).numpy()
-    size = mult * batch_size
-    megas = [sorted(perm[s: s + size].tolist(), key=lambda i: -lengths[i]) for s in range(0, n, size)]
-    longest = int(np.argmax([lengths[m[0]] for m in megas]))
-    megas[0][0], megas[longest][0] = megas[longest][0], megas[0][0]
-    return np.asarray([i for m in megas for i in m], dtype=np.int64)
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    mult = max(1, min((len(lengths) if dataset_size is None else dataset_size) // (batch_size * 4), 50))
+    return np.asarray(get_length_grouped_indices(lengths.tolist(), batch_size, mult, gen), dtype=np.int64)
 
 
-def peer_batches(feats: Features, batch_size: int, pad_id: int, gen: torch.Generator, grouped: bool):
-    """One epoch of padded batches in the order Trainer's sampler gives (the last may be smaller)."""
-    order = (length_grouped_order(feats.lengths, batch_size, gen) if grouped
+def peer_batches(feats: Features, batch_size: int, pad_id: int, gen: torch.Generator, grouped: bool,
+                 dataset_size: int | None = None):
+    """One epoch of padded batches in the order Trainer's sampler gives (the last may be smaller);
+    ``dataset_size``: as ``length_grouped_order``'s."""
+    order = (length_grouped_order(feats.lengths, batch_size, gen, dataset_size) if grouped
              else torch.randperm(len(feats), generator=gen).numpy())
     for s in range(0, len(order), batch_size):
         b = collate(feats, order[s: s + batch_size], pad_id)  # pads to the batch's longest row
@@ -129,12 +129,14 @@ def peer_model(encoder: Encoder, num_labels: int, pad_id: int):
 
 def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, batch_size: int = 32,
                epochs: float = 1.0, learning_rate: float = 1e-4, warmup_frac: float = 0.1, seed: int = 0,
-               forward=None, weight_decay: float = 0.0, eps: float = 1e-8, max_grad_norm: float = 1.0) -> list[float]:
+               forward=None, weight_decay: float = 0.0, eps: float = 1e-8, max_grad_norm: float = 1.0,
+               dataset_size: int | None = None) -> list[float]:
     """Trainer's loop over ``feats`` for ``epochs``; returns each step's loss read at the end (no per-step sync).
 
     ``forward``: the (possibly compiled) callable to run the model with (default ``model``).
     ``weight_decay``, ``eps``, ``max_grad_norm``: Trainer's ``weight_decay`` (not applied to biases and
-    LayerNorm weights, as Trainer does), ``adam_epsilon`` and ``max_grad_norm``.
+    LayerNorm weights, as Trainer does), ``adam_epsilon`` and ``max_grad_norm``. ``dataset_size``:
+    the training set's size when ``feats`` is a sample of it (``length_grouped_order``).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -148,7 +150,7 @@ def peer_train(model, feats: Features, pad_id: int, settings: PeerSettings, *, b
     model.train()
     losses, step = [], 0
     while step < total:
-        for batch in peer_batches(feats, batch_size, pad_id, gen, settings.grouped):
+        for batch in peer_batches(feats, batch_size, pad_id, gen, settings.grouped, dataset_size):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
                 loss = forward(**batch).loss
             loss.backward()
@@ -197,12 +199,15 @@ def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
     return run
 
 
-def _peer_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int):
-    """A callable training one epoch of the transformers loop at ``setting`` (see ``PeerSettings.parse``)."""
+def _peer_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int,
+                 dataset_size: int | None = None):
+    """A callable training one epoch of the transformers loop at ``setting`` (see ``PeerSettings.parse``),
+    its length grouping that of a run on ``dataset_size`` rows."""
     settings = PeerSettings.parse(setting)
     model = peer_model(encoder, task.num_outputs, pad_id)
     forward = torch.compile(model) if settings.compile else model
-    return lambda rows, seed=0: peer_train(model, rows, pad_id, settings, batch_size=batch, seed=seed, forward=forward)
+    return lambda rows, seed=0: peer_train(model, rows, pad_id, settings, batch_size=batch, seed=seed, forward=forward,
+                                           dataset_size=dataset_size)
 
 
 def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 640, batch: int = 32,
@@ -225,7 +230,11 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     warm = tokenize_split(full.head(max(2 * batch, examples // 10)), tok, max_length)
     encoder = _encoder(shape, tok.get_vocab_size())
     runners = {f"ours {s}": _ours_runner(encoder, task, feats, pad_id, s, batch) for s in ours}
-    runners |= {f"peer {s}": _peer_runner(encoder, task, feats, pad_id, s, batch) for s in peers}
+    # the peer groups lengths as it would on the whole training set: Trainer sizes its megabatches
+    # from the data set's size, and a sample of a few hundred rows would get 1-5 batches a megabatch
+    # (little grouping) where a run on the task gets 19 (RTE) or 50 (SST-2); ours sorts chunks of
+    # 50 batches whatever the size, so on the sample both sides sort all its rows
+    runners |= {f"peer {s}": _peer_runner(encoder, task, feats, pad_id, s, batch, len(full)) for s in peers}
     for name, run in runners.items():
         t0 = time.perf_counter()
         run(warm)
