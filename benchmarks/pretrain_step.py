@@ -109,7 +109,7 @@ def peer(cfg, batch, device, compile_: bool, bf16: bool):
     genr.electra.embeddings = disc.electra.embeddings  # share the whole embedding block
     genr.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
     params = list({id(p): p for p in list(disc.parameters()) + list(genr.parameters())}.values())
-    opt = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=device.type in ("cuda", "cpu"))  # torch's fused kernel on both
     rng = torch.Generator(device=device)
 
     def forward(ids, seg, am):

@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     rows += [peer_module_row(label, name, a.quick, a.dry_run, kwargs) for label, name, kwargs in peer_rows]
     bf16 = f"{peak['bf16'] / 1e12:.2f} TFLOP/s" if peak["bf16"] else "n/a (no bf16 units)"
     units = "bf16 units (AMX or AVX-512 BF16)" if cpu_has_bf16() else "no bf16 units"
-    print(f"CPU: {cpu_name()}, {units} | {torch.get_num_threads()} threads | torch {torch.__version__}"
-          + (" | DRY RUN: tiny shapes, the figures mean nothing" if a.dry_run else ""))
+    wait = os.environ.get("OMP_WAIT_POLICY", "default")  # PASSIVE when the CPU was busy at the start (omp_wait.py)
+    print(f"CPU: {cpu_name()}, {units} | {torch.get_num_threads()} threads | OpenMP wait policy {wait}"
+          f" | torch {torch.__version__}" + (" | DRY RUN: tiny shapes, the figures mean nothing" if a.dry_run else ""))
     print(f"measured matmul peak: fp32 {peak['fp32'] / 1e12:.2f} TFLOP/s | bf16 {bf16}")
     print(f"load average (1, 5, 15 min): {load_start} at the start, {load()} at the end; {time.time() - t0:.0f} s\n")
     print("| what | precision | ours | transformers | ratio | fraction of the matmul peak |")
