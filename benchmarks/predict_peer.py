@@ -8,9 +8,11 @@ export`` to an ``ElectraForSequenceClassification`` folder; the same texts are t
 - ``ours api``: ``electra.predict(model, texts)``,
 - ``peer``: ``transformers.pipeline("text-classification", model=<export>, device=-1)`` called on the
   list of texts with ``truncation=True`` (the export's ``model_max_length`` is the fine-tuned 128),
+  in float32 (its default) and, on a CPU with bf16 units, with ``dtype=torch.bfloat16`` (``peer bf16``:
+  faster, with no check that its labels are float32's; how many differ is printed),
 
 each at every batch size of its sweep, timed in turns (repeat 1 of every entry, then repeat 2), and
-the best batch size of each is compared. Ours runs at the model's saved precision ``auto`` (bf16
+the best entry of each side is compared (the peer's best of both precisions). Ours runs at the model's saved precision ``auto`` (bf16
 autocast on a CPU with bf16 units), where rows near a tie are recomputed in fp32
 (``electra.finetuning.near_ties``): every entry, and the same classifier saved with
 ``precision=fp32``, must label every text as the pipeline does (asserted); how many rows the bf16
@@ -110,12 +112,12 @@ def _ours_api(model: Path, texts: list[str], batch: int):
     return lambda: [p["label"] for p in predict(model, texts, batch_size=batch)]
 
 
-def _peer(hf_dir: Path, texts: list[str], batch: int):
+def _peer(hf_dir: Path, texts: list[str], batch: int, dtype: torch.dtype | None = None):
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    clf = pipeline("text-classification", model=str(hf_dir), device=-1)
+    clf = pipeline("text-classification", model=str(hf_dir), device=-1, **({"dtype": dtype} if dtype else {}))
     return lambda: [p["label"] for p in clf(texts, batch_size=batch, truncation=True)]
 
 
@@ -130,9 +132,12 @@ def recomputed_rows(model: Path, texts: list[str]) -> int:
 
 
 def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_batches=(64, 256),
-            peer_batches=(1, 16, 64), glue_dir: Path | None = None, vocab_size: int = 30522, train_rows: int = 3200,
-            log=print) -> dict:
-    """Texts/s of each entry at each batch size (median of ``repeats``, timed in turns); returns a dict."""
+            peer_batches=(1, 16, 64), peer_bf16_batches: tuple[int, ...] | None = None, glue_dir: Path | None = None,
+            vocab_size: int = 30522, train_rows: int = 3200, log=print) -> dict:
+    """Texts/s of each entry at each batch size (median of ``repeats``, timed in turns); returns a dict.
+    ``peer_bf16_batches``: the pipeline's batch sizes in bf16 (default 16 and 64 on a CPU with bf16 units)."""
+    if peer_bf16_batches is None:
+        peer_bf16_batches = (16, 64) if cpu_has_bf16() else ()
     glue_dir = glue_dir or data_dir() / "glue"
     items = benchmark_texts(texts, glue_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,6 +146,7 @@ def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_b
         entries = {f"ours cli b{b}": _ours_cli(model, items, folder, b) for b in ours_batches}
         entries |= {f"ours api b{b}": _ours_api(model, items, b) for b in ours_batches}
         entries |= {f"peer b{b}": _peer(hf_dir, items, b) for b in peer_batches}
+        entries |= {f"peer bf16 b{b}": _peer(hf_dir, items, b, torch.bfloat16) for b in peer_bf16_batches}
         labels = {name: run() for name, run in entries.items()}  # also the warm-up
         labels["ours api fp32 (check)"] = _ours_api(model_fp32, items, ours_batches[0])()
         reference = labels[f"peer b{peer_batches[0]}"]
@@ -156,33 +162,41 @@ def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_b
                 run()
                 speeds[name].append(len(items) / (time.perf_counter() - t0))
     med = {k: statistics.median(v) for k, v in speeds.items()}
-    best = {side: max((k for k in med if k.startswith(side)), key=med.get) for side in ("ours cli", "ours api", "peer")}
+    sides = ("ours cli", "ours api", "peer", "peer b")  # "peer b": the pipeline in float32 only
+    best = {side: max((k for k in med if k.startswith(side)), key=med.get) for side in sides}
     out = {"texts": len(items), "shape": shape, "repeats": repeats, "texts_per_s": med, "all_texts_per_s": speeds,
            "label_differences": diffs, "recomputed_in_fp32": redone, "best": {side: {"entry": k, "texts_per_s": med[k]} for side, k in best.items()},
-           "ratios": {f"{best[s]} / {best['peer']}": med[best[s]] / med[best["peer"]] for s in ("ours cli", "ours api")}}
+           "ratios": {f"{best[s]} / {best[p]}": med[best[s]] / med[best[p]] for s in ("ours cli", "ours api")
+                      for p in ("peer", "peer b")}}
     for name, v in med.items():
         log(f"{name}: {v:,.1f} texts/s (repeats {', '.join(f'{x:.1f}' for x in speeds[name])})")
     for k, v in out["ratios"].items():
         log(f"{k}: {v:.2f}x")
-    assert not any(diffs.values()), f"labels differ from the pipeline's: {diffs}"
+    ours_diffs = {k: v for k, v in diffs.items() if k.startswith("ours")}
+    assert not any(ours_diffs.values()), f"labels differ from the pipeline's: {ours_diffs}"
     return out
 
 
 def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
     """The prediction row of ``benchmarks/speed.py``: our best entry (CLI or API) against the
-    pipeline's best batch size, and how many rows our bf16 path recomputed in fp32 (labels identical). ``quick``: 1,000
-    texts, one repeat; ``dry_run``: the debug shape, 64 texts, one batch size each (measures nothing)."""
+    pipeline's best (batch size and precision), with its float32 best beside it, how many of the
+    best's labels differ from float32's, and how many rows our bf16 path recomputed in fp32 (our labels
+    are identical). ``quick``: 1,000 texts, one repeat; ``dry_run``: the debug shape, 64 texts, one
+    batch size each (measures nothing)."""
     if dry_run:
-        r = measure(64, "debug", repeats=1, ours_batches=(16,), peer_batches=(16,), vocab_size=2000, train_rows=64,
-                    log=log)
+        r = measure(64, "debug", repeats=1, ours_batches=(16,), peer_batches=(16,),
+                    peer_bf16_batches=(16,) if cpu_has_bf16() else (), vocab_size=2000, train_rows=64, log=log)
     else:
         r = measure(1000 if quick else 2000, "small", repeats=1 if quick else 2, log=log)
     ours = max((r["best"]["ours cli"], r["best"]["ours api"]), key=lambda b: b["texts_per_s"])
-    peer = r["best"]["peer"]
+    peer, fp32 = r["best"]["peer"], r["best"]["peer b"]
     bf16 = use_bf16(torch.device("cpu"), "auto", load_config(r["shape"]).model.hidden_size)  # what ``auto`` ran
     return {"ours": ours["texts_per_s"], "peer": peer["texts_per_s"], "ratio": ours["texts_per_s"] / peer["texts_per_s"],
             "unit": "texts/s", "precision": "bf16" if bf16 else "fp32", "texts": r["texts"],
-            "best": f"{ours['entry']} vs {peer['entry']}", "labels": f"all as the pipeline's; {r['recomputed_in_fp32']} of {r['texts']} rows recomputed in fp32"}
+            "best": f"{ours['entry']} vs {peer['entry']}",
+            "labels": f"ours all as the float32 pipeline's; {r['recomputed_in_fp32']} of {r['texts']} rows recomputed in fp32",
+            "the peer's labels differing from float32's": r["label_differences"][peer["entry"]],
+            "vs the float32 pipeline": f"{fp32['texts_per_s']:,.1f} texts/s, {ours['texts_per_s'] / fp32['texts_per_s']:.2f}x"}
 
 
 def main(argv: list[str] | None = None) -> None:

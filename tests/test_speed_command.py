@@ -27,7 +27,8 @@ def test_dry_run_prints_the_cpu_the_peaks_the_load_and_every_row():
     assert [row[0].lstrip("| ").split(" (")[0] for row in rows] == [
         "pretraining step, debug 2 x 32", "fine-tuning", "fine-tuning", "prediction"]
     assert "task SST-2, debug" in rows[1][0] and "task RTE, debug" in rows[2][0]  # the two tasks of the fine-tuning rows
-    assert "labels all as the pipeline's" in rows[3][0]  # bf16 or not, every label is fp32's
+    assert "labels ours all as the float32 pipeline's" in rows[3][0]  # bf16 or not, every label of ours is fp32's
+    assert "vs the float32 pipeline " in rows[3][0]  # the pipeline's default beside its best (bf16 where it has units)
     pretrain = rows[0]
     assert pretrain[1] == "fp32" and pretrain[2].endswith(" tokens/s") and float(pretrain[2].split()[0].replace(",", "")) > 0
     assert pretrain[4].endswith("x") and float(pretrain[4][:-1]) > 0  # the transformers-built step ran beside ours
