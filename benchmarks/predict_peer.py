@@ -8,7 +8,7 @@ export`` to an ``ElectraForSequenceClassification`` folder; the same texts are t
 - ``ours api``: ``electra.predict(model, texts)``,
 - ``peer``: ``transformers.pipeline("text-classification", model=<export>, device=-1)`` called on the
   list of texts with ``truncation=True`` (the export's ``model_max_length`` is the fine-tuned 128),
-  in float32 (its default) and, on a CPU with bf16 units, with ``dtype=torch.bfloat16`` (``peer bf16``:
+  in float32 (its default) and, on a CPU with bf16 units, with ``dtype=torch.bfloat16`` (``peer-bf16``:
   faster, with no check that its labels are float32's; how many differ is printed),
 
 each at every batch size of its sweep, timed in turns (repeat 1 of every entry, then repeat 2), and
@@ -131,6 +131,16 @@ def recomputed_rows(model: Path, texts: list[str]) -> int:
     return counts[-1]
 
 
+#: Each side of the comparison and the prefix of its entries' names.
+SIDES = {"ours cli": "ours cli b", "ours api": "ours api b", "peer": "peer", "peer fp32": "peer b"}
+
+
+def best_entries(texts_per_s: dict[str, float]) -> dict[str, str]:
+    """The fastest entry of each side of ``SIDES`` (``peer``: the pipeline in either precision)."""
+    return {side: max((k for k in texts_per_s if k.startswith(prefix)), key=texts_per_s.get)
+            for side, prefix in SIDES.items()}
+
+
 def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_batches=(64, 256),
             peer_batches=(1, 16, 64), peer_bf16_batches: tuple[int, ...] | None = None, glue_dir: Path | None = None,
             vocab_size: int = 30522, train_rows: int = 3200, log=print) -> dict:
@@ -146,7 +156,7 @@ def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_b
         entries = {f"ours cli b{b}": _ours_cli(model, items, folder, b) for b in ours_batches}
         entries |= {f"ours api b{b}": _ours_api(model, items, b) for b in ours_batches}
         entries |= {f"peer b{b}": _peer(hf_dir, items, b) for b in peer_batches}
-        entries |= {f"peer bf16 b{b}": _peer(hf_dir, items, b, torch.bfloat16) for b in peer_bf16_batches}
+        entries |= {f"peer-bf16 b{b}": _peer(hf_dir, items, b, torch.bfloat16) for b in peer_bf16_batches}
         labels = {name: run() for name, run in entries.items()}  # also the warm-up
         labels["ours api fp32 (check)"] = _ours_api(model_fp32, items, ours_batches[0])()
         reference = labels[f"peer b{peer_batches[0]}"]
@@ -162,12 +172,11 @@ def measure(texts: int = 2000, shape: str = "small", *, repeats: int = 2, ours_b
                 run()
                 speeds[name].append(len(items) / (time.perf_counter() - t0))
     med = {k: statistics.median(v) for k, v in speeds.items()}
-    sides = ("ours cli", "ours api", "peer", "peer b")  # "peer b": the pipeline in float32 only
-    best = {side: max((k for k in med if k.startswith(side)), key=med.get) for side in sides}
+    best = best_entries(med)
     out = {"texts": len(items), "shape": shape, "repeats": repeats, "texts_per_s": med, "all_texts_per_s": speeds,
            "label_differences": diffs, "recomputed_in_fp32": redone, "best": {side: {"entry": k, "texts_per_s": med[k]} for side, k in best.items()},
            "ratios": {f"{best[s]} / {best[p]}": med[best[s]] / med[best[p]] for s in ("ours cli", "ours api")
-                      for p in ("peer", "peer b")}}
+                      for p in ("peer", "peer fp32")}}
     for name, v in med.items():
         log(f"{name}: {v:,.1f} texts/s (repeats {', '.join(f'{x:.1f}' for x in speeds[name])})")
     for k, v in out["ratios"].items():
@@ -189,7 +198,7 @@ def speed_row(quick: bool = False, dry_run: bool = False, log=print) -> dict:
     else:
         r = measure(1000 if quick else 2000, "small", repeats=1 if quick else 2, log=log)
     ours = max((r["best"]["ours cli"], r["best"]["ours api"]), key=lambda b: b["texts_per_s"])
-    peer, fp32 = r["best"]["peer"], r["best"]["peer b"]
+    peer, fp32 = r["best"]["peer"], r["best"]["peer fp32"]
     bf16 = use_bf16(torch.device("cpu"), "auto", load_config(r["shape"]).model.hidden_size)  # what ``auto`` ran
     return {"ours": ours["texts_per_s"], "peer": peer["texts_per_s"], "ratio": ours["texts_per_s"] / peer["texts_per_s"],
             "unit": "texts/s", "precision": "bf16" if bf16 else "fp32", "texts": r["texts"],

@@ -145,3 +145,15 @@ def test_step_ablation_arms_make_their_part_free_and_restore_it():
         assert torch.equal(w, torch.ones(3))
     opt.step()
     assert not torch.equal(w, torch.ones(3))
+
+
+def test_the_prediction_row_takes_the_pipelines_best_and_its_float32_best_apart(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import predict_peer
+
+    speeds = {"ours cli b64": 300.0, "ours api b64": 410.0, "ours api b256": 390.0, "peer b1": 20.0,
+              "peer b64": 96.0, "peer-bf16 b16": 240.0, "peer-bf16 b64": 310.0}
+    assert predict_peer.best_entries(speeds) == {"ours cli": "ours cli b64", "ours api": "ours api b64",
+                                                 "peer": "peer-bf16 b64", "peer fp32": "peer b64"}
+    del speeds["peer-bf16 b16"], speeds["peer-bf16 b64"]  # a CPU without bf16 units: the float32 pipeline only
+    assert predict_peer.best_entries(speeds)["peer"] == "peer b64"
