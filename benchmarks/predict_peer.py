@@ -12,11 +12,11 @@ export`` to an ``ElectraForSequenceClassification`` folder; the same texts are t
   faster, with no check that its labels are float32's; how many differ is printed),
 
 each at every batch size of its sweep, timed in turns (repeat 1 of every entry, then repeat 2), and
-the best entry of each side is compared (the peer's best of both precisions). Ours runs at the model's saved precision ``auto`` (bf16
-autocast on a CPU with bf16 units), where rows near a tie are recomputed in fp32
-(``electra.finetuning.near_ties``): every entry, and the same classifier saved with
-``precision=fp32``, must label every text as the pipeline does (asserted); how many rows the bf16
-path recomputed is counted and printed.
+the best entry of each side is compared (the peer's best of both precisions). Ours runs at the
+model's saved precision ``auto`` (bf16 autocast on a CPU with bf16 units), where rows near a tie
+are recomputed in fp32 (``electra.finetuning.near_ties``): every entry of ours, and the same
+classifier saved with ``precision=fp32``, must label every text as the float32 pipeline does
+(asserted); how many rows the bf16 path recomputed is counted and printed.
 The texts: the 872 SST-2 dev sentences, then RTE premises (train split, long texts: ~50 words) up
 to ``--texts`` in all.
 
