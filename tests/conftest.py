@@ -91,12 +91,16 @@ def tiny_overrides(**extra) -> dict:
 
 @contextlib.contextmanager
 def linear_output_dtypes() -> Iterator[set]:
-    """Collect ``(module.training, output dtype)`` of every ``nn.Linear`` call inside the block.
+    """Collect ``(module.training, output dtype)`` of every ``nn.Linear`` call inside the block, and
+    ``(False, output dtype)`` of every dense layer of the fused prediction forward
+    (``finetuning.cpu_inference``, which runs the weights without their modules).
 
     Proof that a bf16 run computed in bf16 which holds on every run: a tiny model's loss may
     round to the same float32 number in both precisions, so comparing numbers proves nothing.
     """
     import torch
+
+    from electra.finetuning import cpu_inference
 
     seen: set = set()
 
@@ -104,8 +108,17 @@ def linear_output_dtypes() -> Iterator[set]:
         if isinstance(module, torch.nn.Linear):
             seen.add((module.training, out.dtype))
 
+    dense_call = cpu_inference._Dense.__call__
+
+    def recorded(self, x):
+        out = dense_call(self, x)
+        seen.add((False, out.dtype))
+        return out
+
     handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    cpu_inference._Dense.__call__ = recorded
     try:
         yield seen
     finally:
         handle.remove()
+        cpu_inference._Dense.__call__ = dense_call

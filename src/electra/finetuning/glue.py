@@ -47,6 +47,7 @@ from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load
 from .custom_tasks import write_custom_dev_predictions
 from .glue_results import (RESULTS, _load_results, _write_results, format_table, glue_score, summarize_seeds,
                            write_dev_predictions, write_predictions)
+from .cpu_inference import Bf16CpuForward
 from .optim import FinetuneHParams, build_finetune_optimizer, check_finite_loss, default_hparams
 from .seed_record import kept_seed, weights_digest, write_seed_record
 
@@ -79,10 +80,14 @@ def _logits_of(model: GlueClassifier, feats: Features, rows: np.ndarray | None, 
     where = np.empty(len(feats), dtype=np.int64)
     where[rows] = np.arange(len(rows))  # example index -> its row of the output
     out = np.empty((len(rows), model.classifier.out_features), dtype=np.float32)
+    fused = Bf16CpuForward.for_model(model) if bf16 and device.type == "cpu" else None  # weights cast once
     for index, batch in eval_batches(feats, batch_size, pad_id, rows):
-        with autocast(device, bf16):
-            logits = model(batch["input_ids"].to(device), batch["segment_ids"].to(device),
-                           batch["attention_mask"].to(device))
+        inputs = (batch["input_ids"].to(device), batch["segment_ids"].to(device), batch["attention_mask"].to(device))
+        if fused is not None:
+            logits = fused(*inputs)
+        else:
+            with autocast(device, bf16):
+                logits = model(*inputs)
         out[where[index]] = logits.float().cpu().numpy()
     return out
 

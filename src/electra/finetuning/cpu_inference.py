@@ -1,0 +1,118 @@
+"""A classifier's bf16 forward for prediction on a CPU: weights cast once, bias and GELU fused.
+
+Under bf16 autocast every ``nn.Linear`` casts its fp32 weight to bf16 on each call, adds its bias
+in a pass of its own (a CPU ``addmm`` first copies the bias into every row of the output), and
+GELU reads and writes the FFN's (B, T, F) activations once more. For prediction the weights do not
+change, so ``Bf16CpuForward`` casts each dense layer's weight to bf16 once and runs it as
+oneDNN's linear with the bias (and, after the FFN's first layer, the exact erf GELU) applied to
+the fp32 accumulator inside the matmul: ``torch.ops.mkldnn._linear_pointwise``, the kernel
+PyTorch's compiler emits for a linear layer on a CPU (no public op fuses them; written by hand for
+that reason). Everything else is the model's own: its embeddings, attention (SDPA), LayerNorms
+and residual sums, at autocast's precision (the residual stream in fp32, the matmuls' inputs and
+outputs in bf16).
+
+The logits differ from the autocast forward's by bf16 rounding (the fused bias and GELU round once
+where autocast rounds twice); prediction's labels stay fp32's through ``near_ties``, whose
+calibration measures this forward's own error. ``Bf16CpuForward.for_model`` returns None where the
+kernel is missing or fails (a torch built without oneDNN, a CPU oneDNN has no bf16 matmul for), and
+the caller runs the model under autocast. 1.1-1.2x the autocast forward on the 2-core Xeon with AMX
+(2,000 texts, ELECTRA-Small; docs/speed.md).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..model.encoder import Encoder, SelfAttention, TransformerLayer
+from .classifier import GlueClassifier
+
+BF16 = torch.bfloat16
+
+
+def _fused_linear_op():
+    """oneDNN's linear with fused post-ops, or None where this torch has none."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    return getattr(ops, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+
+
+class _Dense:
+    """One dense layer, weight (out, in) and bias cast to bf16 once: x (..., in) -> (..., out) bf16."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, gelu: bool = False):
+        self.weight = weight.detach().to(BF16).contiguous()
+        self.bias = bias.detach().to(BF16).contiguous()
+        self.post_op, self.algorithm = ("gelu", "none") if gelu else ("none", "")  # "none": erf GELU, not tanh
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _fused_linear_op()(x.to(BF16), self.weight, self.bias, self.post_op, [], self.algorithm)
+
+
+def _stacked(*layers: torch.nn.Linear) -> _Dense:
+    """Several dense layers over the same input as one: their outputs side by side."""
+    return _Dense(torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers]))
+
+
+class _Layer:
+    """A post-LN transformer layer (``encoder.TransformerLayer``) in eval mode with fused dense layers."""
+
+    def __init__(self, layer: TransformerLayer):
+        a: SelfAttention = layer.attn
+        self.num_heads = a.num_heads
+        self.qkv, self.q, self.kv, self.o = _stacked(a.q, a.k, a.v), _stacked(a.q), _stacked(a.k, a.v), _stacked(a.o)
+        self.up = _Dense(layer.ffn.up.weight, layer.ffn.up.bias, gelu=True)
+        self.down = _stacked(layer.ffn.down)
+        self.attn_norm, self.ffn_norm = layer.attn_norm, layer.ffn_norm
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None) -> torch.Tensor:
+        """x (B, T, H), mask (B, 1, 1, T) bool -> (B, Q, H) fp32, Q = queries (T when None)."""
+        B, T, H = x.shape
+        nh = self.num_heads
+        if queries is None:
+            Q = T
+            q, k, v = self.qkv(x).split(H, -1)  # (B, T, H) each, bf16
+        else:
+            Q = queries
+            q, (k, v) = self.q(x[:, :Q]), self.kv(x).split(H, -1)  # (B, Q, H), (B, T, H), (B, T, H)
+        q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
+        k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, H // nh).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, Q, H)
+        x = self.attn_norm((x[:, :Q] + self.o(y)).float())  # (B, Q, H) fp32, as LayerNorm under autocast
+        return self.ffn_norm((x + self.down(self.up(x))).float())  # up: (B, Q, F) bf16, GELU applied
+
+
+class Bf16CpuForward:
+    """``GlueClassifier.forward`` in eval mode at bf16 on a CPU: (B, T) ids, segments, mask ->
+    (B, C) float32 logits. Holds bf16 copies of the weights: build it after training, per prediction."""
+
+    def __init__(self, model: GlueClassifier):
+        enc: Encoder = model.encoder
+        self.embeddings = enc.embeddings
+        self.project = _stacked(enc.project) if enc.project is not None else None
+        self.layers = [_Layer(layer) for layer in enc.layers]
+        self.classifier = _stacked(model.classifier)
+
+    @classmethod
+    def for_model(cls, model: GlueClassifier) -> Bf16CpuForward | None:
+        """The fused forward of ``model``, or None where oneDNN's fused linear is missing or fails here."""
+        if _fused_linear_op() is None:
+            return None
+        model.eval()  # the embeddings' dropout off
+        try:
+            forward = cls(model)
+            ids = torch.zeros(1, 2, dtype=torch.long)
+            forward(ids, ids, torch.ones(1, 2, dtype=torch.bool))  # a CPU or build without the kernel raises here
+        except RuntimeError:
+            return None
+        return forward
+
+    @torch.inference_mode()
+    def __call__(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        x = self.embeddings(input_ids, segment_ids)  # (B, T, E) fp32
+        if self.project is not None:
+            x = self.project(x)  # (B, T, H) bf16
+        mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T), True = attend
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, 1 if i == len(self.layers) - 1 else None)  # the last layer: [CLS] only
+        return self.classifier(x[:, 0]).float()  # (B, C)

@@ -1,0 +1,137 @@
+"""The fused bf16 prediction forward on a CPU (``electra.finetuning.cpu_inference``) against the model."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from electra.config import load_config
+from electra.finetuning import cpu_inference
+from electra.finetuning.batching import Features
+from electra.finetuning.classifier import GlueClassifier
+from electra.finetuning.cpu_inference import Bf16CpuForward
+from electra.finetuning.glue import _logits_of
+from electra.model.encoder import Encoder, init_weights
+
+
+def _classifier(embedding_size: int, num_layers: int = 3, classes: int = 3) -> GlueClassifier:
+    cfg = dataclasses.replace(load_config("mini").model.discriminator(), vocab_size=300, num_layers=num_layers,
+                              embedding_size=embedding_size)
+    torch.manual_seed(0)
+    enc = Encoder(cfg)
+    init_weights(enc, std=0.2)  # larger weights than at init: logits spread over a few units
+    clf = GlueClassifier(enc, classes)
+    with torch.no_grad():  # biases and LayerNorm gains away from init's 0 and 1, so that each one counts
+        for name, p in clf.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.1)
+            elif "norm" in name:
+                p.normal_(1.0, 0.1)
+    return clf.eval()
+
+
+def _batch(rng, lengths):
+    T = max(lengths)
+    ids = torch.zeros(len(lengths), T, dtype=torch.long)
+    mask = torch.zeros(len(lengths), T, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.from_numpy(rng.integers(5, 300, size=n))
+        mask[i, :n] = True
+    segs = (torch.arange(T) >= T // 2).long().expand(len(lengths), T).contiguous() * mask
+    return ids, segs, mask
+
+
+def _errors(clf, forward, ids, segs, mask):
+    """(the forward's largest |logit - fp32 logit|, the autocast model's, the fp32 logits' largest |value|)."""
+    with torch.inference_mode():
+        fp32 = clf(ids, segs, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            amp = clf(ids, segs, mask).float()
+    got = forward(ids, segs, mask)
+    assert got.dtype == torch.float32 and got.shape == fp32.shape
+    return float((got - fp32).abs().max()), float((amp - fp32).abs().max()), float(fp32.abs().max())
+
+
+def _fused(clf):
+    fused = Bf16CpuForward.for_model(clf)
+    if fused is None:
+        pytest.skip("oneDNN's fused bf16 linear is not available on this CPU / torch build")
+    return fused
+
+
+@pytest.mark.parametrize("embedding_size", [128, 256])  # with the E -> H projection, and without
+def test_fused_forward_is_the_model_at_bf16(embedding_size):
+    """As far from the fp32 logits as the model under bf16 autocast is (bf16 rounding); a padded row
+    gives its unpadded logits."""
+    clf = _classifier(embedding_size)
+    fused = _fused(clf)
+    ids, segs, mask = _batch(np.random.default_rng(0), [23, 17, 9, 23, 4])
+    err, amp_err, scale = _errors(clf, fused, ids, segs, mask)
+    assert scale > 1.0 and amp_err < 0.1 * scale  # logits spread over units; bf16 rounding a few % of them
+    assert err <= 1.5 * amp_err + 0.01 * scale
+    alone = fused(ids[2:3, :9], segs[2:3, :9], mask[2:3, :9])  # row 2 without its padding
+    torch.testing.assert_close(alone[0], fused(ids, segs, mask)[2], atol=2 * amp_err, rtol=0)
+
+
+@pytest.mark.parametrize("breakage", ["no GELU", "heads split wrong", "no biases"])
+def test_a_wrong_forward_is_far_beyond_bf16_rounding(breakage):
+    """The comparison above can fail: each of these mistakes moves the logits several times further
+    from fp32's than bf16's rounding does."""
+    clf = _classifier(128)
+    fused = _fused(clf)
+    ids, segs, mask = _batch(np.random.default_rng(1), [12, 12, 7])
+    for layer in fused.layers:
+        if breakage == "no GELU":
+            layer.up.post_op, layer.up.algorithm = "none", ""
+        elif breakage == "heads split wrong":
+            layer.num_heads = layer.num_heads * 2
+        else:
+            for dense in (layer.qkv, layer.o, layer.up, layer.down):
+                dense.bias.zero_()
+    err, amp_err, _ = _errors(clf, fused, ids, segs, mask)
+    assert err > 3 * amp_err
+
+
+def _features(n: int, rng) -> Features:
+    lengths = rng.integers(4, 30, size=n)
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = rng.integers(5, 300, size=int(starts[-1])).astype(np.int32)
+    ids[starts[:-1]] = 2
+    return Features(ids, starts, lengths.astype(np.int32), None)
+
+
+@pytest.mark.parametrize("breakage", ["missing", "raises"])
+def test_without_the_kernel_prediction_runs_the_model_under_autocast(monkeypatch, breakage):
+    """No fused op (or one that fails on this CPU): ``for_model`` is None and ``_logits_of`` gives
+    exactly the autocast model's logits."""
+    clf = _classifier(128)
+    feats = _features(40, np.random.default_rng(2))
+    cpu = torch.device("cpu")
+    if breakage == "missing":
+        monkeypatch.setattr(cpu_inference, "_fused_linear_op", lambda: None)
+    else:
+        def failing(*args):
+            raise RuntimeError("unsupported on this CPU")
+        monkeypatch.setattr(cpu_inference, "_fused_linear_op", lambda: failing)
+    assert Bf16CpuForward.for_model(clf) is None
+    got = _logits_of(clf, feats, None, 16, 0, cpu, True)
+    rows = np.arange(len(feats))
+    monkeypatch.undo()
+    monkeypatch.setattr(cpu_inference.Bf16CpuForward, "for_model", classmethod(lambda cls, m: None))
+    reference = _logits_of(clf, feats, rows, 16, 0, cpu, True)  # the autocast path, by construction
+    np.testing.assert_array_equal(got, reference)
+
+
+def test_logits_of_uses_the_fused_forward_at_bf16_only(monkeypatch):
+    clf = _classifier(128)
+    feats = _features(20, np.random.default_rng(3))
+    cpu = torch.device("cpu")
+    built = []
+    real = Bf16CpuForward.for_model.__func__
+    monkeypatch.setattr(cpu_inference.Bf16CpuForward, "for_model",
+                        classmethod(lambda cls, m: built.append(m) or real(cls, m)))
+    _logits_of(clf, feats, None, 8, 0, cpu, False)
+    assert built == []  # fp32: the model itself
+    _logits_of(clf, feats, None, 8, 0, cpu, True)
+    assert built == [clf]  # once per call, not per batch
