@@ -9,14 +9,15 @@ the fp32 accumulator inside the matmul: ``torch.ops.mkldnn._linear_pointwise``, 
 PyTorch's compiler emits for a linear layer on a CPU (no public op fuses them; written by hand for
 that reason). Everything else is the model's own: its embeddings, attention (SDPA), LayerNorms
 and residual sums, at autocast's precision (the residual stream in fp32, the matmuls' inputs and
-outputs in bf16).
+outputs in bf16), except that the classifier's (B, H) x (H, C) product runs in fp32 (autocast
+rounds the logits to bf16: up to 0.008 at logits of 2 to 4). A bf16 residual stream was ~4%
+faster and its error larger, with a heavier tail (the recheck then recomputes more rows in fp32):
+not taken.
 
-The logits differ from the autocast forward's by bf16 rounding (the fused bias and GELU round once
-where autocast rounds twice); prediction's labels stay fp32's through ``near_ties``, whose
-calibration measures this forward's own error. ``Bf16CpuForward.for_model`` returns None where the
-kernel is missing or fails (a torch built without oneDNN, a CPU oneDNN has no bf16 matmul for), and
-the caller runs the model under autocast. 1.1-1.2x the autocast forward on the 2-core Xeon with AMX
-(2,000 texts, ELECTRA-Small; docs/speed.md).
+Prediction's labels stay fp32's through ``near_ties``, whose calibration measures this forward's
+own error. ``Bf16CpuForward.for_model`` returns None where the kernel is missing or fails (a torch
+built without oneDNN, a CPU oneDNN has no bf16 matmul for), and the caller runs the model under
+autocast.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Bf16CpuForward:
         self.embeddings = enc.embeddings
         self.project = _stacked(enc.project) if enc.project is not None else None
         self.layers = [_Layer(layer) for layer in enc.layers]
-        self.classifier = _stacked(model.classifier)
+        self.classifier = model.classifier  # in fp32: (B, H) x (H, C) costs nothing, and bf16 logits would round
 
     @classmethod
     def for_model(cls, model: GlueClassifier) -> Bf16CpuForward | None:
@@ -115,4 +116,4 @@ class Bf16CpuForward:
         mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T), True = attend
         for i, layer in enumerate(self.layers):
             x = layer(x, mask, 1 if i == len(self.layers) - 1 else None)  # the last layer: [CLS] only
-        return self.classifier(x[:, 0]).float()  # (B, C)
+        return self.classifier(x[:, 0].float())  # (B, C) fp32

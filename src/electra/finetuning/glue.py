@@ -37,11 +37,12 @@ from ..model.encoder import Encoder, set_dropout
 from ..paths import data_dir
 from ..train.encoder_io import load_encoder
 from ..train.compiling import compile_layers
+from ..train.cpu_memory import keep_freed_memory
 from ..train.device import autocast, precision_line, resolve_device, use_bf16
 from . import metrics as M
 from .classifier import FINETUNE_CONFIG, GlueClassifier, load_finetuned, save_finetuned
 from .batching import Features, cached_features, eval_batches, tokenizer_fingerprint, train_batches
-from .near_ties import recheck_near_ties
+from .near_ties import RECHECK_BATCH, recheck_near_ties
 from .glue_tasks import (TASKS, GlueSplit, GlueTask, file_sha256, get_task, load_dev, load_tests, load_train,
                          missing_files, task_available)
 from .custom_tasks import write_custom_dev_predictions
@@ -101,8 +102,8 @@ def predict_logits(model: GlueClassifier, feats: Features, batch_size: int, pad_
     bf16 = use_bf16(device, precision, model.encoder.config.hidden_size)
     out = _logits_of(model, feats, None, batch_size, pad_id, device, bf16)
     if bf16 and out.shape[1] > 1:
-        redone = recheck_near_ties(out, feats.lengths,
-                                   lambda rows: _logits_of(model, feats, rows, batch_size, pad_id, device, False))
+        redone = recheck_near_ties(out, feats.lengths, lambda rows: _logits_of(
+            model, feats, rows, min(batch_size, RECHECK_BATCH), pad_id, device, False))
         if recomputed is not None:
             recomputed(redone)
     return out
@@ -141,6 +142,8 @@ def train_model(model: GlueClassifier, task: GlueTask, train: Features, hp: Fine
                                                     clip_grad_norm=hp.clip_grad_norm)
     if hp.compile:
         compile_layers(model)
+    if device.type == "cpu":
+        keep_freed_memory()  # as the pretraining loop: no page faults for each step's large blocks
     rng = np.random.default_rng(seed)
     step, epoch_losses = 0, []
     sync_every = host_sync_every(device)

@@ -26,11 +26,19 @@ import numpy as np
 CALIBRATION_ROWS = 48
 #: How many times the sample's worst error a row's own error may be before its label can be wrong.
 SAFETY = 4.0
-# Chosen by ``benchmarks/near_tie_calibration.py`` (docs/speed.md): over 500 inputs of 1,000 rows
-# drawn from 3,000 texts and pairs, the largest error outside a 48-row sample was at most 2.13x the
-# sample's worst (Small; margin 2.13 / 4 = 0.53), where 256 rows at SAFETY 2 had 1.52 / 2 = 0.76: a
-# wider margin for a fifth of the fp32 rows (at 2,000 texts the 256-row sample cost ~1.2 s, more
-# than a third of the bf16 pass); the price is a gap threshold about twice as wide.
+# Chosen by ``benchmarks/near_tie_calibration.py`` (docs/speed.md): over 1,000 inputs of 1,000 rows
+# drawn from 3,000 texts and pairs (ELECTRA-Small, the fused forward of ``cpu_inference``), the
+# largest error outside a 48-row sample was at most 2.32x the sample's worst (margin 2.32 / 4 =
+# 0.58), where 256 rows at SAFETY 2 reached 1.73 / 2 = 0.86 (under autocast 0.50 against 0.71; Base,
+# autocast: 0.47 against 0.75): a wider margin for a fifth of the sample's fp32 rows (at 2,000
+# texts the 256-row sample took ~1.2 s, a third of the bf16 pass); the price is a gap threshold
+# twice as wide, so more rows near a tie are recomputed (64 against 262 fp32 rows per 1,000 in all).
+
+#: Rows per fp32 batch of the recheck. Its rows span every length (the sample is evenly spaced in
+#: length order), so a large batch pads most of them to the longest: 48 rows of the 2,000
+#: benchmark texts took 0.32 s in batches of 8, 0.35 of 16, 0.73 of 48, 0.76 one at a time
+#: (ELECTRA-Small, 2-core Xeon).
+RECHECK_BATCH = 8
 
 
 def calibration_rows(lengths: np.ndarray, n: int = CALIBRATION_ROWS) -> np.ndarray:

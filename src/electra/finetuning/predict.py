@@ -112,6 +112,7 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
     """Label every row of ``input_file`` with the model at ``finetuned``; returns the (N, C) logits.
 
     ``batch_size``: rows per forward pass (default: the model's ``eval_batch_size``)."""
+    from ..train.cpu_memory import keep_freed_memory
     from ..train.device import resolve_device
     from .batching import tokenize_counting_cuts
     from .glue import DEFAULT_MAX_LENGTH, load_finetuned, predict_logits
@@ -129,6 +130,8 @@ def predict_file(finetuned: Path, input_file: Path, out_file: Path, *, device: s
     added = ["prediction"] + ([] if task.is_regression else [f"p({label})" for label in task.labels])
     _check_input(input_file, columns, split, added)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()  # the command's process: freed blocks kept for the next batch (train/cpu_memory.py)
     max_length = hp.max_length or DEFAULT_MAX_LENGTH
     feats, cut = tokenize_counting_cuts(split, tok, max_length)
     if cut:
