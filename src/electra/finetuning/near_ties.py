@@ -29,7 +29,7 @@ SAFETY = 4.0
 # Chosen by ``benchmarks/near_tie_calibration.py`` (docs/speed.md): over 1,000 inputs of 1,000 rows
 # drawn from 3,000 texts and pairs (ELECTRA-Small, the fused forward of ``cpu_inference``), the
 # largest error outside a 48-row sample was at most 2.32x the sample's worst (margin 2.32 / 4 =
-# 0.58), where 256 rows at SAFETY 2 reached 1.73 / 2 = 0.86 (under autocast 0.50 against 0.71; Base,
+# 0.58), where 256 rows at SAFETY 2 reached 1.73 / 2 = 0.86 (under autocast 0.53 against 0.76; Base,
 # autocast: 0.47 against 0.75): a wider margin for a fifth of the sample's fp32 rows (at 2,000
 # texts the 256-row sample took ~1.2 s, a third of the bf16 pass); the price is a gap threshold
 # twice as wide, so more rows near a tie are recomputed (64 against 262 fp32 rows per 1,000 in all).
