@@ -32,7 +32,8 @@ SAFETY = 4.0
 # 0.58), where 256 rows at SAFETY 2 reached 1.73 / 2 = 0.86 (under autocast 0.53 against 0.76; Base,
 # autocast: 0.47 against 0.75): a wider margin for a fifth of the sample's fp32 rows (at 2,000
 # texts the 256-row sample took ~1.2 s, a third of the bf16 pass); the price is a gap threshold
-# twice as wide, so more rows near a tie are recomputed (64 against 262 fp32 rows per 1,000 in all).
+# ~1.6x as wide (0.043 against 0.027), so more rows near a tie are recomputed, fewer in all (64
+# against 262 fp32 rows per 1,000).
 
 #: Rows per fp32 batch of the recheck. Its rows span every length (the sample is evenly spaced in
 #: length order), so a large batch pads most of them to the longest: 48 rows of the 2,000
