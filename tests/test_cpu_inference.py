@@ -101,7 +101,7 @@ def _features(n: int, rng) -> Features:
     return Features(ids, starts, lengths.astype(np.int32), None)
 
 
-@pytest.mark.parametrize("breakage", ["missing", "raises"])
+@pytest.mark.parametrize("breakage", ["missing", "raises", "other signature"])
 def test_without_the_kernel_prediction_runs_the_model_under_autocast(monkeypatch, breakage):
     """No fused op (or one that fails on this CPU): ``for_model`` is None and ``_logits_of`` gives
     exactly the autocast model's logits."""
@@ -112,7 +112,9 @@ def test_without_the_kernel_prediction_runs_the_model_under_autocast(monkeypatch
         monkeypatch.setattr(cpu_inference, "_fused_linear_op", lambda: None)
     else:
         def failing(*args):
-            raise RuntimeError("unsupported on this CPU")
+            if breakage == "raises":
+                raise RuntimeError("unsupported on this CPU")
+            raise TypeError("_linear_pointwise() takes 5 positional arguments but 6 were given")
         monkeypatch.setattr(cpu_inference, "_fused_linear_op", lambda: failing)
     assert Bf16CpuForward.for_model(clf) is None
     got = _logits_of(clf, feats, None, 16, 0, cpu, True)
