@@ -29,6 +29,19 @@ def load_script(relative: str):
     return module
 
 
+def random_features(n: int, vocab: int, rng):
+    """``n`` tokenized single-text rows of 4-39 random ids below ``vocab``, each starting with [CLS] (2)."""
+    import numpy as np
+
+    from electra.finetuning.batching import Features
+
+    lengths = rng.integers(4, 40, size=n)
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = rng.integers(5, vocab, size=int(starts[-1])).astype(np.int32)
+    ids[starts[:-1]] = 2  # [CLS]
+    return Features(ids, starts, lengths.astype(np.int32), None)
+
+
 def synthetic_corpus(n_docs: int = 120, seed: int = 0) -> str:
     """Documents of templated sentences: enough structure for MLM/RTD to learn in a few dozen steps."""
     rng = random.Random(seed)

@@ -8,11 +8,12 @@ import torch
 
 from electra.config import load_config
 from electra.finetuning import cpu_inference
-from electra.finetuning.batching import Features
 from electra.finetuning.classifier import GlueClassifier
 from electra.finetuning.cpu_inference import Bf16CpuForward
 from electra.finetuning.glue import _logits_of
 from electra.model.encoder import Encoder, init_weights
+
+from conftest import random_features
 
 
 def _classifier(embedding_size: int, num_layers: int = 3, classes: int = 3) -> GlueClassifier:
@@ -93,20 +94,12 @@ def test_a_wrong_forward_is_far_beyond_bf16_rounding(breakage):
     assert err > 3 * amp_err
 
 
-def _features(n: int, rng) -> Features:
-    lengths = rng.integers(4, 30, size=n)
-    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = rng.integers(5, 300, size=int(starts[-1])).astype(np.int32)
-    ids[starts[:-1]] = 2
-    return Features(ids, starts, lengths.astype(np.int32), None)
-
-
 @pytest.mark.parametrize("breakage", ["missing", "raises", "other signature"])
 def test_without_the_kernel_prediction_runs_the_model_under_autocast(monkeypatch, breakage):
     """No fused op (or one that fails on this CPU): ``for_model`` is None and ``_logits_of`` gives
     exactly the autocast model's logits."""
     clf = _classifier(128)
-    feats = _features(40, np.random.default_rng(2))
+    feats = random_features(40, 300, np.random.default_rng(2))
     cpu = torch.device("cpu")
     if breakage == "missing":
         monkeypatch.setattr(cpu_inference, "_fused_linear_op", lambda: None)
@@ -127,7 +120,7 @@ def test_without_the_kernel_prediction_runs_the_model_under_autocast(monkeypatch
 
 def test_logits_of_uses_the_fused_forward_at_bf16_only(monkeypatch):
     clf = _classifier(128)
-    feats = _features(20, np.random.default_rng(3))
+    feats = random_features(20, 300, np.random.default_rng(3))
     cpu = torch.device("cpu")
     built = []
     real = Bf16CpuForward.for_model.__func__

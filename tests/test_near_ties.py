@@ -6,10 +6,11 @@ import numpy as np
 import torch
 
 from electra.config import load_config
-from electra.finetuning.batching import Features
 from electra.finetuning.glue import GlueClassifier, _logits_of, predict_logits
 from electra.finetuning.near_ties import CALIBRATION_ROWS, SAFETY, calibration_rows, recheck_near_ties, top_two_gap
 from electra.model.encoder import Encoder, init_weights
+
+from conftest import random_features
 
 
 def test_top_two_gap_and_calibration_rows():
@@ -54,14 +55,6 @@ def test_regression_outputs_are_left_alone():
     assert recheck_near_ties(logits, np.ones(10, dtype=np.int64), lambda rows: 1 / 0) == 0
 
 
-def _features(n: int, vocab: int, rng) -> Features:
-    lengths = rng.integers(4, 40, size=n)
-    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = rng.integers(5, vocab, size=int(starts[-1])).astype(np.int32)
-    ids[starts[:-1]] = 2  # [CLS]
-    return Features(ids, starts, lengths.astype(np.int32), None)
-
-
 def test_predict_logits_under_bf16_labels_as_fp32():
     """An untrained classifier (its logits within bf16's rounding of one another): bf16 autocast alone
     flips labels; ``predict_logits`` at bf16 gives fp32's label on every row."""
@@ -70,7 +63,7 @@ def test_predict_logits_under_bf16_labels_as_fp32():
     enc = Encoder(cfg)
     init_weights(enc)
     clf = GlueClassifier(enc, 3)
-    feats = _features(400, 500, np.random.default_rng(0))
+    feats = random_features(400, 500, np.random.default_rng(0))
     cpu = torch.device("cpu")
     with torch.no_grad():  # centre each class's logits: the labels split three ways, many rows near a tie
         clf.classifier.bias -= torch.from_numpy(_logits_of(clf, feats, None, 64, 0, cpu, False).mean(0))
