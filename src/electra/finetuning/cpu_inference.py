@@ -44,9 +44,10 @@ class _Dense:
         self.weight = weight.detach().to(BF16).contiguous()
         self.bias = bias.detach().to(BF16).contiguous()
         self.post_op, self.algorithm = ("gelu", "none") if gelu else ("none", "")  # "none": erf GELU, not tanh
+        self.op = _fused_linear_op()  # looked up once, not on every call
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _fused_linear_op()(x.to(BF16), self.weight, self.bias, self.post_op, [], self.algorithm)
+        return self.op(x.to(BF16), self.weight, self.bias, self.post_op, [], self.algorithm)
 
 
 def _stacked(*layers: torch.nn.Linear) -> _Dense:
@@ -55,25 +56,30 @@ def _stacked(*layers: torch.nn.Linear) -> _Dense:
 
 
 class _Layer:
-    """A post-LN transformer layer (``encoder.TransformerLayer``) in eval mode with fused dense layers."""
+    """A post-LN transformer layer (``encoder.TransformerLayer``) in eval mode with fused dense layers;
+    ``queries``: compute only the first ``queries`` positions (None: all), as ``TransformerLayer``'s."""
 
-    def __init__(self, layer: TransformerLayer):
+    def __init__(self, layer: TransformerLayer, queries: int | None = None):
         a: SelfAttention = layer.attn
-        self.num_heads = a.num_heads
-        self.qkv, self.q, self.kv, self.o = _stacked(a.q, a.k, a.v), _stacked(a.q), _stacked(a.k, a.v), _stacked(a.o)
+        self.num_heads, self.queries = a.num_heads, queries
+        if queries is None:
+            self.qkv = _stacked(a.q, a.k, a.v)  # one matmul for the three projections
+        else:
+            self.q, self.kv = _stacked(a.q), _stacked(a.k, a.v)  # queries of the first positions, keys and values of all
+        self.o = _stacked(a.o)
         self.up = _Dense(layer.ffn.up.weight, layer.ffn.up.bias, gelu=True)
         self.down = _stacked(layer.ffn.down)
         self.attn_norm, self.ffn_norm = layer.attn_norm, layer.ffn_norm
 
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, T, H), mask (B, 1, 1, T) bool -> (B, Q, H) fp32, Q = queries (T when None)."""
         B, T, H = x.shape
         nh = self.num_heads
-        if queries is None:
+        if self.queries is None:
             Q = T
             q, k, v = self.qkv(x).split(H, -1)  # (B, T, H) each, bf16
         else:
-            Q = queries
+            Q = self.queries
             q, (k, v) = self.q(x[:, :Q]), self.kv(x).split(H, -1)  # (B, Q, H), (B, T, H), (B, T, H)
         q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
         k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
@@ -91,7 +97,8 @@ class Bf16CpuForward:
         enc: Encoder = model.encoder
         self.embeddings = enc.embeddings
         self.project = _stacked(enc.project) if enc.project is not None else None
-        self.layers = [_Layer(layer) for layer in enc.layers]
+        last = len(enc.layers) - 1
+        self.layers = [_Layer(layer, 1 if i == last else None) for i, layer in enumerate(enc.layers)]  # last: [CLS] only
         self.classifier = model.classifier  # in fp32: (B, H) x (H, C) costs nothing, and bf16 logits would round
 
     @classmethod
@@ -114,6 +121,6 @@ class Bf16CpuForward:
         if self.project is not None:
             x = self.project(x)  # (B, T, H) bf16
         mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T), True = attend
-        for i, layer in enumerate(self.layers):
-            x = layer(x, mask, 1 if i == len(self.layers) - 1 else None)  # the last layer: [CLS] only
+        for layer in self.layers:
+            x = layer(x, mask)
         return self.classifier(x[:, 0].float())  # (B, C) fp32
