@@ -13,7 +13,8 @@ export`` to an ``ElectraForSequenceClassification`` folder; the same texts are t
 
 each at every batch size of its sweep, timed in turns (repeat 1 of every entry, then repeat 2), and
 the best entry of each side is compared (the peer's best of both precisions). Ours runs at the
-model's saved precision ``auto`` (bf16 autocast on a CPU with bf16 units), where rows near a tie
+model's saved precision ``auto`` (bf16 on a CPU with bf16 units, through the fused forward of
+``electra.finetuning.cpu_inference``), where rows near a tie
 are recomputed in fp32 (``electra.finetuning.near_ties``): every entry of ours, and the same
 classifier saved with ``precision=fp32``, must label every text as the float32 pipeline does
 (asserted); how many rows the bf16 path recomputed is counted and printed.
