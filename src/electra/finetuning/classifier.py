@@ -40,7 +40,10 @@ class GlueClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
-        h = self.encoder(input_ids, segment_ids, attention_mask, first_positions=1)  # (B, 1, H): [CLS] only
+        # On a CPU the dense layers skip the batch's padding (model/unpadded.py); on a GPU finding the
+        # real tokens would make the host wait for the device at every step, and the batch stays padded.
+        unpad = input_ids.device.type == "cpu"
+        h = self.encoder(input_ids, segment_ids, attention_mask, first_positions=1, unpad=unpad)  # (B, 1, H): [CLS] only
         return self.classifier(self.dropout(h[:, 0]))  # (B, C)
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config import EncoderConfig
 from .dropout import Dropout, attention
+from .unpadded import Unpadded
 
 
 class Embeddings(nn.Module):
@@ -31,11 +32,13 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
         self.dropout = Dropout(cfg.dropout)
 
-    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids, (B, T) segments -> (B, T, E)."""
-        T = input_ids.shape[1]
-        positions = torch.arange(T, device=input_ids.device)
-        x = self.token(input_ids) + self.position(positions)[None] + self.segment(segment_ids)
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids, (B, T) segments -> (B, T, E); or, given each token's ``positions``, (N,) ids,
+        segments and positions -> (N, E) (an unpadded batch)."""
+        if positions is None:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None]  # (1, T)
+        x = self.token(input_ids) + self.position(positions) + self.segment(segment_ids)
         return self.dropout(self.norm(x))
 
 
@@ -53,22 +56,31 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(H, H)
         self.dropout_p = cfg.dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None,
+                unpadded: Unpadded | None = None) -> torch.Tensor:
         """x (B, T, H), attn_mask (B, 1, 1, T) bool (True = attend) -> (B, Q, H): the outputs of the
-        first ``queries`` positions (Q = T when None), each attending over all T keys."""
-        B, T, H = x.shape
+        first ``queries`` positions (Q = T when None), each attending over all T keys.
+
+        ``unpadded``: x is (N, H), the batch's real tokens, and so is the output when queries is None; the
+        projections run on the N tokens and are scattered to (B, T) for attention alone."""
+        B, T, H = (unpadded.batch, unpadded.length, x.shape[-1]) if unpadded is not None else x.shape
         Q = T if queries is None else queries
         nh = self.num_heads
-        if Q == T:  # one matmul for the three projections: the same products, x read (and cast) once
+        padded = unpadded.scatter if unpadded is not None else (lambda t: t)  # (N, D) -> (B, T, D)
+        if queries is None:  # one matmul for the three projections: the same products, x read (and cast) once
             w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3H, H)
-            q, k, v = F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias])).split(H, -1)  # (B, T, H) each
+            q, k, v = padded(F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias]))).split(H, -1)  # (B, T, H) each
         else:
-            q, k, v = self.q(x[:, :Q]), self.k(x), self.v(x)  # (B, Q, H), (B, T, H), (B, T, H)
-        q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
-        k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, nh, H // nh).transpose(1, 2)
+            w = torch.cat([self.k.weight, self.v.weight])  # (2H, H)
+            k, v = padded(F.linear(x, w, torch.cat([self.k.bias, self.v.bias]))).split(H, -1)  # (B, T, H) each
+            q = self.q(padded(x)[:, :Q])  # (B, Q, H)
+        q = q.reshape(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
+        k = k.reshape(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.reshape(B, T, nh, H // nh).transpose(1, 2)
         y = attention(q, k, v, attn_mask, self.dropout_p if self.training else 0.0)  # (B, nh, Q, hs)
         y = y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
+        if unpadded is not None and queries is None:
+            y = unpadded.gather(y)  # (N, H)
         return self.o(y)
 
 
@@ -93,10 +105,13 @@ class TransformerLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
-        """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed."""
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None,
+                unpadded: Unpadded | None = None) -> torch.Tensor:
+        """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed.
+        ``unpadded``: x is the batch's (N, H) real tokens, and so is the output when all are computed."""
+        first = x if queries is None else unpadded.scatter(x)[:, :queries] if unpadded is not None else x[:, :queries]
         # dropout.residual(x, h) is x + Drop(h)
-        x = self.attn_norm(self.dropout.residual(x[:, :queries], self.attn(x, attn_mask, queries)))
+        x = self.attn_norm(self.dropout.residual(first, self.attn(x, attn_mask, queries, unpadded)))
         return self.ffn_norm(self.dropout.residual(x, self.ffn(x)))
 
 
@@ -124,25 +139,36 @@ class Encoder(nn.Module):
         self.checkpoint_activations = False
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, first_positions: int | None = None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None = None, first_positions: int | None = None,
+                unpad: bool = False) -> torch.Tensor:
         """(B, T) ids, (B, T) segment ids, (B, T) bool mask (True = real token) -> (B, T, H).
 
         ``first_positions=n`` returns (B, n, H): the last layer computes only the first n
         positions (their attention still reads every position), the rest of it being unread by a
         head on [CLS]; the values are the full forward's (up to float rounding), and it skips most
-        of the last layer's work (for BERT-Mini's 4 layers, ~20% of the matmul FLOPs)."""
+        of the last layer's work (for BERT-Mini's 4 layers, ~20% of the matmul FLOPs).
+
+        ``unpad=True`` (with a mask) runs every layer but attention on the real tokens alone
+        (``unpadded.py``): the same values at real positions (up to float rounding), zeros at
+        padded ones, and none of the padding's dense-layer work."""
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, segment_ids)  # (B, T, E)
+        unpadded = Unpadded.of(attention_mask) if unpad and attention_mask is not None else None
+        if unpadded is not None:  # (N,) ids, segments and positions of the real tokens
+            x = self.embeddings(unpadded.gather(input_ids), unpadded.gather(segment_ids), unpadded.positions())  # (N, E)
+        else:
+            x = self.embeddings(input_ids, segment_ids)  # (B, T, E)
         if self.project is not None:
-            x = self.project(x)  # (B, T, H)
+            x = self.project(x)  # (B, T, H) or (N, H)
         mask = attention_mask[:, None, None, :].bool() if attention_mask is not None else None  # (B, 1, 1, T)
         for i, layer in enumerate(self.layers):
             queries = first_positions if i == len(self.layers) - 1 else None
             if self.checkpoint_activations and self.training:
-                x = torch.utils.checkpoint.checkpoint(layer, x, mask, queries, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, mask, queries, unpadded, use_reentrant=False)
             else:
-                x = layer(x, mask, queries)
+                x = layer(x, mask, queries, unpadded)
+        if unpadded is not None and first_positions is None:
+            x = unpadded.scatter(x)  # (B, T, H)
         return x
 
 

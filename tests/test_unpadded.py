@@ -1,0 +1,79 @@
+"""The unpadded encoder forward (model/unpadded.py): the padded forward's values without the padding's work."""
+
+import pytest
+import torch
+
+from electra.config import load_config
+from electra.finetuning.classifier import GlueClassifier
+from electra.model.encoder import Encoder
+from electra.model.unpadded import Unpadded
+
+
+def _batch(lengths=(10, 7, 4, 1), T=10, vocab=120):
+    g = torch.Generator().manual_seed(0)
+    B = len(lengths)
+    ids = torch.randint(5, vocab, (B, T), generator=g)
+    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
+    seg = (torch.arange(T) >= 6).long().expand(B, T) * mask
+    return ids.masked_fill(~mask, 0), seg, mask
+
+
+def _encoder(dropout=0.0):
+    cfg = load_config("debug", overrides={"model": {"vocab_size": 120, "dropout": dropout}}).model.discriminator()
+    torch.manual_seed(0)
+    return Encoder(cfg)
+
+
+def test_unpadded_index_positions_gather_and_scatter():
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    u = Unpadded.of(mask)
+    assert u.index.tolist() == [0, 1, 2, 3] and (u.batch, u.length) == (2, 3)
+    assert u.positions().tolist() == [0, 1, 2, 0]
+    x = torch.arange(12.0).view(2, 3, 2)
+    packed = u.gather(x)
+    assert packed.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    back = u.scatter(packed)
+    assert back.tolist() == [[[0, 1], [2, 3], [4, 5]], [[6, 7], [0, 0], [0, 0]]]
+
+
+@pytest.mark.parametrize("first", [None, 1, 3, 10])
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "checkpointed"])
+def test_unpadded_forward_and_gradients_equal_the_padded(first, checkpointing):
+    """Real positions: the padded forward's outputs and every parameter's gradient (up to float
+    rounding); padded positions of the unpadded output are zeros."""
+    ids, seg, mask = _batch()
+    enc = _encoder().train()
+    enc.checkpoint_activations = checkpointing
+    outs, grads = [], []
+    for unpad in (False, True):
+        enc.zero_grad(set_to_none=True)
+        h = enc(ids, seg, mask, first_positions=first, unpad=unpad)
+        Q = h.shape[1]
+        assert h.shape == (4, 10 if first is None else first, enc.config.hidden_size)
+        real = mask[:, :Q, None]
+        weights = torch.linspace(-1, 1, h.shape[-1])
+        ((h * real) * weights).sum().backward()
+        outs.append((h, real))
+        grads.append({n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None})
+    (padded, real), (unpadded, _) = outs
+    torch.testing.assert_close(unpadded * real, padded * real, atol=1e-5, rtol=1e-5)
+    if first is None:
+        assert not unpadded[~mask].any()  # zeros at padding
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_the_classifier_unpads_on_a_cpu():
+    """Its dense layers see the batch's real tokens only, and its logits are the padded forward's."""
+    ids, seg, mask = _batch()
+    enc = _encoder()
+    clf = GlueClassifier(enc, 3).eval()
+    rows = []
+    hook = enc.layers[0].ffn.up.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape))
+    logits = clf(ids, seg, mask)
+    hook.remove()
+    assert rows == [torch.Size([int(mask.sum()), enc.config.hidden_size])]
+    padded = clf.classifier(enc(ids, seg, mask, first_positions=1)[:, 0])
+    torch.testing.assert_close(logits, padded, atol=1e-5, rtol=1e-5)
+
