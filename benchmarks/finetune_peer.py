@@ -175,10 +175,10 @@ def _encoder(shape: str, vocab_size: int) -> Encoder:
 
 def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int):
     """A callable training one epoch of our loop at ``setting`` (``auto``/``fp32``/``bf16`` + ``grouped``,
-    ``eager_update``, ``compiled_update``, ``compile``), on one model kept across repeats (speed does not
-    depend on the weights)."""
+    ``eager_update``, ``compiled_update``, ``compile``, ``padded``: the classifier's padded forward), on
+    one model kept across repeats (speed does not depend on the weights)."""
     precision, *mods = setting.split("+")
-    unknown = set(mods) - {"grouped", "eager_update", "compiled_update", "compile"}
+    unknown = set(mods) - {"grouped", "eager_update", "compiled_update", "compile", "padded"}
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)} in {setting!r}")
     sets = {"precision": precision, "batch_size": str(batch), "epochs": "1"}
@@ -192,6 +192,7 @@ def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
         sets["compile"] = "true"
     hp = default_hparams(encoder.config.hidden_size, sets)
     clf = GlueClassifier(copy.deepcopy(encoder), task.num_outputs)
+    clf.unpad = "padded" not in mods  # padded: the forward before the unpadded one, for comparison
 
     def run(rows: Features, seed: int = 0) -> list[float]:
         return train_model(clf, task, rows, hp, seed, pad_id, torch.device("cpu"), show_progress=False)
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--ours", default="auto,auto+grouped", help="our settings: precision + grouped/eager_update/compile")
+    ap.add_argument("--ours", default="auto,auto+grouped", help="our settings: precision + grouped/eager_update/compiled_update/compile/padded")
     ap.add_argument("--peers", default=None, help="peer settings: default, or grouped/bf16/compile/foreach/fused "
                                                   "joined by + (default: default and the best CPU settings)")
     ap.add_argument("--glue-dir", type=Path, default=None)

@@ -37,12 +37,14 @@ class GlueClassifier(nn.Module):
         self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_outputs)
         glorot_init(self.classifier)
+        self.unpad = True
+        """On a CPU, run the dense layers on the batch's real tokens alone (False: padded, for comparison)."""
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, segments, mask -> (B, num_outputs) logits."""
         # On a CPU the dense layers skip the batch's padding (model/unpadded.py); on a GPU finding the
         # real tokens would make the host wait for the device at every step, and the batch stays padded.
-        unpad = input_ids.device.type == "cpu"
+        unpad = self.unpad and input_ids.device.type == "cpu"
         h = self.encoder(input_ids, segment_ids, attention_mask, first_positions=1, unpad=unpad)  # (B, 1, H): [CLS] only
         return self.classifier(self.dropout(h[:, 0]))  # (B, C)
 
