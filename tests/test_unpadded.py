@@ -35,6 +35,27 @@ def test_unpadded_index_positions_gather_and_scatter():
     back = u.scatter(packed)
     assert back.tolist() == [[[0, 1], [2, 3], [4, 5]], [[6, 7], [0, 0], [0, 0]]]
 
+    assert u.inverse.tolist() == [0, 1, 2, 3, 4, 4]  # padded positions: N, the zero row
+
+
+def test_gather_and_scatter_gradients_are_the_indexing_ops_gradients():
+    """The hand-written backward (gathers both ways) against gradcheck and against plain indexing."""
+    mask = torch.tensor([[True, True, False, False], [True, True, True, False], [True, False, False, False]])
+    u = Unpadded.of(mask)
+    N = int(mask.sum())
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
+    packed = torch.randn(N, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(u.gather, (x,))
+    assert torch.autograd.gradcheck(u.scatter, (packed,))
+    w = torch.randn(3, 4, 5, dtype=torch.float64)
+    (u.scatter(packed) * w).sum().backward()
+    torch.testing.assert_close(packed.grad, w[mask])  # the weight at each real token's place
+    g = torch.randn(N, 5, dtype=torch.float64)
+    (u.gather(x) * g).sum().backward()
+    expected = torch.zeros_like(x)
+    expected[mask] = g
+    torch.testing.assert_close(x.grad, expected)  # zeros at padding
+
 
 @pytest.mark.parametrize("first", [None, 1, 3, 10])
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "checkpointed"])
@@ -64,16 +85,22 @@ def test_unpadded_forward_and_gradients_equal_the_padded(first, checkpointing):
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_the_classifier_unpads_on_a_cpu():
-    """Its dense layers see the batch's real tokens only, and its logits are the padded forward's."""
-    ids, seg, mask = _batch()
+@pytest.mark.parametrize("lengths", [(10, 7, 4, 1), (10, 10, 10, 9)], ids=["padded 45%", "padded 2.5%"])
+def test_the_classifier_unpads_a_padded_batch_on_a_cpu(lengths):
+    """With at least MIN_PADDING of a batch padding its dense layers see the real tokens only (else
+    the padded batch), and its logits are the padded forward's."""
+    from electra.finetuning.classifier import MIN_PADDING
+
+    ids, seg, mask = _batch(lengths)
     enc = _encoder()
     clf = GlueClassifier(enc, 3).eval()
     rows = []
     hook = enc.layers[0].ffn.up.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape))
     logits = clf(ids, seg, mask)
     hook.remove()
-    assert rows == [torch.Size([int(mask.sum()), enc.config.hidden_size])]
+    H = enc.config.hidden_size
+    unpadded = 1 - mask.float().mean() >= MIN_PADDING
+    assert rows == [torch.Size([int(mask.sum()), H]) if unpadded else torch.Size([4, 10, H])]
     padded = clf.classifier(enc(ids, seg, mask, first_positions=1)[:, 0])
     torch.testing.assert_close(logits, padded, atol=1e-5, rtol=1e-5)
 
