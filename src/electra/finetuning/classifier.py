@@ -28,9 +28,9 @@ from .optim import FinetuneHParams
 FINETUNE_CONFIG = "finetune.json"
 #: The share of a batch's positions that must be padding for the classifier to unpad it on a CPU:
 #: below it the scatter and gather around attention cost about what the padding saves (Small, 2-core
-#: Xeon, examples/s unpadded against padded: SST-2 length-grouped, 12% padding, 0.94x; MRPC 32%
-#: 1.02-1.05x; RTE 51% 1.05-1.17x; SST-2 67% 1.15-1.29x; benchmarks/finetune_peer.py's ``padded``
-#: setting, docs/speed.md).
+#: Xeon, examples/s unpadded against padded: length-grouped SST-2 and RTE, 12% and 8% padding,
+#: 0.94x; MRPC 32% 1.02-1.05x; RTE 51% 1.05-1.17x; SST-2 67% 1.15-1.29x; benchmarks/finetune_peer.py's
+#: ``padded`` setting, docs/speed.md).
 MIN_PADDING = 0.25
 
 
