@@ -56,30 +56,31 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(H, H)
         self.dropout_p = cfg.dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, queries: int | None = None,
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, first: torch.Tensor | None = None,
                 unpadded: Unpadded | None = None) -> torch.Tensor:
         """x (B, T, H), attn_mask (B, 1, 1, T) bool (True = attend) -> (B, Q, H): the outputs of the
-        first ``queries`` positions (Q = T when None), each attending over all T keys.
+        positions whose inputs are ``first`` (B, Q, H), the first Q of each row (all T when None),
+        each attending over all T keys.
 
-        ``unpadded``: x is (N, H), the batch's real tokens, and so is the output when queries is None; the
+        ``unpadded``: x is (N, H), the batch's real tokens, and so is the output when first is None; the
         projections run on the N tokens and are scattered to (B, T) for attention alone."""
         B, T, H = (unpadded.batch, unpadded.length, x.shape[-1]) if unpadded is not None else x.shape
-        Q = T if queries is None else queries
+        Q = T if first is None else first.shape[1]
         nh = self.num_heads
         padded = unpadded.scatter if unpadded is not None else (lambda t: t)  # (N, D) -> (B, T, D)
-        if queries is None:  # one matmul for the three projections: the same products, x read (and cast) once
+        if first is None:  # one matmul for the three projections: the same products, x read (and cast) once
             w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3H, H)
             q, k, v = padded(F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias]))).split(H, -1)  # (B, T, H) each
         else:
             w = torch.cat([self.k.weight, self.v.weight])  # (2H, H)
             k, v = padded(F.linear(x, w, torch.cat([self.k.bias, self.v.bias]))).split(H, -1)  # (B, T, H) each
-            q = self.q(padded(x)[:, :Q])  # (B, Q, H)
+            q = self.q(first)  # (B, Q, H)
         q = q.reshape(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
         k = k.reshape(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
         v = v.reshape(B, T, nh, H // nh).transpose(1, 2)
         y = attention(q, k, v, attn_mask, self.dropout_p if self.training else 0.0)  # (B, nh, Q, hs)
         y = y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
-        if unpadded is not None and queries is None:
+        if unpadded is not None and first is None:
             y = unpadded.gather(y)  # (N, H)
         return self.o(y)
 
@@ -109,9 +110,10 @@ class TransformerLayer(nn.Module):
                 unpadded: Unpadded | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, Q, H): only the first ``queries`` positions (all when None) are computed.
         ``unpadded``: x is the batch's (N, H) real tokens, and so is the output when all are computed."""
-        first = x if queries is None else unpadded.scatter(x)[:, :queries] if unpadded is not None else x[:, :queries]
+        # the query positions' inputs, scattered once (they are also the residual)
+        first = None if queries is None else (unpadded.scatter(x) if unpadded is not None else x)[:, :queries]
         # dropout.residual(x, h) is x + Drop(h)
-        x = self.attn_norm(self.dropout.residual(first, self.attn(x, attn_mask, queries, unpadded)))
+        x = self.attn_norm(self.dropout.residual(x if first is None else first, self.attn(x, attn_mask, first, unpadded)))
         return self.ffn_norm(self.dropout.residual(x, self.ffn(x)))
 
 
