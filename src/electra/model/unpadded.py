@@ -21,8 +21,13 @@ import torch
 
 
 def _rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """(M, D) -> (len(rows), D): x's rows ``rows``, where the row index M stands for a row of zeros."""
-    return torch.cat([x, x.new_zeros(1, x.shape[1])]).index_select(0, rows)
+    """(M, D) -> (len(rows), D): x's rows ``rows``, where the row index M stands for a row of zeros.
+
+    Here the zero row is read only when more rows come out than go in (scattering N real tokens to a
+    padded B T > N, or a gradient back the same way), so only then is it appended (a copy of x)."""
+    if len(rows) > len(x):
+        x = torch.cat([x, x.new_zeros(1, x.shape[1])])
+    return x.index_select(0, rows)
 
 
 class _Move(torch.autograd.Function):
