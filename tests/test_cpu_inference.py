@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from electra.config import load_config
 from electra.finetuning import cpu_inference
@@ -54,19 +55,20 @@ def _errors(clf, forward, ids, segs, mask):
     return float((got - fp32).abs().max()), float((amp - fp32).abs().max()), float(fp32.abs().max())
 
 
-def _fused(clf):
-    fused = Bf16CpuForward.for_model(clf)
-    if fused is None:
+def _fused(clf, flash: bool | None = None):
+    """The fused forward, attention through SDPA's flash kernel or written out (None: this CPU's choice)."""
+    if Bf16CpuForward.for_model(clf) is None:
         pytest.skip("oneDNN's fused bf16 linear is not available on this CPU / torch build")
-    return fused
+    return Bf16CpuForward(clf, flash)
 
 
+@pytest.mark.parametrize("flash", [True, False])  # both attentions, whichever this CPU picks
 @pytest.mark.parametrize("embedding_size", [128, 256])  # with the E -> H projection, and without
-def test_fused_forward_is_the_model_at_bf16(embedding_size):
+def test_fused_forward_is_the_model_at_bf16(embedding_size, flash):
     """As far from the fp32 logits as the model under bf16 autocast is (bf16 rounding); a padded row
     gives its unpadded logits."""
     clf = _classifier(embedding_size)
-    fused = _fused(clf)
+    fused = _fused(clf, flash)
     ids, segs, mask = _batch(np.random.default_rng(0), [23, 17, 9, 23, 4])
     err, amp_err, scale = _errors(clf, fused, ids, segs, mask)
     assert scale > 1.0 and amp_err < 0.1 * scale  # logits spread over units; bf16 rounding a few % of them
@@ -75,15 +77,19 @@ def test_fused_forward_is_the_model_at_bf16(embedding_size):
     torch.testing.assert_close(alone[0], fused(ids, segs, mask)[2], atol=2 * amp_err, rtol=0)
 
 
-@pytest.mark.parametrize("breakage", ["no GELU", "heads split wrong", "no biases"])
-def test_a_wrong_forward_is_far_beyond_bf16_rounding(breakage):
+@pytest.mark.parametrize("flash", [True, False])
+@pytest.mark.parametrize("breakage", ["no GELU", "heads split wrong", "no biases", "keys unmasked"])
+def test_a_wrong_forward_is_far_beyond_bf16_rounding(breakage, flash):
     """The comparison above can fail: each of these mistakes moves the logits several times further
     from fp32's than bf16's rounding does."""
     clf = _classifier(128)
-    fused = _fused(clf)
-    ids, segs, mask = _batch(np.random.default_rng(1), [12, 12, 7])
+    fused = _fused(clf, flash)
+    ids, segs, mask = _batch(np.random.default_rng(1), [12, 12, 7, 3])
     for layer in fused.layers:
-        if breakage == "no GELU":
+        if breakage == "keys unmasked":  # every key attended to, the padding too
+            layer.attend = lambda q, k, v, keys, attend=layer.attend: attend(
+                q, k, v, torch.ones_like(keys) if keys.dtype == torch.bool else torch.zeros_like(keys))
+        elif breakage == "no GELU":
             layer.up.post_op, layer.up.algorithm = "none", ""
         elif breakage == "heads split wrong":
             layer.num_heads = layer.num_heads * 2
@@ -116,6 +122,39 @@ def test_without_the_kernel_prediction_runs_the_model_under_autocast(monkeypatch
     monkeypatch.setattr(cpu_inference.Bf16CpuForward, "for_model", classmethod(lambda cls, m: None))
     reference = _logits_of(clf, feats, rows, 16, 0, cpu, True)  # the autocast path, by construction
     np.testing.assert_array_equal(got, reference)
+
+
+def test_written_out_attention_is_sdpa_at_bf16():
+    """The written-out attention against SDPA in float32: within bf16's rounding, masked keys weigh
+    nothing (their values changed, the output is the same), and the flash kernel is as close."""
+    g = torch.Generator().manual_seed(0)
+    B, nh, Q, T, hs = 3, 4, 5, 9, 64
+    q, k, v = (torch.randn(B, nh, n, hs, generator=g) for n in (Q, T, T))
+    mask = (torch.arange(T) < torch.tensor([9, 4, 1])[:, None])[:, None, None, :]  # (B, 1, 1, T)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    low = [t.bfloat16() for t in (q, k, v)]
+    got = cpu_inference._written_out(*low, cpu_inference.key_bias(mask))
+    flash = cpu_inference._flash(*low, mask)
+    assert got.dtype == torch.bfloat16 and got.shape == (B, nh, Q, hs)
+    flash_err = float((flash.float() - ref).abs().max())
+    assert float((got.float() - ref).abs().max()) <= 2 * flash_err + 1e-2
+    torch.testing.assert_close(got[2].float(), v[2, :, :1].expand(nh, Q, hs), atol=1e-2, rtol=1e-2)  # one key: its value
+    v2 = v.clone()
+    v2[1, :, 4:] = 100.0  # the masked keys' values
+    torch.testing.assert_close(cpu_inference._written_out(low[0], low[1], v2.bfloat16(), cpu_inference.key_bias(mask)), got)
+
+
+@pytest.mark.parametrize("amx", [True, False, None])
+def test_flash_attention_only_where_amx_tiles_are(monkeypatch, amx):
+    """The flash kernel on an AMX CPU (measured fastest there), written out elsewhere, and the choice
+    reaches every layer."""
+    if amx is None:
+        monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)  # a torch without the check
+    else:
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    fused = _fused(_classifier(128))
+    assert fused.flash is bool(amx)
+    assert {layer.attend for layer in fused.layers} == {cpu_inference._flash if amx else cpu_inference._written_out}
 
 
 def test_logits_of_uses_the_fused_forward_at_bf16_only(monkeypatch):

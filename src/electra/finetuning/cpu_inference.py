@@ -15,7 +15,17 @@ faster and its error larger, with a heavier tail (the recheck then recomputes mo
 not taken.
 
 Prediction's labels stay fp32's through ``near_ties``, whose calibration measures this forward's
-own error. ``Bf16CpuForward.for_model`` returns None where the kernel is missing or fails (a torch
+own error.
+
+Attention on a CPU without AMX tiles (AVX-512 BF16 only: a Zen 4 or Zen 5 EPYC) is written out as two
+batched bf16 matmuls with a softmax between them: there SDPA's flash kernel runs bf16 attention as
+many small GEMMs, 2.3-3x slower at prediction's shapes (64 rows, 4 heads of 64, 32 to 128 tokens;
+28% of the pass), while on an AMX Xeon it was the fastest at every length (docs/speed.md). Written
+out, the scores are rounded to bf16 (the flash kernel keeps them in float32; the softmax computes
+in float32 either way): the logits' error stayed the flash kernel's (largest 0.0084 on the 2,000
+benchmark texts), and the calibration of ``near_ties`` measures it anyway.
+
+``Bf16CpuForward.for_model`` returns None where the kernel is missing or fails (a torch
 built without oneDNN, a CPU oneDNN has no bf16 matmul for), and the caller runs the model under
 autocast.
 """
@@ -55,13 +65,38 @@ def _stacked(*layers: torch.nn.Linear) -> _Dense:
     return _Dense(torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers]))
 
 
+def flash_attention_pays() -> bool:
+    """True where SDPA's flash kernel is the faster bf16 attention for prediction: a CPU with AMX tiles."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return amx is not None and bool(amx())
+
+
+def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """SDPA: keys (B, 1, 1, T) bool, True = attend."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
+
+
+def _written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """q (B, nh, Q, hs), k, v (B, nh, T, hs) bf16, keys (B, 1, 1, T) bf16 bias (``key_bias``) ->
+    (B, nh, Q, hs) bf16: the scores' scale and bias in one add (the scale 1/8 of 64-wide heads is
+    exact in bf16), a float32 buffer nowhere (kept in bf16, the forward ran 1.07x faster)."""
+    scores = torch.add(keys, torch.matmul(q, k.transpose(-1, -2)), alpha=q.shape[-1] ** -0.5)  # (B, nh, Q, T)
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+
+def key_bias(mask: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, T) bool, True = attend -> bf16 bias: 0 where attended, bf16's lowest where not."""
+    return torch.zeros(mask.shape, dtype=BF16).masked_fill_(~mask, torch.finfo(BF16).min)
+
+
 class _Layer:
     """A post-LN transformer layer (``encoder.TransformerLayer``) in eval mode with fused dense layers;
     ``queries``: compute only the first ``queries`` positions (None: all), as ``TransformerLayer``'s."""
 
-    def __init__(self, layer: TransformerLayer, queries: int | None = None):
+    def __init__(self, layer: TransformerLayer, queries: int | None = None, flash: bool = True):
         a: SelfAttention = layer.attn
         self.num_heads, self.queries = a.num_heads, queries
+        self.attend = _flash if flash else _written_out
         if queries is None:
             self.qkv = _stacked(a.q, a.k, a.v)  # one matmul for the three projections
         else:
@@ -71,8 +106,9 @@ class _Layer:
         self.down = _stacked(layer.ffn.down)
         self.attn_norm, self.ffn_norm = layer.attn_norm, layer.ffn_norm
 
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, H), mask (B, 1, 1, T) bool -> (B, Q, H) fp32, Q = queries (T when None)."""
+    def __call__(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """x (B, T, H), keys (B, 1, 1, T): bool for the flash kernel, the bf16 bias written out
+        (``key_bias``) -> (B, Q, H) fp32, Q = queries (T when None)."""
         B, T, H = x.shape
         nh = self.num_heads
         if self.queries is None:
@@ -84,7 +120,7 @@ class _Layer:
         q = q.view(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
         k = k.view(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, nh, H // nh).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, Q, H)
+        y = self.attend(q, k, v, keys).transpose(1, 2).reshape(B, Q, H)
         x = self.attn_norm((x[:, :Q] + self.o(y)).float())  # (B, Q, H) fp32, as LayerNorm under autocast
         return self.ffn_norm((x + self.down(self.up(x))).float())  # up: (B, Q, F) bf16, GELU applied
 
@@ -93,12 +129,15 @@ class Bf16CpuForward:
     """``GlueClassifier.forward`` in eval mode at bf16 on a CPU: (B, T) ids, segments, mask ->
     (B, C) float32 logits. Holds bf16 copies of the weights: build it after training, per prediction."""
 
-    def __init__(self, model: GlueClassifier):
+    def __init__(self, model: GlueClassifier, flash: bool | None = None):
+        """``flash``: attention through SDPA's flash kernel, else written out (None: ``flash_attention_pays()``)."""
         enc: Encoder = model.encoder
+        self.flash = flash_attention_pays() if flash is None else flash
         self.embeddings = enc.embeddings
         self.project = _stacked(enc.project) if enc.project is not None else None
         last = len(enc.layers) - 1
-        self.layers = [_Layer(layer, 1 if i == last else None) for i, layer in enumerate(enc.layers)]  # last: [CLS] only
+        self.layers = [_Layer(layer, 1 if i == last else None, self.flash)  # last: [CLS] only
+                       for i, layer in enumerate(enc.layers)]
         self.classifier = model.classifier  # in fp32: (B, H) x (H, C) costs nothing, and bf16 logits would round
 
     @classmethod
@@ -120,7 +159,8 @@ class Bf16CpuForward:
         x = self.embeddings(input_ids, segment_ids)  # (B, T, E) fp32
         if self.project is not None:
             x = self.project(x)  # (B, T, H) bf16
-        mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T), True = attend
+        keys = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T), True = attend
+        keys = keys if self.flash else key_bias(keys)
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, keys)
         return self.classifier(x[:, 0].float())  # (B, C) fp32
