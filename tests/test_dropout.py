@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from electra.model.dropout import Dropout, attention, cheap_masks, dropout, keep_mask, native_masks, residual_dropout
 
@@ -152,17 +153,37 @@ def test_attention_is_unbiased_and_sdpa_without_dropout():
     assert (mean - plain).abs().mean() < 1.5 * sd.mean()  # about 0.8 sd on average, not a loose fit
 
 
-def test_attention_keeps_float32_scores_under_bf16_autocast():
-    """As SDPA's math path, which upcasts bf16 inputs: the same output as float32 inputs, rounded."""
-    q, k, mask = _qkv(torch.bfloat16)
-    v = torch.randn(q.shape).to(torch.bfloat16)
+class _Products(TorchDispatchMode):
+    """Records the input dtypes of every batched matmul run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.bmm, torch.ops.aten.baddbmm):
+            self.seen.append((func.overloadpacket.__name__, {a.dtype for a in args if isinstance(a, torch.Tensor)}))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_multiplies_in_its_inputs_precision(dtype):
+    """float32 inputs: both products in float32 (SDPA's math path). bf16 inputs (the projections under
+    autocast): both in bf16, as a GPU's flash kernel multiplies them; the output within bf16's
+    rounding of the float32 path's, from the same masks."""
+    q, k, mask = _qkv(dtype)
+    v = torch.randn(q.shape).to(dtype)
     torch.manual_seed(5)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        under = attention(q, k, v, mask, 0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16), _Products() as products:
+        out = attention(q, k, v, mask, 0.1)
+    assert out.dtype == dtype
+    assert [(name, dtypes) for name, dtypes in products.seen] == [("baddbmm", {dtype}), ("bmm", {dtype})]
     torch.manual_seed(5)
     ref = attention(q.float(), k.float(), v.float(), mask, 0.1)
-    assert under.dtype == torch.bfloat16
-    torch.testing.assert_close(under.float(), ref.to(torch.bfloat16).float(), rtol=0, atol=0)
+    tol = 0.0 if dtype == torch.float32 else 0.05  # bf16: each output a sum of ~32 rounded terms
+    torch.testing.assert_close(out.float(), ref, rtol=0, atol=tol)
+    torch.manual_seed(6)  # other masks: far outside that tolerance
+    assert (attention(q, k, v, mask, 0.1).float() - ref).abs().max() > 5 * max(tol, 0.01)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -110,23 +110,29 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     """Scaled dot-product attention with dropout ``p`` on the probabilities: q (B, nh, Q, hs),
     k and v (B, nh, T, hs), mask (B, 1, 1, T) bool (True = attend) -> (B, nh, Q, hs).
 
-    With a cheap mask this is SDPA's math path written out, the path SDPA takes on a CPU under
-    dropout (its flash kernel has none), at its precision: scores, softmax and the weighted sum in
-    float32 whatever the inputs' dtype or an enclosing autocast."""
+    With a cheap mask this is written out (SDPA takes its math path on a CPU under dropout: its
+    flash kernel has none). float32 inputs stay float32 throughout, as in SDPA's math path. bf16
+    inputs (the projections' outputs under autocast) multiply in bf16 with float32 accumulation, as a
+    GPU's flash kernel multiplies them, with the softmax and the dropout in float32 and the
+    probabilities rounded to bf16 for the product with v (as there); unlike there, the scores are
+    rounded to bf16 too. SDPA's math path would upcast them to float32, whose products run at a
+    fifth of bf16's speed on a CPU without AMX: 1.15x slower pretraining at Small on a Zen 5 EPYC,
+    for the same held-out losses and AUC (docs/speed.md)."""
     B, nh, Q, _ = q.shape
     if p == 0.0 or not cheap_masks(q, B * nh * Q * k.shape[2]):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
     T = k.shape[2]
+    dtype = torch.bfloat16 if q.dtype == torch.bfloat16 else torch.float32  # the products' inputs
 
-    def batched(x: torch.Tensor) -> torch.Tensor:  # (B, nh, n, d) of any layout -> (B nh, n, d) float32, one copy
-        return x.to(torch.float32, memory_format=torch.contiguous_format).reshape(B * nh, *x.shape[2:])
+    def batched(x: torch.Tensor) -> torch.Tensor:  # (B, nh, n, d) of any layout -> (B nh, n, d) in dtype, one copy
+        return x.to(dtype, memory_format=torch.contiguous_format).reshape(B * nh, *x.shape[2:])
 
     with torch.autocast(q.device.type, enabled=False):
         # the key mask as an additive bias, the scale and the product in one baddbmm (no separate
-        # scaling and masking passes over the scores); a masked key gets float32's lowest value
-        bias = torch.zeros(B, 1, 1, T) if mask is None else \
-            torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)  # (B, 1, 1, T)
+        # scaling and masking passes over the scores); a masked key gets the dtype's lowest value
+        bias = torch.zeros(B, 1, 1, T, dtype=dtype) if mask is None else \
+            torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)  # (B, 1, 1, T)
         bias = bias.expand(B, nh, 1, T).reshape(B * nh, 1, T)
         scores = torch.baddbmm(bias, batched(q), batched(k).transpose(1, 2), alpha=q.shape[-1] ** -0.5)  # (B nh, Q, T)
-        probs = dropout(torch.softmax(scores, dim=-1), p, True)  # (B nh, Q, T)
-        return torch.bmm(probs, batched(v)).view(B, nh, Q, v.shape[-1]).to(q.dtype)  # (B, nh, Q, hs)
+        probs = dropout(torch.softmax(scores, dim=-1, dtype=torch.float32), p, True)  # (B nh, Q, T) float32
+        return torch.bmm(probs.to(dtype), batched(v)).view(B, nh, Q, v.shape[-1]).to(q.dtype)  # (B, nh, Q, hs)

@@ -44,7 +44,7 @@ class Embeddings(nn.Module):
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention through ``scaled_dot_product_attention`` (flash/memory-efficient kernels;
-    under dropout on a CPU its math path written out, ``dropout.attention``)."""
+    under dropout on a CPU written out, ``dropout.attention``)."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
