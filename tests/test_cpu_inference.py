@@ -12,6 +12,7 @@ from electra.finetuning import cpu_inference
 from electra.finetuning.classifier import GlueClassifier
 from electra.finetuning.cpu_inference import Bf16CpuForward
 from electra.finetuning.glue import _logits_of
+from electra.model.dropout import key_bias
 from electra.model.encoder import Encoder, init_weights
 
 from conftest import random_features
@@ -133,7 +134,7 @@ def test_written_out_attention_is_sdpa_at_bf16():
     mask = (torch.arange(T) < torch.tensor([9, 4, 1])[:, None])[:, None, None, :]  # (B, 1, 1, T)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     low = [t.bfloat16() for t in (q, k, v)]
-    got = cpu_inference._written_out(*low, cpu_inference.key_bias(mask))
+    got = cpu_inference._written_out(*low, key_bias(mask, torch.bfloat16))
     flash = cpu_inference._flash(*low, mask)
     assert got.dtype == torch.bfloat16 and got.shape == (B, nh, Q, hs)
     flash_err = float((flash.float() - ref).abs().max())
@@ -141,7 +142,7 @@ def test_written_out_attention_is_sdpa_at_bf16():
     torch.testing.assert_close(got[2].float(), v[2, :, :1].expand(nh, Q, hs), atol=1e-2, rtol=1e-2)  # one key: its value
     v2 = v.clone()
     v2[1, :, 4:] = 100.0  # the masked keys' values
-    torch.testing.assert_close(cpu_inference._written_out(low[0], low[1], v2.bfloat16(), cpu_inference.key_bias(mask)), got)
+    torch.testing.assert_close(cpu_inference._written_out(low[0], low[1], v2.bfloat16(), key_bias(mask, torch.bfloat16)), got)
 
 
 @pytest.mark.parametrize("amx", [True, False, None])

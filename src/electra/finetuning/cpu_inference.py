@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..model.dropout import key_bias
 from ..model.encoder import Encoder, SelfAttention, TransformerLayer
 from .classifier import GlueClassifier
 
@@ -77,16 +78,11 @@ def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor
 
 
 def _written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """q (B, nh, Q, hs), k, v (B, nh, T, hs) bf16, keys (B, 1, 1, T) bf16 bias (``key_bias``) ->
+    """q (B, nh, Q, hs), k, v (B, nh, T, hs) bf16, keys (B, 1, 1, T) bf16 bias (``dropout.key_bias``) ->
     (B, nh, Q, hs) bf16: the scores' scale and bias in one add (the scale 1/8 of 64-wide heads is
     exact in bf16), a float32 buffer nowhere (kept in bf16, the forward ran 1.07x faster)."""
     scores = torch.add(keys, torch.matmul(q, k.transpose(-1, -2)), alpha=q.shape[-1] ** -0.5)  # (B, nh, Q, T)
     return torch.matmul(torch.softmax(scores, dim=-1), v)
-
-
-def key_bias(mask: torch.Tensor) -> torch.Tensor:
-    """(B, 1, 1, T) bool, True = attend -> bf16 bias: 0 where attended, bf16's lowest where not."""
-    return torch.zeros(mask.shape, dtype=BF16).masked_fill_(~mask, torch.finfo(BF16).min)
 
 
 class _Layer:
@@ -108,7 +104,7 @@ class _Layer:
 
     def __call__(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """x (B, T, H), keys (B, 1, 1, T): bool for the flash kernel, the bf16 bias written out
-        (``key_bias``) -> (B, Q, H) fp32, Q = queries (T when None)."""
+        (``dropout.key_bias``) -> (B, Q, H) fp32, Q = queries (T when None)."""
         B, T, H = x.shape
         nh = self.num_heads
         if self.queries is None:
@@ -160,7 +156,7 @@ class Bf16CpuForward:
         if self.project is not None:
             x = self.project(x)  # (B, T, H) bf16
         keys = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T), True = attend
-        keys = keys if self.flash else key_bias(keys)
+        keys = keys if self.flash else key_bias(keys, BF16)
         for layer in self.layers:
             x = layer(x, keys)
         return self.classifier(x[:, 0].float())  # (B, C) fp32

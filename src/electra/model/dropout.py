@@ -105,6 +105,12 @@ class Dropout(nn.Dropout):
         return residual_dropout(x, h, self.p, self.training)
 
 
+def key_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A key mask (B, 1, 1, T) bool, True = attend -> the additive bias written-out attention adds to
+    its scores, in ``dtype``: 0 where a key is attended, the dtype's lowest value where not."""
+    return torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
               p: float) -> torch.Tensor:
     """Scaled dot-product attention with dropout ``p`` on the probabilities: q (B, nh, Q, hs),
@@ -116,7 +122,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     GPU's flash kernel multiplies them, with the softmax and the dropout in float32 and the
     probabilities rounded to bf16 for the product with v (as there); unlike there, the scores are
     rounded to bf16 too. SDPA's math path would upcast them to float32, whose products run at a
-    fifth of bf16's speed on a CPU without AMX: 1.15x slower pretraining at Small on a Zen 5 EPYC,
+    fifth of bf16's speed on a CPU without AMX: 1.12-1.20x slower pretraining steps on a Zen 5 EPYC,
     for the same held-out losses and AUC (docs/speed.md)."""
     B, nh, Q, _ = q.shape
     if p == 0.0 or not cheap_masks(q, B * nh * Q * k.shape[2]):
@@ -130,8 +136,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     with torch.autocast(q.device.type, enabled=False):
         # the key mask as an additive bias, the scale and the product in one baddbmm (no separate
         # scaling and masking passes over the scores); a masked key gets the dtype's lowest value
-        bias = torch.zeros(B, 1, 1, T, dtype=dtype) if mask is None else \
-            torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)  # (B, 1, 1, T)
+        bias = torch.zeros(B, 1, 1, T, dtype=dtype) if mask is None else key_bias(mask, dtype)  # (B, 1, 1, T)
         bias = bias.expand(B, nh, 1, T).reshape(B * nh, 1, T)
         scores = torch.baddbmm(bias, batched(q), batched(k).transpose(1, 2), alpha=q.shape[-1] ** -0.5)  # (B nh, Q, T)
         probs = dropout(torch.softmax(scores, dim=-1, dtype=torch.float32), p, True)  # (B nh, Q, T) float32
