@@ -1,6 +1,6 @@
 """`electra pretrain` with attention's products as committed (bf16 under bf16 autocast), or, with
 ATTN=float32, as before 2026-12-07 (the inputs upcast to float32 first: the same code's float32 path,
-bit for bit what the earlier code computed)."""
+bit for bit what the earlier code computed). ``finetune_launch.py`` applies the same switch."""
 import os
 import sys
 
@@ -17,9 +17,17 @@ def float32_products(q, k, v, mask, p):
     return committed(q, k, v, mask, p)
 
 
-if os.environ.get("ATTN") == "float32":
-    E.attention = float32_products
-    print("attention products in float32 (the code before)", flush=True)
-from electra.cli import main  # noqa: E402
+def patch_from_env() -> str:
+    """Swap the encoder's attention for the float32-products one when ATTN=float32; the products' dtype in words."""
+    if os.environ.get("ATTN") == "float32":
+        E.attention = float32_products
+        print("attention products in float32 (the code before)", flush=True)
+        return "float32"
+    return "bf16"
 
-sys.exit(main(sys.argv[1:]))
+
+if __name__ == "__main__":
+    patch_from_env()
+    from electra.cli import main
+
+    sys.exit(main(sys.argv[1:]))
