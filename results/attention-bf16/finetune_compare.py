@@ -1,6 +1,6 @@
-"""Dev scores of `ours` with bf16 against float32 attention products (finetune.sh's two JSON files):
-per task the seeds, medians and the verdict of issue 33's accuracy check (each median inside the
-other's [min, max] over seeds)."""
+"""Dev scores of `ours` with bf16 against float32 attention products, and of the transformers loop
+(finetune.sh's two JSON files): per task the seeds, medians and the verdict of issue 33's accuracy
+check (each median inside the other's [min, max] over seeds)."""
 import json
 import statistics
 import sys
@@ -10,15 +10,20 @@ here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here.parents[1] / "benchmarks"))
 from finetune_accuracy import within_spread  # noqa: E402
 
+ARMS = {"float32 products": ("float32", "ours"), "bf16 products (now)": ("bf16", "ours"), "transformers loop": ("bf16", "peer")}
 runs = {p: json.loads((here / f"finetune-{p}-products.json").read_text())["tasks"] for p in ("float32", "bf16")}
-print("| task | float32 products: seeds 0 / 1 / 2, median | bf16 products | within each other's spread |")
-print("|---|---|---|---|")
+print("| task | " + " | ".join(f"{a}: seeds 0 / 1 / 2, median" for a in ARMS)
+      + " | bf16 vs float32 products agree | bf16 products vs transformers agree |")
+print("|---|" + "---|" * (len(ARMS) + 2))
 for task, entry in runs["bf16"].items():
     cells, scores = [], {}
-    for p in ("float32", "bf16"):
-        seeds = runs[p].get(task, {}).get("runs", {}).get("ours", {})
-        scores[p] = [seeds[s]["score"] for s in sorted(seeds)]
-        cells.append(" / ".join(f"{x:.2f}" for x in scores[p]) + f": **{statistics.median(scores[p]):.2f}**"
-                     if scores[p] else "n/a")
-    ok = within_spread(scores["float32"], scores["bf16"]) if all(scores.values()) else None
-    print(f"| {task} ({entry['main_metric']}) | {cells[0]} | {cells[1]} | {'n/a' if ok is None else 'yes' if ok else 'no'} |")
+    for arm, (products, name) in ARMS.items():
+        seeds = runs[products].get(task, {}).get("runs", {}).get(name, {})
+        scores[arm] = [seeds[s]["score"] for s in sorted(seeds)]
+        cells.append(" / ".join(f"{x:.2f}" for x in scores[arm]) + f": **{statistics.median(scores[arm]):.2f}**"
+                     if scores[arm] else "n/a")
+
+    def agree(a: str, b: str) -> str:
+        return "n/a" if not (scores[a] and scores[b]) else "yes" if within_spread(scores[a], scores[b]) else "no"
+    print(f"| {task} ({entry['main_metric']}) | " + " | ".join(cells)
+          + f" | {agree('float32 products', 'bf16 products (now)')} | {agree('bf16 products (now)', 'transformers loop')} |")
