@@ -6,7 +6,7 @@ import torch
 from electra.config import load_config
 from electra.finetuning.classifier import GlueClassifier
 from electra.model.encoder import Encoder
-from electra.model.unpadded import Unpadded
+from electra.model.unpadded import ROWS_MULTIPLE, Unpadded
 
 
 def _batch(lengths=(10, 7, 4, 1), T=10, vocab=120):
@@ -57,11 +57,30 @@ def test_gather_and_scatter_gradients_are_the_indexing_ops_gradients():
     torch.testing.assert_close(x.grad, expected)  # zeros at padding
 
 
+def test_rows_are_rounded_up_with_padded_positions():
+    """N rounded up to the multiple with the first padded positions, after the real tokens; never past
+    the batch; the inverse maps the taken-in positions to their rows, the others to N."""
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])  # 4 real, 4 padded
+    u = Unpadded.of(mask.long(), 3)  # a 0/1 mask as the classifier's
+    assert u.index.tolist() == [0, 1, 2, 4, 3, 5] and u.extra == 2
+    assert u.inverse.tolist() == [0, 1, 2, 4, 3, 5, 6, 6]
+    assert u.positions().tolist() == [0, 1, 2, 0, 3, 1]
+    assert Unpadded.of(mask, 4).extra == 0 and len(Unpadded.of(mask, 4).index) == 4  # already a multiple
+    full = Unpadded.of(mask, 16)  # only 4 padded positions to take
+    assert full.extra == 4 and sorted(full.index.tolist()) == list(range(8))
+    x = torch.arange(16.0).view(2, 4, 2)
+    torch.testing.assert_close(u.scatter(u.gather(x)), x * torch.tensor([1, 1, 1, 1, 1, 1, 0, 0.]).view(2, 4, 1))  # taken-in positions kept
+
+
+@pytest.mark.parametrize("multiple", [1, 8, ROWS_MULTIPLE])
 @pytest.mark.parametrize("first", [None, 1, 3, 10])
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "checkpointed"])
-def test_unpadded_forward_and_gradients_equal_the_padded(first, checkpointing):
+def test_unpadded_forward_and_gradients_equal_the_padded(first, checkpointing, multiple, monkeypatch):
     """Real positions: the padded forward's outputs and every parameter's gradient (up to float
-    rounding); padded positions of the unpadded output are zeros."""
+    rounding), with the row count rounded up or not; padded positions of the unpadded output are zeros."""
+    from electra.model import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "ROWS_MULTIPLE", multiple)
     ids, seg, mask = _batch()
     enc = _encoder().train()
     enc.checkpoint_activations = checkpointing
@@ -79,10 +98,28 @@ def test_unpadded_forward_and_gradients_equal_the_padded(first, checkpointing):
     (padded, real), (unpadded, _) = outs
     torch.testing.assert_close(unpadded * real, padded * real, atol=1e-5, rtol=1e-5)
     if first is None:
-        assert not unpadded[~mask].any()  # zeros at padding
+        assert not unpadded[~mask].any()  # zeros at padding, the positions taken in to round N too
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_rounding_changes_no_gradient_even_where_the_loss_reads_padding(monkeypatch):
+    """A loss weighing every output position, padded ones too: the padded positions taken in to round
+    N up must pass nothing back, so every gradient is the unrounded forward's."""
+    from electra.model import encoder as encoder_module
+
+    ids, seg, mask = _batch()
+    enc = _encoder().train()
+    grads = []
+    for multiple in (1, ROWS_MULTIPLE):
+        monkeypatch.setattr(encoder_module, "ROWS_MULTIPLE", multiple)
+        enc.zero_grad(set_to_none=True)
+        h = enc(ids, seg, mask, unpad=True)
+        (h * torch.linspace(-1, 1, h.shape[-1])).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in enc.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("lengths", [(10, 7, 4, 1), (10, 10, 10, 9)], ids=["padded 45%", "padded 2.5%"])
@@ -100,7 +137,8 @@ def test_the_classifier_unpads_a_padded_batch_on_a_cpu(lengths):
     hook.remove()
     H = enc.config.hidden_size
     unpadded = 1 - mask.float().mean() >= MIN_PADDING
-    assert rows == [torch.Size([int(mask.sum()), H]) if unpadded else torch.Size([4, 10, H])]
+    n = min(-(-int(mask.sum()) // ROWS_MULTIPLE) * ROWS_MULTIPLE, mask.numel())  # rounded up (unpadded.py)
+    assert rows == [torch.Size([n, H]) if unpadded else torch.Size([4, 10, H])]
     padded = clf.classifier(enc(ids, seg, mask, first_positions=1)[:, 0])
     torch.testing.assert_close(logits, padded, atol=1e-5, rtol=1e-5)
 

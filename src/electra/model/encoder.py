@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import EncoderConfig
 from .dropout import Dropout, attention
-from .unpadded import Unpadded
+from .unpadded import ROWS_MULTIPLE, Unpadded
 
 
 class Embeddings(nn.Module):
@@ -155,7 +155,7 @@ class Encoder(nn.Module):
         padded ones, and none of the padding's dense-layer work."""
         if segment_ids is None:
             segment_ids = torch.zeros_like(input_ids)
-        unpadded = Unpadded.of(attention_mask) if unpad and attention_mask is not None else None
+        unpadded = Unpadded.of(attention_mask, ROWS_MULTIPLE) if unpad and attention_mask is not None else None
         if unpadded is not None:  # (N,) ids, segments and positions of the real tokens
             x = self.embeddings(unpadded.gather(input_ids), unpadded.gather(segment_ids), unpadded.positions())  # (N, E)
         else:
@@ -171,6 +171,8 @@ class Encoder(nn.Module):
                 x = layer(x, mask, queries, unpadded)
         if unpadded is not None and first_positions is None:
             x = unpadded.scatter(x)  # (B, T, H)
+            if unpadded.extra:  # padded positions computed to round N up (unpadded.py): zeros, as the others
+                x = x * attention_mask[..., None].to(x.dtype)
         return x
 
 
