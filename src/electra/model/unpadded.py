@@ -89,11 +89,11 @@ class Unpadded:
         return cls(index, inverse, B, T, extra)
 
     def positions(self) -> torch.Tensor:
-        """(N,) each real token's position in its row."""
+        """(N,) each row's position in its batch row (the real tokens', then the extra ones')."""
         return self.index % self.length
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> (N, D): the real tokens; (B, T) -> (N,) for ids."""
+        """(B, T, D) -> (N, D): the real tokens, then the extra positions; (B, T) -> (N,) for ids."""
         flat = x.reshape(self.batch * self.length, -1)  # (B T, D)
         out = _Move.apply(flat, self.index, self.inverse) if x.requires_grad else flat.index_select(0, self.index)
         return out.view(-1, *x.shape[2:])
