@@ -16,7 +16,9 @@ the peer is favoured:
 Both sides read the same tokenized rows (our WordPiece vocabulary, 30,522 tokens, trained on the
 task's text) and start from the same random encoder weights. The settings are timed in turns
 (repeat 1 of every setting, then repeat 2, ...), one epoch over ``examples`` rows each, after an
-untimed warm-up (which also holds any compilation), and the median of the repeats is reported:
+untimed warm-up (which also holds any compilation), and the median of the repeats is reported;
+``--warm-epoch`` precedes each timed epoch with an untimed one over the same rows (mid-run speed, as
+the speed table measures it):
 
     python benchmarks/finetune_peer.py --tasks sst2,rte --shapes small --examples 640 --repeats 3
     python benchmarks/finetune_peer.py --tasks sst2 --shapes base --examples 192 --repeats 2
@@ -48,7 +50,7 @@ from electra.finetuning.optim import default_hparams
 from electra.model.encoder import Encoder, init_weights
 from electra.paths import data_dir
 from electra.train.device import cpu_has_bf16, use_bf16
-from electra.train.optim import param_groups
+from electra.train.optim import compiled_update_pays, param_groups
 
 # The task tokenizer of the throughput benchmark (a WordPiece trained on the task's text).
 from finetune_step import task_tokenizer  # noqa: E402  (benchmarks/ is the script's folder)
@@ -173,14 +175,18 @@ def _encoder(shape: str, vocab_size: int) -> Encoder:
     return encoder
 
 
-def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int):
+def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: str, batch: int,
+                 dataset_size: int | None = None):
     """A callable training one epoch of our loop at ``setting`` (``auto``/``fp32``/``bf16`` + ``grouped``,
-    ``eager_update``, ``compiled_update``, ``compile``, ``padded``: the classifier's padded forward), on
-    one model kept across repeats (speed does not depend on the weights)."""
+    ``eager_update``, ``compiled_update``, ``run_update``: the update ``auto`` picks for a run on
+    ``dataset_size`` rows for the task's epochs, ``compile``, ``padded``: the classifier's padded forward),
+    on one model kept across repeats (speed does not depend on the weights)."""
     precision, *mods = setting.split("+")
-    unknown = set(mods) - {"grouped", "eager_update", "compiled_update", "compile", "padded"}
+    unknown = set(mods) - {"grouped", "eager_update", "compiled_update", "run_update", "compile", "padded"}
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)} in {setting!r}")
+    if len(set(mods) & {"eager_update", "compiled_update", "run_update"}) > 1:
+        raise ValueError(f"at most one of eager_update, compiled_update, run_update in {setting!r}")
     sets = {"precision": precision, "batch_size": str(batch), "epochs": "1"}
     if "grouped" in mods:
         sets["length_grouping"] = "50"
@@ -188,6 +194,10 @@ def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
         sets["compile_optimizer"] = "false"
     if "compiled_update" in mods:
         sets["compile_optimizer"] = "true"
+    if "run_update" in mods:
+        steps = math.ceil((dataset_size or len(feats)) / batch) * task.epochs
+        compiled = compiled_update_pays(torch.device("cpu"), sum(p.numel() for p in encoder.parameters()), steps)
+        sets["compile_optimizer"] = str(compiled).lower()
     if "compile" in mods:
         sets["compile"] = "true"
     hp = default_hparams(encoder.config.hidden_size, sets)
@@ -196,7 +206,7 @@ def _ours_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
 
     def run(rows: Features, seed: int = 0) -> list[float]:
         return train_model(clf, task, rows, hp, seed, pad_id, torch.device("cpu"), show_progress=False)
-    run.model = clf  # for the profiler's hooks (finetune_profile.py)
+    run.model, run.hp = clf, hp  # for the profiler's hooks (finetune_profile.py) and the tests
     return run
 
 
@@ -214,12 +224,15 @@ def _peer_runner(encoder: Encoder, task, feats: Features, pad_id: int, setting: 
 def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 640, batch: int = 32,
             max_length: int = 128, repeats: int = 3, ours: tuple[str, ...] = ("auto", "auto+grouped"),
             peers: tuple[str, ...] | None = None, glue_dir: Path | None = None, tokenizer: Path | None = None,
-            vocab_size: int = 30522, log=print) -> dict:
+            vocab_size: int = 30522, warm_epoch: bool = False, log=print) -> dict:
     """Examples/s of each of our settings and each peer setting, timed in turns; returns a dict.
 
     ``peers`` default: ``default`` (fp32, ungrouped, for-loop AdamW: Trainer's defaults on a CPU) and
     ``best_peer_settings()``. Each setting's warm-up (untimed) is two passes over a tenth of the rows,
-    enough for every compile (a compiled peer compiles again once for dynamic shapes).
+    enough for every compile (a compiled peer compiles again once for dynamic shapes). ``warm_epoch``:
+    each timed epoch follows, in the same turn, an untimed epoch over the same rows in another order,
+    so that every setting is timed as in the middle of a run, its matmul shapes already seen (oneDNN
+    builds a kernel for each new shape and keeps the last 1,024; the settings timed in between evict them).
     """
     peers = ("default", best_peer_settings()) if peers is None else peers
     task = get_task(task_name)
@@ -230,7 +243,7 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     feats = tokenize_split(full.head(examples), tok, max_length)
     warm = tokenize_split(full.head(max(2 * batch, examples // 10)), tok, max_length)
     encoder = _encoder(shape, tok.get_vocab_size())
-    runners = {f"ours {s}": _ours_runner(encoder, task, feats, pad_id, s, batch) for s in ours}
+    runners = {f"ours {s}": _ours_runner(encoder, task, feats, pad_id, s, batch, len(full)) for s in ours}
     # the peer groups lengths as it would on the whole training set: Trainer sizes its megabatches
     # from the data set's size, and a sample of a few hundred rows would get 1-5 batches a megabatch
     # (little grouping) where a run on the task gets 19 (RTE) or 50 (SST-2); ours sorts chunks of
@@ -244,11 +257,13 @@ def measure(task_name: str = "sst2", shape: str = "small", *, examples: int = 64
     speeds: dict[str, list[float]] = {name: [] for name in runners}
     for r in range(repeats):
         for name, run in runners.items():  # one repeat of every setting in turn: load changes hit all alike
+            if warm_epoch:
+                run(feats, repeats + r)
             t0 = time.perf_counter()
             run(feats, r)
             speeds[name].append(len(feats) / (time.perf_counter() - t0))
     out = {"task": task.name, "shape": shape, "examples": len(feats), "batch": batch, "max_length": max_length,
-           "repeats": repeats, "examples_per_s": {k: statistics.median(v) for k, v in speeds.items()},
+           "repeats": repeats, "warm_epoch": warm_epoch, "examples_per_s": {k: statistics.median(v) for k, v in speeds.items()},
            "all_examples_per_s": speeds}
     med = out["examples_per_s"]
     out["ratios"] = {f"{o} / {p}": med[o] / med[p] for o in runners if o.startswith("ours")
@@ -266,28 +281,30 @@ SPEED_ROW_EXAMPLES = {("sst2", "small"): (640, 320), ("rte", "small"): (320, 160
 
 
 def speed_row(quick: bool = False, dry_run: bool = False, log=print, task: str = "sst2", shape: str = "small") -> dict:
-    """A fine-tuning row of ``benchmarks/speed.py``: ``task`` at ``shape``, our best setting against the
-    peer's best (``ratio``) and against the peer's defaults. ``quick``: half the rows, one repeat;
+    """A fine-tuning row of ``benchmarks/speed.py``: ``task`` at ``shape``, our faster setting against the
+    peer's best (``ratio``), our default against the peer's defaults. ``quick``: half the rows, one repeat;
     ``dry_run``: the debug shape, 32 short rows, a 2,000-token vocabulary (measures nothing).
 
-    Ours runs length-grouped, with the optimizer update eager and compiled: a timed epoch of a few
-    hundred rows is too short for ``auto`` to compile the update, while a whole SST-2 fine-tuning at
-    the Small shape (6,300 steps) compiles it (``train.optim.compiled_update_pays``)."""
-    settings = ("auto+grouped", "auto+grouped+compiled_update")
+    Ours runs as ``electra finetune`` runs on the whole task: random batches (the default) and
+    length-grouped, each with the optimizer update ``auto`` picks for the whole run (a whole SST-2
+    fine-tuning at the Small shape, 6,300 steps, compiles it: ``train.optim.compiled_update_pays``).
+    Every timed epoch follows an untimed one over the same rows (``measure(warm_epoch=True)``): mid-run speed."""
+    default, grouped = "auto+run_update", "auto+grouped+run_update"
     if dry_run:
-        r = measure(task, "debug", examples=32, batch=8, max_length=32, repeats=1, ours=settings, vocab_size=2000,
-                    log=log)
+        r = measure(task, "debug", examples=32, batch=8, max_length=32, repeats=1, ours=(default, grouped),
+                    vocab_size=2000, warm_epoch=True, log=log)
     else:
         full, short = SPEED_ROW_EXAMPLES[(task, shape)]
         r = measure(task, shape, examples=short if quick else full, repeats=1 if quick else 3 if shape == "small" else 2,
-                    ours=settings, log=log)
+                    ours=(default, grouped), warm_epoch=True, log=log)
     med = r["examples_per_s"]
     ours = max((k for k in med if k.startswith("ours")), key=med.get)
     peer = max((k for k in med if k.startswith("peer")), key=med.get)
     bf16 = use_bf16(torch.device("cpu"), "auto", load_config(r["shape"]).model.hidden_size)  # what ``auto`` ran
+    ours_default, peer_default = med[f"ours {default}"], med["peer default"]
     return {"ours": med[ours], "peer": med[peer], "ratio": med[ours] / med[peer], "unit": "examples/s",
             "precision": "bf16" if bf16 else "fp32", "task": f"{r['task']}, {r['shape']}", "best": f"{ours} vs {peer}",
-            "vs peer default": f"{med['peer default']:,.1f} examples/s, {med[ours] / med['peer default']:.2f}x"}
+            "defaults": f"ours {ours_default:,.1f} vs peer {peer_default:,.1f} examples/s, {ours_default / peer_default:.2f}x"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -298,11 +315,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--ours", default="auto,auto+grouped", help="our settings: precision + grouped/eager_update/compiled_update/compile/padded")
+    ap.add_argument("--ours", default="auto,auto+grouped",
+                    help="our settings: precision + grouped/eager_update/compiled_update/run_update/compile/padded")
     ap.add_argument("--peers", default=None, help="peer settings: default, or grouped/bf16/compile/foreach/fused "
                                                   "joined by + (default: default and the best CPU settings)")
     ap.add_argument("--glue-dir", type=Path, default=None)
     ap.add_argument("--tokenizer", type=Path, help="a tokenizer folder (default: train one on each task's text)")
+    ap.add_argument("--warm-epoch", action="store_true", help="an untimed epoch before each timed one (mid-run speed)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
     try:
@@ -316,7 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU {cpu_name()} | {torch.get_num_threads()} threads | load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())} "
           f"| bf16 units: {cpu_has_bf16()} | torch {torch.__version__}", flush=True)
     results = [measure(t, s, examples=a.examples, batch=a.batch, max_length=a.max_length, repeats=a.repeats,
-                       ours=tuple(a.ours.split(",")), peers=peers, glue_dir=a.glue_dir, tokenizer=a.tokenizer)
+                       ours=tuple(a.ours.split(",")), peers=peers, glue_dir=a.glue_dir, tokenizer=a.tokenizer,
+                       warm_epoch=a.warm_epoch)
                for t in a.tasks.split(",") for s in a.shapes.split(",")]
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
     if a.json:

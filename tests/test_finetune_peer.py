@@ -60,3 +60,28 @@ def test_on_the_whole_set_it_is_trainers_own_sampler(fp):
     got = fp.length_grouped_order(lengths, 32, torch.Generator().manual_seed(3))
     assert got.tolist() == want
     assert fp.length_grouped_order(lengths, 32, torch.Generator().manual_seed(3), dataset_size=2490).tolist() == want
+
+
+def test_run_update_is_the_update_auto_picks_for_a_run_on_the_whole_task(fp, monkeypatch):
+    """The speed table times our update as a whole run picks it: compiled for SST-2 at the Small shape
+    (67,349 rows x 3 epochs = 6,315 steps), eager for RTE (2,490 x 10 = 780 steps), whatever the sample's size."""
+    from electra.finetuning.glue_tasks import get_task
+    from electra.finetuning.batching import Features
+
+    from electra.train import optim
+
+    monkeypatch.setattr(optim.shutil, "which", lambda name: "/usr/bin/g++")  # inductor's compiler, present or not
+    encoder = fp._encoder("small", 30522)
+    assert 13_000_000 < sum(p.numel() for p in encoder.parameters()) < 14_000_000
+    feats = Features(np.full(16, 5, np.int32), np.arange(0, 17, 4), np.full(4, 2, np.int32), np.zeros(4, np.int64))
+
+    def update(task, setting, size):
+        return fp._ours_runner(encoder, get_task(task), feats, 0, setting, 32, size).hp.compile_optimizer
+
+    assert update("sst2", "auto+run_update", 67_349) is True
+    assert update("sst2", "auto+grouped+run_update", 67_349) is True
+    assert update("rte", "auto+run_update", 2_490) is False
+    assert update("sst2", "auto+run_update", 4) is False  # a 4-row sample alone would not compile it
+    assert update("sst2", "auto+eager_update", 67_349) is False  # explicit settings stay as set
+    with pytest.raises(ValueError, match="at most one"):
+        update("sst2", "auto+run_update+compiled_update", 67_349)

@@ -27,6 +27,9 @@ def test_dry_run_prints_the_cpu_the_peaks_the_load_and_every_row():
     assert [row[0].lstrip("| ").split(" (")[0] for row in rows] == [
         "pretraining step, debug 2 x 32", "fine-tuning", "fine-tuning", "prediction"]
     assert "task SST-2, debug" in rows[1][0] and "task RTE, debug" in rows[2][0]  # the two tasks of the fine-tuning rows
+    for row in rows[1:3]:  # our best against the peer's best, and our default against the peer's defaults
+        assert re.search(r"best ours auto\S*\+run_update vs peer \S+", row[0]), row[0]
+        assert re.search(r"defaults ours [\d,.]+ vs peer [\d,.]+ examples/s, [\d.]+x", row[0]), row[0]
     assert "labels ours all as the float32 pipeline's" in rows[3][0]  # bf16 or not, every label of ours is fp32's
     assert "vs the float32 pipeline " in rows[3][0]  # the pipeline's default beside its best (bf16 where it has units)
     pretrain = rows[0]
