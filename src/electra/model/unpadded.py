@@ -18,7 +18,8 @@ the encoder zeroes them in what it returns, so their gradients are zero. Why: on
 primitive for every new matmul shape and keeps the last 1,024; with its own token count for every
 randomly drawn batch, a run's ~300 counts (SST-2; RTE ~800) times ~15 shapes each kept evicting and
 rebuilding them. Rounded to 32, default (ungrouped) fine-tuning ran 1.2-1.6x faster on SST-2 and
-RTE on a Zen 5 EPYC, with ~0.8 GB less memory (docs/speed.md, 2026-12-08).
+RTE at the Small shape on a Zen 5 EPYC, with ~0.8 GB less memory, and 1.11-1.15x on SST-2 at the
+Base shape, with ~1.1 GB less (docs/speed.md, 2026-12-08).
 """
 
 from __future__ import annotations
