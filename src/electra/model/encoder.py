@@ -63,26 +63,41 @@ class SelfAttention(nn.Module):
         each attending over all T keys.
 
         ``unpadded``: x is (N, H), the batch's real tokens, and so is the output when first is None; the
-        projections run on the N tokens and are scattered to (B, T) for attention alone."""
-        B, T, H = (unpadded.batch, unpadded.length, x.shape[-1]) if unpadded is not None else x.shape
-        Q = T if first is None else first.shape[1]
-        nh = self.num_heads
-        padded = unpadded.scatter if unpadded is not None else (lambda t: t)  # (N, D) -> (B, T, D)
+        projections run on the N tokens and are scattered for attention alone, into groups of rows of
+        like length, each padded to its own length (``unpadded.AttentionGroups``)."""
+        H = x.shape[-1]
         if first is None:  # one matmul for the three projections: the same products, x read (and cast) once
             w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3H, H)
-            q, k, v = padded(F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias]))).split(H, -1)  # (B, T, H) each
+            qkv = F.linear(x, w, torch.cat([self.q.bias, self.k.bias, self.v.bias]))  # (B, T, 3H) or (N, 3H)
         else:
             w = torch.cat([self.k.weight, self.v.weight])  # (2H, H)
-            k, v = padded(F.linear(x, w, torch.cat([self.k.bias, self.v.bias]))).split(H, -1)  # (B, T, H) each
+            kv = F.linear(x, w, torch.cat([self.k.bias, self.v.bias]))  # (B, T, 2H) or (N, 2H)
             q = self.q(first)  # (B, Q, H)
+        groups = unpadded.groups if unpadded is not None else None
+        if groups is None:  # attention on the (B, T) batch (the N tokens scattered to it and gathered back)
+            padded = unpadded.scatter if unpadded is not None else (lambda t: t)  # (N, D) -> (B, T, D)
+            if first is None:
+                y = self._heads(*padded(qkv).split(H, -1), attn_mask)  # (B, T, H)
+                y = unpadded.gather(y) if unpadded is not None else y  # (N, H)
+            else:
+                y = self._heads(q, *padded(kv).split(H, -1), attn_mask)  # (B, Q, H)
+        else:  # attention group by group (rows of like length, unpadded.py), from and to the N tokens
+            if first is None:
+                y = groups.gather([self._heads(*part.split(H, -1), mask)
+                                   for part, mask in zip(groups.scatter(qkv), groups.masks)])  # (N, H)
+            else:
+                y = torch.cat([self._heads(q.index_select(0, rows), *part.split(H, -1), mask) for rows, part, mask
+                               in zip(groups.rows, groups.scatter(kv), groups.masks)]).index_select(0, groups.order)  # (B, Q, H)
+        return self.o(y)
+
+    def _heads(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """q (B, Q, H), k and v (B, T, H), mask (B, 1, 1, T) -> (B, Q, H): attention in heads."""
+        (B, Q, H), T, nh = q.shape, k.shape[1], self.num_heads
         q = q.reshape(B, Q, nh, H // nh).transpose(1, 2)  # (B, nh, Q, hs)
         k = k.reshape(B, T, nh, H // nh).transpose(1, 2)  # (B, nh, T, hs)
         v = v.reshape(B, T, nh, H // nh).transpose(1, 2)
-        y = attention(q, k, v, attn_mask, self.dropout_p if self.training else 0.0)  # (B, nh, Q, hs)
-        y = y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
-        if unpadded is not None and first is None:
-            y = unpadded.gather(y)  # (N, H)
-        return self.o(y)
+        y = attention(q, k, v, mask, self.dropout_p if self.training else 0.0)  # (B, nh, Q, hs)
+        return y.transpose(1, 2).reshape(B, Q, H)  # (B, Q, H)
 
 
 class FeedForward(nn.Module):
