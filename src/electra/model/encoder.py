@@ -63,8 +63,9 @@ class SelfAttention(nn.Module):
         each attending over all T keys.
 
         ``unpadded``: x is (N, H), the batch's real tokens, and so is the output when first is None; the
-        projections run on the N tokens and are scattered for attention alone, into groups of rows of
-        like length, each padded to its own length (``unpadded.AttentionGroups``)."""
+        projections run on the N tokens and are scattered for attention alone: to (B, T), or, where
+        that saves enough, into groups of rows of like length, each padded to its own length
+        (``unpadded.AttentionGroups``)."""
         H = x.shape[-1]
         if first is None:  # one matmul for the three projections: the same products, x read (and cast) once
             w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3H, H)

@@ -27,8 +27,8 @@ shortest half), each padded to its own longest row (rounded up to ``KEYS_MULTIPL
 as above), attention running group by group (``AttentionGroups``): the same values, up to float
 rounding, for fewer scores. It pays only where the groups save many scores, for the extra ops they
 cost: RTE's random batches (~65-token rows up to 128) save ~210,000 scores a head and a layer, and
-ran 1.10-1.13x faster; SST-2's (~12-token rows) save ~14,000 and ran 0.81-0.92x (Small, Zen 5 EPYC,
-docs/speed.md, 2026-12-08). So the batch is cut only when it saves ``MIN_SAVED_SCORES``.
+ran 1.05-1.23x faster; SST-2's (~12-token rows) save ~14,000 and ran 0.81-0.98x (Small, Zen 5 EPYC,
+noisy epochs; docs/speed.md, 2026-12-08). So a batch is cut only where it saves ``MIN_SAVED_SCORES``.
 """
 
 from __future__ import annotations
