@@ -65,9 +65,8 @@ def test_on_the_whole_set_it_is_trainers_own_sampler(fp):
 def test_run_update_is_the_update_auto_picks_for_a_run_on_the_whole_task(fp, monkeypatch):
     """The speed table times our update as a whole run picks it: compiled for SST-2 at the Small shape
     (67,349 rows x 3 epochs = 6,315 steps), eager for RTE (2,490 x 10 = 780 steps), whatever the sample's size."""
-    from electra.finetuning.glue_tasks import get_task
     from electra.finetuning.batching import Features
-
+    from electra.finetuning.glue_tasks import get_task
     from electra.train import optim
 
     monkeypatch.setattr(optim.shutil, "which", lambda name: "/usr/bin/g++")  # inductor's compiler, present or not
